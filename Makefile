@@ -1,0 +1,24 @@
+# make with no target prints help.
+.DEFAULT_GOAL := help
+.PHONY: help dev test build bench fmt vet
+
+help: ## this help
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+dev: ## run the service on dev defaults with a demo signed payment (scripts/dev.sh)
+	bash scripts/dev.sh
+
+test: ## run vet and the whole test suite against real PostgreSQL and Redis (scripts/test.sh)
+	bash scripts/test.sh
+
+build: ## build bin/quill and bin/quillctl
+	go build -o bin/ ./cmd/quill ./cmd/quillctl
+
+bench: ## run the Go benchmarks
+	bash scripts/bench.sh
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go')
+
+vet: ## go vet
+	go vet ./...

@@ -1,0 +1,229 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quillpay/quill/signing"
+)
+
+// ctxKey is unexported so no other package can read or overwrite our values.
+type ctxKey struct{}
+
+// reqState is the request-scoped state the middleware and handlers share: the
+// request id, and once authenticated, what was verified and the raw body.
+type reqState struct {
+	id       string
+	verified signing.Verified
+	body     []byte
+}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(ctxKey{}).(*reqState)
+	if st == nil {
+		return &reqState{}
+	}
+	return st
+}
+
+func requestIDFrom(ctx context.Context) string { return stateFrom(ctx).id }
+
+// requestIDs makes ids unique across processes (random boot prefix) and cheap
+// (a counter).
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return &requestIDs{prefix: hex.EncodeToString(b)}
+}
+
+func (g *requestIDs) next() string {
+	return g.prefix + "-" + strconv.FormatUint(g.n.Add(1), 36)
+}
+
+// recorder buffers a response so it can be signed over its exact bytes before
+// anything reaches the client.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	// set by writeError, for the access log
+	err  error
+	code string
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+// ResponseSigner signs response bodies with the platform key.
+type ResponseSigner interface {
+	// Sign returns the Wechatpay-* header values for body.
+	Sign(ctx context.Context, body []byte) (signing.ResponseSignature, error)
+}
+
+// envelope gives every response a request id, panic recovery, a platform
+// signature and one access-log line. It buffers the response, signs the exact
+// bytes, then writes headers and body.
+func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			st := &reqState{id: ids.next()}
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
+			rec := &recorder{header: w.Header()}
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						if p == http.ErrAbortHandler {
+							panic(p)
+						}
+						for k := range rec.header {
+							delete(rec.header, k)
+						}
+						rec.status, rec.body = 0, bytes.Buffer{}
+						writeError(rec, r, fmt.Errorf("api: panic: %v\n%s", p, debug.Stack()))
+					}
+				}()
+				next.ServeHTTP(rec, r)
+			}()
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+			}
+			h := w.Header()
+			h.Set("Request-ID", st.id)
+			sig, err := signer.Sign(r.Context(), rec.body.Bytes())
+			if err != nil {
+				// Without the platform key no response can be trusted by the
+				// client; answer 503 unsigned and say so in the log.
+				rec.err, rec.code = fmt.Errorf("%w: %w", errSignerUnavailable, err), "unavailable"
+				rec.status, rec.body = 0, bytes.Buffer{}
+				for _, k := range []string{"Idempotent-Replayed", "Content-Type"} {
+					h.Del(k)
+				}
+				writeError(rec, r, rec.err)
+			} else {
+				h.Set("Wechatpay-Timestamp", sig.Timestamp)
+				h.Set("Wechatpay-Nonce", sig.Nonce)
+				h.Set("Wechatpay-Serial", sig.Serial)
+				h.Set("Wechatpay-Signature", sig.Signature)
+			}
+			h.Set("Content-Length", strconv.Itoa(rec.body.Len()))
+			w.WriteHeader(rec.status)
+			w.Write(rec.body.Bytes())
+			logAccess(log, r, st, rec, time.Since(start))
+		})
+	}
+}
+
+// logAccess writes one line per request. It names the merchant and key id but
+// never the Authorization header, a signature, a token or a body.
+func logAccess(log zerolog.Logger, r *http.Request, st *reqState, rec *recorder, took time.Duration) {
+	var ev *zerolog.Event
+	switch {
+	case rec.status >= 500:
+		ev = log.Error()
+	case rec.status >= 400:
+		ev = log.Warn()
+	default:
+		ev = log.Info()
+	}
+	ev = ev.Str("request_id", st.id).
+		Str("method", r.Method).
+		Str("path", r.URL.Path).
+		Int("status", rec.status).
+		Dur("latency", took)
+	if st.verified.Merchant != "" {
+		ev = ev.Str("merchant", st.verified.Merchant).Str("key_id", st.verified.KeyID)
+	}
+	if rec.code != "" {
+		ev = ev.Str("code", rec.code)
+	}
+	if rec.err != nil && rec.status >= 500 {
+		ev = ev.AnErr("error", rec.err)
+	} else if rec.err != nil {
+		ev = ev.Str("reason", rec.err.Error())
+	}
+	if rec.header.Get("Idempotent-Replayed") != "" {
+		ev = ev.Bool("replayed", true)
+	}
+	ev.Msg("request")
+}
+
+// Authenticator verifies a request's signature, timestamp and nonce.
+type Authenticator interface {
+	// Verify returns what was verified, an error wrapping
+	// signing.ErrUnauthorized (401) or signing.ErrUnavailable (503).
+	Verify(ctx context.Context, r signing.Request) (signing.Verified, error)
+}
+
+// Identify names the merchant proven by the connection's client certificate.
+type Identify func(r *http.Request) (string, error)
+
+// authenticate runs checks 2–6: the merchant in the signature equals the
+// certificate's, the key resolves, the timestamp is in the window, the
+// signature verifies over the raw request-target and body, the nonce is new.
+// The raw body is kept for the handler and as evidence.
+func authenticate(a Authenticator, identify Identify, maxBody int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			merchant, err := identify(r)
+			if err != nil {
+				writeError(w, r, fmt.Errorf("%w: %w", errNoClientIdentity, err))
+				return
+			}
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+			if err != nil {
+				var tooLarge *http.MaxBytesError
+				if errors.As(err, &tooLarge) {
+					err = errBodyTooLarge
+				}
+				writeError(w, r, err)
+				return
+			}
+			v, err := a.Verify(r.Context(), signing.Request{
+				Method:        r.Method,
+				Target:        r.RequestURI,
+				Authorization: r.Header.Get("Authorization"),
+				Body:          body,
+				Merchant:      merchant,
+			})
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			st := stateFrom(r.Context())
+			st.verified, st.body = v, body
+			next.ServeHTTP(w, r)
+		})
+	}
+}

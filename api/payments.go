@@ -1,0 +1,227 @@
+package api
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/quillpay/quill/keys"
+	"github.com/quillpay/quill/ledger"
+	"github.com/quillpay/quill/policy"
+)
+
+// paymentResponse is the body of a payment or deposit. Amounts are decimal
+// strings in major units, like the request.
+type paymentResponse struct {
+	ID          string `json:"id"`
+	Kind        string `json:"kind"`
+	OrderID     string `json:"order_id"`
+	MerchantID  string `json:"merchant_id"`
+	Status      string `json:"status"`
+	Amount      string `json:"amount"`
+	Fee         string `json:"fee"`
+	Currency    string `json:"currency"`
+	Payer       string `json:"payer"`
+	Description string `json:"description,omitempty"`
+	EntryID     int64  `json:"entry_id"`
+	EntryHash   string `json:"entry_hash"`
+	CreatedAt   string `json:"created_at"`
+}
+
+func toResponse(rec ledger.Recorded) paymentResponse {
+	return paymentResponse{
+		ID:          string(rec.Kind)[:3] + "_" + strconv.FormatInt(rec.ID, 10),
+		Kind:        string(rec.Kind),
+		OrderID:     rec.OrderID,
+		MerchantID:  rec.Merchant,
+		Status:      "succeeded",
+		Amount:      policy.FormatAmount(rec.Amount, rec.Currency),
+		Fee:         policy.FormatAmount(rec.Fee, rec.Currency),
+		Currency:    rec.Currency,
+		Payer:       rec.Payer,
+		Description: rec.Description,
+		EntryID:     rec.ID,
+		EntryHash:   hex.EncodeToString(rec.Hash[:]),
+		CreatedAt:   rec.CreatedAt.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// evidenceOf is what authorized the request, stored with its entry.
+func evidenceOf(r *http.Request, st *reqState) ledger.Evidence {
+	return ledger.Evidence{
+		Scheme:        st.verified.Scheme,
+		KeyID:         st.verified.KeyID,
+		Authorization: st.verified.Authorization,
+		Method:        r.Method,
+		Target:        r.RequestURI,
+		Body:          st.body,
+	}
+}
+
+// handleCreatePayment debits the payer's wallet, credits the merchant and the
+// platform fee, idempotently on (merchant, order id).
+func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Writer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st := stateFrom(r.Context())
+		m, req, err := decodeFor[policy.PaymentRequest](r, merchants, st)
+		if err == nil || errors.Is(err, policy.ErrValidation) {
+			var p policy.Payment
+			p, err = mergeFieldErrors(err)(rules.Payment(r.Context(), m, req))
+			if err == nil {
+				entry := ledger.Payment(m.ID, p.OrderID, p.Payer, p.Currency, p.Amount, p.Fee, p.Description, evidenceOf(r, st))
+				recordAndRespond(w, r, l, entry)
+				return
+			}
+		}
+		writeError(w, r, err)
+	}
+}
+
+// handleCreateDeposit tops up a user's wallet from the settlement account; only
+// merchants allowed to deposit may call it.
+func handleCreateDeposit(merchants policy.Directory, rules Rules, l ledger.Writer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st := stateFrom(r.Context())
+		m, req, err := decodeFor[policy.DepositRequest](r, merchants, st)
+		if err == nil || errors.Is(err, policy.ErrValidation) {
+			var d policy.Deposit
+			d, err = mergeFieldErrors(err)(rules.Deposit(r.Context(), m, req))
+			if err == nil {
+				entry := ledger.Deposit(m.ID, d.OrderID, d.User, d.Currency, d.Amount, evidenceOf(r, st))
+				recordAndRespond(w, r, l, entry)
+				return
+			}
+		}
+		writeError(w, r, err)
+	}
+}
+
+// decodeFor loads the merchant's profile and strictly decodes the body into T.
+// A *policy.ValidationError from decoding is returned alongside the partly
+// decoded request so the field rules can add their own errors to the list.
+func decodeFor[T any](r *http.Request, merchants policy.Directory, st *reqState) (policy.Merchant, T, error) {
+	var req T
+	m, err := merchants.Merchant(r.Context(), st.verified.Merchant)
+	if err != nil {
+		return m, req, err
+	}
+	if err := requireJSON(r); err != nil {
+		return m, req, err
+	}
+	return m, req, decodeStrict(st.body, &req)
+}
+
+// mergeFieldErrors folds the decoding field errors (decodeErr) into the field
+// rules' result, so one 422 lists every failing field once.
+func mergeFieldErrors[T any](decodeErr error) func(T, error) (T, error) {
+	return func(v T, err error) (T, error) {
+		var dec *policy.ValidationError
+		if !errors.As(decodeErr, &dec) {
+			return v, err
+		}
+		var rules *policy.ValidationError
+		if err != nil && !errors.As(err, &rules) {
+			return v, err // unavailable, forbidden: those win
+		}
+		merged := &policy.ValidationError{Fields: append([]policy.FieldError(nil), dec.Fields...)}
+		if rules != nil {
+			named := make(map[string]bool, len(dec.Fields))
+			for _, f := range dec.Fields {
+				named[f.Field] = true
+			}
+			for _, f := range rules.Fields {
+				if !named[f.Field] {
+					merged.Fields = append(merged.Fields, f)
+				}
+			}
+		}
+		return v, merged
+	}
+}
+
+func recordAndRespond(w http.ResponseWriter, r *http.Request, l ledger.Writer, e ledger.Entry) {
+	rec, err := l.Record(r.Context(), e)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if rec.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, toResponse(rec))
+}
+
+// handleGetPayment returns the merchant's payment by order id.
+func handleGetPayment(reader ledger.Reader) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st := stateFrom(r.Context())
+		rec, err := reader.Entry(r.Context(), st.verified.Merchant, chi.URLParam(r, "order_id"))
+		if errors.Is(err, ledger.ErrNotFound) || (err == nil && rec.Kind != ledger.KindPayment) {
+			err = errPaymentNotFound
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toResponse(rec))
+	}
+}
+
+// certificate describes one platform response-signing key, selected by serial.
+type certificate struct {
+	SerialNo      string `json:"serial_no"`
+	Algorithm     string `json:"algorithm"`
+	Status        string `json:"status"`
+	EffectiveTime string `json:"effective_time"`
+	ExpireTime    string `json:"expire_time,omitempty"`
+	PublicKey     string `json:"public_key"`
+}
+
+// handleCertificates publishes the platform keys by serial so clients can
+// verify responses across a rotation.
+func handleCertificates(p PlatformKeys) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ks, err := p.PlatformPublicKeys(r.Context())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out := struct {
+			Data []certificate `json:"data"`
+		}{Data: make([]certificate, 0, len(ks))}
+		for _, k := range ks {
+			pemBytes, err := keys.MarshalPublicKeyPEM(k.Public)
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			c := certificate{
+				SerialNo:      k.ID,
+				Algorithm:     string(k.Algorithm),
+				Status:        string(k.Status),
+				EffectiveTime: k.CreatedAt.UTC().Format(time.RFC3339),
+				PublicKey:     string(pemBytes),
+			}
+			if !k.NotAfter.IsZero() {
+				c.ExpireTime = k.NotAfter.UTC().Format(time.RFC3339)
+			}
+			out.Data = append(out.Data, c)
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // our own response types always marshal
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}

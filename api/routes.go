@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/quillpay/quill/keys"
+	"github.com/quillpay/quill/ledger"
+	"github.com/quillpay/quill/policy"
+)
+
+// DefaultMaxBody caps request bodies; payment requests are a few hundred bytes.
+const DefaultMaxBody = 64 << 10
+
+// Rules checks decoded requests against a merchant's field rules.
+type Rules interface {
+	// Payment returns the payment to record or a *policy.ValidationError listing
+	// every failing field (policy.ErrUnavailable if a dependency cannot answer).
+	Payment(ctx context.Context, m policy.Merchant, req policy.PaymentRequest) (policy.Payment, error)
+	// Deposit is Payment's counterpart for deposits; it returns
+	// policy.ErrForbidden for a merchant that may not deposit.
+	Deposit(ctx context.Context, m policy.Merchant, req policy.DepositRequest) (policy.Deposit, error)
+}
+
+// PlatformKeys lists the platform keys clients may need to verify responses.
+type PlatformKeys interface {
+	// PlatformPublicKeys returns the active keys and those retiring within
+	// their grace period.
+	PlatformPublicKeys(ctx context.Context) ([]keys.PublicKey, error)
+}
+
+// Deps are the merchant API's dependencies, wired in cmd/quill.
+type Deps struct {
+	Auth      Authenticator
+	Identify  Identify // the merchant named by the client certificate
+	Signer    ResponseSigner
+	Merchants policy.Directory
+	Rules     Rules
+	Ledger    ledger.Writer
+	Reader    ledger.Reader
+	Platform  PlatformKeys
+	Log       zerolog.Logger
+	MaxBody   int64 // DefaultMaxBody if zero
+}
+
+// NewHandler returns the merchant API. All routes are here.
+func NewHandler(d Deps) http.Handler {
+	if d.MaxBody == 0 {
+		d.MaxBody = DefaultMaxBody
+	}
+	r := chi.NewRouter()
+	r.Use(envelope(newRequestIDs(), d.Signer, d.Log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errRouteNotFound) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })
+	r.Group(func(r chi.Router) {
+		r.Use(authenticate(d.Auth, d.Identify, d.MaxBody))
+		r.Post("/v1/payments", handleCreatePayment(d.Merchants, d.Rules, d.Ledger))
+		r.Get("/v1/payments/{order_id}", handleGetPayment(d.Reader))
+		r.Post("/v1/deposits", handleCreateDeposit(d.Merchants, d.Rules, d.Ledger))
+		r.Get("/v1/certificates", handleCertificates(d.Platform))
+	})
+	return r
+}
+
+// ReadyCheck is one dependency the service needs to answer requests.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// NewOpsHandler serves /healthz (the process is up) and /readyz (every check
+// passes within timeout) for the plain-HTTP loopback ops listener.
+func NewOpsHandler(timeout time.Duration, checks ...ReadyCheck) http.Handler {
+	r := chi.NewRouter()
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		status, result := http.StatusOK, map[string]string{}
+		for _, c := range checks {
+			if err := c.Check(ctx); err != nil {
+				status, result[c.Name] = http.StatusServiceUnavailable, "failing"
+				continue
+			}
+			result[c.Name] = "ok"
+		}
+		writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": result})
+	})
+	return r
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// config is every setting of the server. Each has a flag and a QUILL_ env var
+// (the flag wins); this file is the one place they are listed. Secrets are never
+// flags: keys come from the key store, TLS keys from files.
+type config struct {
+	Addr            string        // --addr QUILL_ADDR: merchant API (mTLS)
+	OpsAddr         string        // --ops-addr QUILL_OPS_ADDR: plain-HTTP health, loopback only
+	DataDir         string        // --data-dir QUILL_DATA_DIR: dev material (keys/, merchants.json, TLS files)
+	PostgresDSN     string        // --pg-dsn QUILL_PG_DSN
+	RedisAddr       string        // --redis-addr QUILL_REDIS_ADDR
+	RedisPrefix     string        // --redis-prefix QUILL_REDIS_PREFIX
+	RedisTimeout    time.Duration // --redis-timeout QUILL_REDIS_TIMEOUT: past it a nonce check is "uncertain" → 503
+	Window          time.Duration // --replay-window QUILL_REPLAY_WINDOW: accepted timestamp skew
+	MaxBody         int64         // --max-body QUILL_MAX_BODY: bytes
+	MaxBatch        int           // --max-batch QUILL_MAX_BATCH: ledger entries per commit
+	PayerIssuer     string        // --payer-issuer QUILL_PAYER_ISSUER: iss of payer JWTs
+	PayerAudience   string        // --payer-audience QUILL_PAYER_AUDIENCE: aud of payer JWTs
+	PayerAlgorithm  string        // --payer-alg QUILL_PAYER_ALG: the pinned JWT alg
+	Migrate         bool          // --migrate QUILL_MIGRATE: apply migrations at start (dev)
+	ShutdownTimeout time.Duration // --shutdown-timeout QUILL_SHUTDOWN_TIMEOUT: drain budget
+	LogLevel        string        // --log-level QUILL_LOG_LEVEL
+}
+
+func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
+func (c *config) tlsKey() string    { return filepath.Join(c.DataDir, "server.key.pem") }
+func (c *config) clientCA() string  { return filepath.Join(c.DataDir, "ca.pem") }
+func (c *config) revoked() string   { return filepath.Join(c.DataDir, "revoked-serials.txt") }
+func (c *config) keysDir() string   { return filepath.Join(c.DataDir, "keys") }
+func (c *config) merchants() string { return filepath.Join(c.DataDir, "merchants.json") }
+
+func envString(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		fmt.Fprintf(os.Stderr, "quill: ignoring %s=%q: not a duration\n", name, v)
+	}
+	return def
+}
+
+func envInt(name string, def int64) int64 {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+		fmt.Fprintf(os.Stderr, "quill: ignoring %s=%q: not an integer\n", name, v)
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+// defaultDSN is the dev database on the local PostgreSQL.
+const defaultDSN = "postgres://postgres@127.0.0.1:5432/quill?sslmode=disable"
+
+// bindStorage registers the flags every subcommand that touches Postgres needs.
+func bindStorage(fs *pflag.FlagSet, c *config) {
+	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN (env QUILL_PG_DSN)")
+}
+
+// bindServe registers the server's flags.
+func bindServe(fs *pflag.FlagSet, c *config) {
+	bindStorage(fs, c)
+	fs.StringVar(&c.Addr, "addr", envString("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
+	fs.StringVar(&c.OpsAddr, "ops-addr", envString("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", envString("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store, merchant profiles and TLS files (env QUILL_DATA_DIR)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", envString("QUILL_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for nonces and the payer-token denylist (env QUILL_REDIS_ADDR)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", envString("QUILL_REDIS_PREFIX", "quill:"), "prefix of every Redis key (env QUILL_REDIS_PREFIX)")
+	fs.DurationVar(&c.RedisTimeout, "redis-timeout", envDuration("QUILL_REDIS_TIMEOUT", 250*time.Millisecond), "Redis command timeout; past it the request is refused with 503 (env QUILL_REDIS_TIMEOUT)")
+	fs.DurationVar(&c.Window, "replay-window", envDuration("QUILL_REPLAY_WINDOW", 300*time.Second), "accepted clock skew of request timestamps, both ways (env QUILL_REPLAY_WINDOW)")
+	fs.Int64Var(&c.MaxBody, "max-body", envInt("QUILL_MAX_BODY", 64<<10), "maximum request body in bytes (env QUILL_MAX_BODY)")
+	fs.IntVar(&c.MaxBatch, "max-batch", int(envInt("QUILL_MAX_BATCH", 512)), "maximum ledger entries per commit (env QUILL_MAX_BATCH)")
+	fs.StringVar(&c.PayerIssuer, "payer-issuer", envString("QUILL_PAYER_ISSUER", "quill-dev-login"), "required iss of payer JWTs (env QUILL_PAYER_ISSUER)")
+	fs.StringVar(&c.PayerAudience, "payer-audience", envString("QUILL_PAYER_AUDIENCE", "quill"), "required aud of payer JWTs (env QUILL_PAYER_AUDIENCE)")
+	fs.StringVar(&c.PayerAlgorithm, "payer-alg", envString("QUILL_PAYER_ALG", "EdDSA"), "the one JWT alg accepted for payer tokens (env QUILL_PAYER_ALG)")
+	fs.BoolVar(&c.Migrate, "migrate", envBool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
+}
+
+// validate rejects a configuration the server cannot run safely with.
+func (c *config) validate() error {
+	switch {
+	case c.Window < time.Second || c.Window > time.Hour:
+		return fmt.Errorf("replay window %s outside 1s..1h", c.Window)
+	case c.MaxBody < 1024:
+		return fmt.Errorf("max body %d below 1024 bytes", c.MaxBody)
+	case c.MaxBatch < 1:
+		return fmt.Errorf("max batch %d below 1", c.MaxBatch)
+	case c.RedisTimeout <= 0:
+		return fmt.Errorf("redis timeout must be positive")
+	case c.PayerAlgorithm == "none" || c.PayerAlgorithm == "":
+		return fmt.Errorf("payer alg must name a signature algorithm")
+	}
+	return nil
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/quillpay/quill/api"
+	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/keys"
+	"github.com/quillpay/quill/ledger/postgres"
+	"github.com/quillpay/quill/policy"
+	policyredis "github.com/quillpay/quill/policy/redis"
+	"github.com/quillpay/quill/signing"
+	signingredis "github.com/quillpay/quill/signing/redis"
+)
+
+func newLogger(level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("svc", "quill").Logger()
+}
+
+// runOptions are what tests inject: sockets already bound (port 0) and a clock.
+type runOptions struct {
+	api, ops net.Listener    // nil: listen on c.Addr and c.OpsAddr
+	now      func() time.Time // nil: time.Now
+}
+
+// run wires the server from c and serves until ctx ends, then drains.
+func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error {
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if c.Migrate {
+		if err := postgres.Migrate(ctx, c.PostgresDSN); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	store, err := postgres.Open(ctx, c.PostgresDSN, postgres.Options{MaxBatch: c.MaxBatch, Logger: log, Now: o.now})
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	defer store.Close()
+
+	rdb := redis.NewClient(&redis.Options{
+		Addr:         c.RedisAddr,
+		DialTimeout:  c.RedisTimeout,
+		ReadTimeout:  c.RedisTimeout,
+		WriteTimeout: c.RedisTimeout,
+		PoolSize:     64,
+		MaxRetries:   -1, // a retried SET NX could report a replay of our own claim
+	})
+	defer rdb.Close()
+
+	ks, err := keys.OpenFileStore(c.keysDir(), keys.FileOptions{})
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	defer ks.Close()
+	merchants, err := policy.LoadDirectory(c.merchants())
+	if err != nil {
+		return fmt.Errorf("merchants: %w", err)
+	}
+
+	tlsConf, err := serverTLS(c)
+	if err != nil {
+		return err
+	}
+
+	verifier := &signing.Verifier{
+		Keys:             merchantKeys{ks},
+		Nonces:           signingredis.NewNonceStore(rdb, c.RedisPrefix),
+		Window:           c.Window,
+		Now:              o.now,
+		IsPlatformSerial: platformSerials{ks}.is,
+	}
+	checker := policy.NewChecker(&policy.TokenVerifier{
+		Keys:      payerKeys{ks, o.now},
+		Denylist:  policyredis.NewDenylist(rdb, c.RedisPrefix),
+		Issuer:    c.PayerIssuer,
+		Audience:  c.PayerAudience,
+		Algorithm: c.PayerAlgorithm,
+		Leeway:    5 * time.Second,
+		Now:       o.now,
+	})
+	handler := api.NewHandler(api.Deps{
+		Auth:      verifier,
+		Identify:  func(r *http.Request) (string, error) { return certs.PeerMerchant(r.TLS) },
+		Signer:    &signing.ResponseSigner{Keys: platformSigner{ks}, Now: o.now},
+		Merchants: merchants,
+		Rules:     checker,
+		Ledger:    store,
+		Reader:    store,
+		Platform:  ks,
+		Log:       log,
+		MaxBody:   c.MaxBody,
+	})
+	ops := api.NewOpsHandler(2*time.Second,
+		api.ReadyCheck{Name: "postgres", Check: store.Ping},
+		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
+	)
+
+	if o.api == nil {
+		if o.api, err = net.Listen("tcp", c.Addr); err != nil {
+			return err
+		}
+	}
+	if o.ops == nil {
+		if o.ops, err = net.Listen("tcp", c.OpsAddr); err != nil {
+			o.api.Close()
+			return err
+		}
+	}
+	errLog := log.With().Str("component", "http").Logger()
+	apiSrv := &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          stdLogger(errLog),
+	}
+	opsSrv := &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, ErrorLog: stdLogger(errLog)}
+
+	errc := make(chan error, 2)
+	go func() { errc <- apiSrv.Serve(tls.NewListener(o.api, tlsConf)) }()
+	go func() { errc <- opsSrv.Serve(o.ops) }()
+	log.Info().Str("addr", o.api.Addr().String()).Str("ops_addr", o.ops.Addr().String()).
+		Dur("replay_window", c.Window).Msg("quill serving")
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("listener failed")
+		}
+	}
+	log.Info().Msg("shutting down: draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	err = apiSrv.Shutdown(sctx)
+	opsSrv.Shutdown(sctx)
+	log.Info().Err(err).Msg("stopped")
+	return err
+}
+
+func serverTLS(c config) (*tls.Config, error) {
+	pool, err := certs.LoadCertPool(c.clientCA())
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	reloader, err := certs.NewReloader(c.tlsCert(), c.tlsKey())
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	revoked, err := certs.LoadRevocationList(c.revoked())
+	if err != nil {
+		return nil, fmt.Errorf("revocation list: %w", err)
+	}
+	return certs.ServerTLSConfig(certs.ServerOptions{
+		ClientCAs:   pool,
+		Certificate: reloader.GetCertificate,
+		IsRevoked:   revoked.IsRevoked,
+	}), nil
+}
+
+func stdLogger(l zerolog.Logger) *log.Logger { return log.New(l, "", 0) }
+
+// merchantKeys adapts the key store to the verifier: scheme A takes only keys
+// registered for RSASSA-PKCS1-v1_5 with SHA-256.
+type merchantKeys struct{ s *keys.FileStore }
+
+func (m merchantKeys) VerifyingKey(ctx context.Context, merchant, id string, at time.Time) (crypto.PublicKey, error) {
+	pub, alg, err := m.s.VerifyingKey(ctx, merchant, id, at)
+	switch {
+	case errors.Is(err, keys.ErrUnavailable):
+		return nil, fmt.Errorf("%w: %w", signing.ErrUnavailable, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", signing.ErrUnknownKey, err)
+	case alg != keys.RSAPKCS1SHA256:
+		return nil, fmt.Errorf("%w: key registered for %s", signing.ErrUnknownKey, alg)
+	}
+	return pub, nil
+}
+
+// platformSigner gives the response signer the current platform key.
+type platformSigner struct{ s *keys.FileStore }
+
+func (p platformSigner) SigningKey(ctx context.Context) (string, crypto.Signer, error) {
+	k, err := p.s.PlatformKey(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return k.ID(), k.Signer(), nil
+}
+
+// platformSerials tells the verifier which serials are Quill's own, for the
+// "you sent the platform serial" hint.
+type platformSerials struct{ s *keys.FileStore }
+
+func (p platformSerials) is(serial string) bool {
+	_, err := p.s.PublicKey(context.Background(), keys.PlatformOwner, serial)
+	return err == nil
+}
+
+// payerKeys gives the payer-token verifier the login service's keys.
+type payerKeys struct {
+	s   *keys.FileStore
+	now func() time.Time
+}
+
+func (p payerKeys) TokenKey(ctx context.Context, kid string) (crypto.PublicKey, error) {
+	k, err := p.s.PublicKey(ctx, keys.PayerOwner, kid)
+	if err != nil {
+		return nil, err
+	}
+	if !k.UsableAt(p.now()) {
+		return nil, keys.ErrRevoked
+	}
+	return k.Public, nil
+}

@@ -1,0 +1,305 @@
+// Package devenv creates and reads the dev material of a Quill installation: a
+// dev CA, the server certificate, the platform signing key, the dev login
+// service's payer-token key, and merchants (RSA signing key, key id, client
+// certificate, profile). quillctl, the dev script and the end-to-end tests use
+// it so they agree on one layout:
+//
+//	<dir>/ca.pem, ca.key.pem              dev CA (trusts clients and signs the server)
+//	<dir>/server.pem, server.key.pem      server certificate for 127.0.0.1 and localhost
+//	<dir>/revoked-serials.txt             revoked client certificate serials (hex)
+//	<dir>/keys/                           the dev key store (keys.FileStore)
+//	<dir>/merchants.json                  merchant profiles (policy.FileDirectory)
+//	<dir>/platform.pub.pem                the current platform public key; its serial
+//	                                      is in platform.serial
+//	<dir>/payer-signer.key.pem, .kid      the dev login service's payer-JWT key
+//	<dir>/merchants/<id>/client.pem, client.key.pem   mTLS client certificate
+//	<dir>/merchants/<id>/signing.key.pem, key_id      request-signing key and serial_no
+//
+// Every private key file is written 0600. This is dev material: production
+// keeps private keys in Vault.
+package devenv
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/keys"
+	"github.com/quillpay/quill/policy"
+)
+
+// Payer-token settings of the dev login service; the server's defaults match.
+const (
+	PayerIssuer    = "quill-dev-login"
+	PayerAudience  = "quill"
+	PayerAlgorithm = "EdDSA"
+)
+
+const (
+	caValidity     = 10 * 365 * 24 * time.Hour
+	leafValidity   = 2 * 365 * 24 * time.Hour
+	privateFileMod = 0o600
+)
+
+// Init creates whatever dev material is missing under dir (CA, server
+// certificate, platform key, payer-token key); existing material is kept, so it
+// is safe to run on every start.
+func Init(dir string, now time.Time) error {
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+		return err
+	}
+	ca, err := ensureCA(dir, now)
+	if err != nil {
+		return err
+	}
+	if !exists(filepath.Join(dir, "server.pem")) {
+		certPEM, keyPEM, err := ca.IssueServer([]string{"127.0.0.1", "localhost", "::1"}, leafValidity, now)
+		if err != nil {
+			return err
+		}
+		if err := writePair(dir, "server", certPEM, keyPEM); err != nil {
+			return err
+		}
+	}
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ctx := context.Background()
+	if _, err := store.PlatformKey(ctx); errors.Is(err, keys.ErrNotFound) {
+		if _, err := RotatePlatformKey(dir, 0, now); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	if !exists(filepath.Join(dir, "payer-signer.key.pem")) {
+		signer, err := keys.Generate(keys.Ed25519, rand.Reader)
+		if err != nil {
+			return err
+		}
+		kid := keys.NewKeyID("PAYER_", rand.Reader)
+		if err := store.AddPublicKey(ctx, keys.PayerOwner, keys.PublicKey{
+			ID: kid, Owner: keys.PayerOwner, Algorithm: keys.Ed25519, Status: keys.Active,
+			Public: signer.Public(), CreatedAt: now,
+		}); err != nil {
+			return err
+		}
+		if err := writeKey(filepath.Join(dir, "payer-signer.key.pem"), signer); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "payer-signer.kid"), []byte(kid+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RotatePlatformKey adds a new RSA-2048 platform key (scheme A clients verify
+// RSA) as the active signer; earlier keys keep verifying for overlap. It
+// rewrites platform.pub.pem and platform.serial and returns the new serial.
+func RotatePlatformKey(dir string, overlap time.Duration, now time.Time) (string, error) {
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
+	if err != nil {
+		return "", err
+	}
+	defer store.Close()
+	signer, err := keys.Generate(keys.RSAPKCS1SHA256, rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	serial := keys.NewKeyID("", rand.Reader)
+	if err := store.RotatePlatform(context.Background(), keys.NewPrivateKey(serial, keys.RSAPKCS1SHA256, signer), overlap); err != nil {
+		return "", err
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "platform.pub.pem"), pubPEM, 0o644); err != nil {
+		return "", err
+	}
+	return serial, os.WriteFile(filepath.Join(dir, "platform.serial"), []byte(serial+"\n"), 0o644)
+}
+
+func ensureCA(dir string, now time.Time) (*certs.CA, error) {
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key.pem")
+	if exists(certFile) {
+		return loadCA(dir)
+	}
+	ca, err := certs.NewCA("Quill Dev CA", caValidity, now)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := ca.PEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, privateFileMod); err != nil {
+		return nil, err
+	}
+	return ca, os.WriteFile(certFile, certPEM, 0o644)
+}
+
+func loadCA(dir string) (*certs.CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "ca.key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	return certs.LoadCA(certPEM, keyPEM)
+}
+
+// Merchant is a merchant's dev material, as its own backend would hold it.
+type Merchant struct {
+	ID         string
+	KeyID      string
+	SigningKey crypto.Signer
+	TLS        tls.Certificate
+}
+
+// MerchantDir is where a merchant's files live.
+func MerchantDir(dir, id string) string { return filepath.Join(dir, "merchants", id) }
+
+// AddMerchant onboards profile: an RSA-2048 signing key registered in the key
+// store under a new key id, a client certificate from the dev CA naming the
+// merchant, and the profile in merchants.json. It fails if the merchant has
+// material already.
+func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, error) {
+	if err := policy.ValidateMerchant(profile); err != nil {
+		return Merchant{}, err
+	}
+	md := MerchantDir(dir, profile.ID)
+	if exists(filepath.Join(md, "key_id")) {
+		return Merchant{}, fmt.Errorf("devenv: merchant %s already exists", profile.ID)
+	}
+	if err := os.MkdirAll(md, 0o700); err != nil {
+		return Merchant{}, err
+	}
+	ca, err := loadCA(dir)
+	if err != nil {
+		return Merchant{}, fmt.Errorf("devenv: load CA (run quillctl dev init first): %w", err)
+	}
+	certPEM, keyPEM, err := ca.IssueClient(profile.ID, leafValidity, now)
+	if err != nil {
+		return Merchant{}, err
+	}
+	if err := writePair(md, "client", certPEM, keyPEM); err != nil {
+		return Merchant{}, err
+	}
+	signer, err := keys.Generate(keys.RSAPKCS1SHA256, rand.Reader)
+	if err != nil {
+		return Merchant{}, err
+	}
+	kid := keys.NewKeyID("", rand.Reader)
+	if err := writeKey(filepath.Join(md, "signing.key.pem"), signer); err != nil {
+		return Merchant{}, err
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
+	if err != nil {
+		return Merchant{}, err
+	}
+	if err := os.WriteFile(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
+		return Merchant{}, err
+	}
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
+	if err != nil {
+		return Merchant{}, err
+	}
+	defer store.Close()
+	if err := store.AddPublicKey(context.Background(), profile.ID, keys.PublicKey{
+		ID: kid, Owner: profile.ID, Algorithm: keys.RSAPKCS1SHA256, Status: keys.Active,
+		Public: signer.Public(), CreatedAt: now,
+	}); err != nil {
+		return Merchant{}, err
+	}
+	if err := policy.SaveMerchant(filepath.Join(dir, "merchants.json"), profile); err != nil {
+		return Merchant{}, err
+	}
+	// key_id last: its presence marks a complete merchant.
+	if err := os.WriteFile(filepath.Join(md, "key_id"), []byte(kid+"\n"), 0o644); err != nil {
+		return Merchant{}, err
+	}
+	return LoadMerchant(dir, profile.ID)
+}
+
+// LoadMerchant reads a merchant's dev material.
+func LoadMerchant(dir, id string) (Merchant, error) {
+	md := MerchantDir(dir, id)
+	kid, err := os.ReadFile(filepath.Join(md, "key_id"))
+	if err != nil {
+		return Merchant{}, fmt.Errorf("devenv: merchant %s: %w", id, err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(md, "signing.key.pem"))
+	if err != nil {
+		return Merchant{}, err
+	}
+	signer, err := keys.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return Merchant{}, err
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(md, "client.pem"), filepath.Join(md, "client.key.pem"))
+	if err != nil {
+		return Merchant{}, err
+	}
+	return Merchant{ID: id, KeyID: strings.TrimSpace(string(kid)), SigningKey: signer, TLS: pair}, nil
+}
+
+// MerchantExists reports whether id has complete dev material.
+func MerchantExists(dir, id string) bool { return exists(filepath.Join(MerchantDir(dir, id), "key_id")) }
+
+// PayerToken issues a dev payer JWT for subject (a user id), as the platform's
+// login service would.
+func PayerToken(dir, subject string, ttl time.Duration, now time.Time) (string, error) {
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "payer-signer.key.pem"))
+	if err != nil {
+		return "", fmt.Errorf("devenv: payer signer (run quillctl dev init first): %w", err)
+	}
+	signer, err := keys.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return "", err
+	}
+	kid, err := os.ReadFile(filepath.Join(dir, "payer-signer.kid"))
+	if err != nil {
+		return "", err
+	}
+	return policy.IssuePayerToken(signer, PayerAlgorithm, strings.TrimSpace(string(kid)), PayerIssuer, PayerAudience, subject, ttl, now)
+}
+
+// ServerTLS returns the paths of the server certificate and key.
+func ServerTLS(dir string) (certFile, keyFile string) {
+	return filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key.pem")
+}
+
+func writePair(dir, name string, certPEM, keyPEM []byte) error {
+	if err := os.WriteFile(filepath.Join(dir, name+".key.pem"), keyPEM, privateFileMod); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name+".pem"), certPEM, 0o644)
+}
+
+func writeKey(path string, k crypto.Signer) error {
+	b, err := keys.MarshalPrivateKeyPEM(k)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, privateFileMod)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}

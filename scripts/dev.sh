@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The README's first command: the whole service on dev defaults, then a demo.
+#   1. PostgreSQL and Redis (the local ones, or private instances it installs)
+#   2. dev material in var/dev: CA, server certificate, platform key, payer-token
+#      key, merchant M100 (pays) and TOPUP (may deposit)
+#   3. quill serve on https://127.0.0.1:8443 (mTLS), ops on http://127.0.0.1:9090
+#   4. a deposit into wallet user:42, a signed payment, and a payment query,
+#      each printed with its response-signature check
+# The server then keeps running until Ctrl-C (QUILL_DEMO_EXIT=1: stop after the demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+ensure_services
+
+DATA=${QUILL_DATA_DIR:-var/dev}
+export QUILL_DATA_DIR=$DATA
+export QUILL_PG_DSN=${QUILL_PG_DSN:-postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/quill?sslmode=disable}
+export QUILL_REDIS_ADDR
+mkdir -p "$DATA"
+
+echo "== building"
+go build -o bin/ ./cmd/quill ./cmd/quillctl
+
+echo "== database"
+go run ./scripts/createdb "$QUILL_PG_DSN"
+bin/quill migrate
+
+echo "== dev material in $DATA"
+bin/quillctl dev init
+bin/quillctl merchant add M100 --if-missing --name "Demo Merchant" --fee-bps 60
+bin/quillctl merchant add TOPUP --if-missing --name "Wallet top-up service" --can-deposit --fee-bps 0
+
+if [ -f "$DATA/quill.pid" ] && kill -0 "$(cat "$DATA/quill.pid")" 2>/dev/null; then
+  echo "== stopping the previous dev server"
+  kill "$(cat "$DATA/quill.pid")"; sleep 1
+fi
+echo "== starting quill (log: $DATA/quill.log)"
+bin/quill serve >"$DATA/quill.log" 2>&1 &
+SERVER=$!
+echo $SERVER >"$DATA/quill.pid"
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' INT TERM
+for _ in $(seq 100); do
+  curl -fsS http://127.0.0.1:9090/readyz >/dev/null 2>&1 && break
+  kill -0 $SERVER 2>/dev/null || { cat "$DATA/quill.log"; exit 1; }
+  sleep 0.2
+done
+curl -fsS http://127.0.0.1:9090/readyz; echo
+
+stamp=$(date +%s%N | cut -c1-16)
+echo; echo "== demo: deposit 100.00 CNY into wallet user:42 (signed by TOPUP)"
+bin/quillctl request POST /v1/deposits --merchant TOPUP \
+  --data "{\"order_id\":\"ORD${stamp}0\",\"user_id\":\"42\",\"amount\":\"100.00\",\"currency\":\"CNY\"}"
+
+echo; echo "== demo: payment of 12.34 CNY from user:42 to M100 (signed by M100)"
+token=$(bin/quillctl token --sub 42)
+bin/quillctl request POST /v1/payments --merchant M100 \
+  --data "{\"order_id\":\"ORD${stamp}1\",\"amount\":\"12.34\",\"currency\":\"CNY\",\"payer_token\":\"${token}\",\"description\":\"demo coffee\"}"
+
+echo; echo "== demo: query the payment"
+bin/quillctl request GET "/v1/payments/ORD${stamp}1" --merchant M100 --quiet
+
+cat <<INFO
+
+== dev material (point your own client at these)
+  CA (trust for the server, issues client certs): $DATA/ca.pem
+  merchant M100 client certificate and key:       $DATA/merchants/M100/client.pem, client.key.pem
+  merchant M100 signing key and key id:           $DATA/merchants/M100/signing.key.pem, key_id ($(cat "$DATA/merchants/M100/key_id"))
+  platform public key and serial:                 $DATA/platform.pub.pem, platform.serial ($(cat "$DATA/platform.serial"))
+  server log:                                     $DATA/quill.log
+INFO
+
+if [ "${QUILL_DEMO_EXIT:-0}" = 1 ]; then
+  kill $SERVER; wait $SERVER 2>/dev/null || true
+  exit 0
+fi
+echo; echo "quill is serving on https://127.0.0.1:8443 (ops http://127.0.0.1:9090); Ctrl-C stops it."
+wait $SERVER

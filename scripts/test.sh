@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's test command: starts (or finds) PostgreSQL and Redis, then runs
+# vet and the whole test suite with the race detector. .ci/run calls this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+ensure_services
+
+export QUILL_TEST_PG_DSN="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/postgres?sslmode=disable"
+export QUILL_TEST_REDIS_ADDR="$QUILL_REDIS_ADDR"
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 9m "$@" ./...
