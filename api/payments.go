@@ -70,9 +70,8 @@ func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Write
 		st := stateFrom(r.Context())
 		m, req, err := decodeFor[policy.PaymentRequest](r, merchants, st)
 		if err == nil || errors.Is(err, policy.ErrValidation) {
-			var p policy.Payment
-			p, err = mergeFieldErrors(err)(rules.Payment(r.Context(), m, req))
-			if err == nil {
+			p, rerr := rules.Payment(r.Context(), m, req)
+			if err = mergeFieldErrors(err, rerr); err == nil {
 				entry := ledger.Payment(m.ID, p.OrderID, p.Payer, p.Currency, p.Amount, p.Fee, p.Description, evidenceOf(r, st))
 				recordAndRespond(w, r, l, entry)
 				return
@@ -89,9 +88,8 @@ func handleCreateDeposit(merchants policy.Directory, rules Rules, l ledger.Write
 		st := stateFrom(r.Context())
 		m, req, err := decodeFor[policy.DepositRequest](r, merchants, st)
 		if err == nil || errors.Is(err, policy.ErrValidation) {
-			var d policy.Deposit
-			d, err = mergeFieldErrors(err)(rules.Deposit(r.Context(), m, req))
-			if err == nil {
+			d, rerr := rules.Deposit(r.Context(), m, req)
+			if err = mergeFieldErrors(err, rerr); err == nil {
 				entry := ledger.Deposit(m.ID, d.OrderID, d.User, d.Currency, d.Amount, evidenceOf(r, st))
 				recordAndRespond(w, r, l, entry)
 				return
@@ -117,31 +115,29 @@ func decodeFor[T any](r *http.Request, merchants policy.Directory, st *reqState)
 }
 
 // mergeFieldErrors folds the decoding field errors (decodeErr) into the field
-// rules' result, so one 422 lists every failing field once.
-func mergeFieldErrors[T any](decodeErr error) func(T, error) (T, error) {
-	return func(v T, err error) (T, error) {
-		var dec *policy.ValidationError
-		if !errors.As(decodeErr, &dec) {
-			return v, err
-		}
-		var rules *policy.ValidationError
-		if err != nil && !errors.As(err, &rules) {
-			return v, err // unavailable, forbidden: those win
-		}
-		merged := &policy.ValidationError{Fields: append([]policy.FieldError(nil), dec.Fields...)}
-		if rules != nil {
-			named := make(map[string]bool, len(dec.Fields))
-			for _, f := range dec.Fields {
-				named[f.Field] = true
-			}
-			for _, f := range rules.Fields {
-				if !named[f.Field] {
-					merged.Fields = append(merged.Fields, f)
-				}
-			}
-		}
-		return v, merged
+// rules' error (rulesErr), so one 422 lists every failing field once.
+func mergeFieldErrors(decodeErr, rulesErr error) error {
+	var dec *policy.ValidationError
+	if !errors.As(decodeErr, &dec) {
+		return rulesErr
 	}
+	var rules *policy.ValidationError
+	if rulesErr != nil && !errors.As(rulesErr, &rules) {
+		return rulesErr // unavailable, forbidden: those win
+	}
+	merged := &policy.ValidationError{Fields: append([]policy.FieldError(nil), dec.Fields...)}
+	if rules != nil {
+		named := make(map[string]bool, len(dec.Fields))
+		for _, f := range dec.Fields {
+			named[f.Field] = true
+		}
+		for _, f := range rules.Fields {
+			if !named[f.Field] {
+				merged.Fields = append(merged.Fields, f)
+			}
+		}
+	}
+	return merged
 }
 
 func recordAndRespond(w http.ResponseWriter, r *http.Request, l ledger.Writer, e ledger.Entry) {

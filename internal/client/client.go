@@ -52,7 +52,17 @@ type Response struct {
 // Do signs and sends method target (path and query, exactly as sent) with body.
 // A transport error is returned; an HTTP error status is not an error.
 func (c *Client) Do(ctx context.Context, method, target string, body []byte) (*Response, error) {
-	resp, err := c.send(ctx, method, target, body)
+	auth, err := c.Authorization(method, target, body)
+	if err != nil {
+		return nil, err
+	}
+	return c.Send(ctx, method, target, body, auth)
+}
+
+// Send sends a request already signed with auth (see Authorization) and
+// verifies the response's signature, as Do does.
+func (c *Client) Send(ctx context.Context, method, target string, body []byte, auth string) (*Response, error) {
+	resp, err := c.send(ctx, method, target, body, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +87,7 @@ func (c *Client) Authorization(method, target string, body []byte) (string, erro
 	return signing.SignRequest(c.Key, c.Merchant, c.KeyID, method, target, body, now(), nonce)
 }
 
-func (c *Client) send(ctx context.Context, method, target string, body []byte) (*Response, error) {
-	auth, err := c.Authorization(method, target, body)
-	if err != nil {
-		return nil, err
-	}
+func (c *Client) send(ctx context.Context, method, target string, body []byte, auth string) (*Response, error) {
 	var rd io.Reader
 	if len(body) > 0 {
 		rd = bytes.NewReader(body)
@@ -138,7 +144,11 @@ func (c *Client) platformKey(ctx context.Context, serial string) (crypto.PublicK
 	if ok {
 		return pub, nil
 	}
-	resp, err := c.send(ctx, http.MethodGet, "/v1/certificates", nil)
+	auth, err := c.Authorization(http.MethodGet, "/v1/certificates", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/v1/certificates", nil, auth)
 	if err != nil {
 		return nil, err
 	}

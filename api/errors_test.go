@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quillpay/quill/ledger"
+	"github.com/quillpay/quill/policy"
+	"github.com/quillpay/quill/signing"
+)
+
+func TestErrorTable(t *testing.T) {
+	for _, c := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{&signing.Failure{Err: signing.ErrBadSignature, Hint: "h"}, 401, "signature_invalid"},
+		{&signing.Failure{Err: signing.ErrReplay}, 401, "signature_invalid"},
+		{fmt.Errorf("x: %w", signing.ErrUnavailable), 503, "unavailable"},
+		{fmt.Errorf("x: %w", ledger.ErrUnavailable), 503, "unavailable"},
+		{&policy.ValidationError{Fields: []policy.FieldError{{Field: "amount"}}}, 422, "validation_failed"},
+		{ledger.ErrInsufficientFunds, 422, "insufficient_funds"},
+		{ledger.ErrOrderConflict, 409, "order_conflict"},
+		{policy.ErrForbidden, 403, "forbidden"},
+		{errBodyTooLarge, 413, "body_too_large"},
+		{errors.New("pq: something internal at 10.0.0.3"), 500, "internal"},
+	} {
+		t.Run(c.code, func(t *testing.T) {
+			p := problemFor(c.err, "rid")
+			if p.Status != c.status || p.Code != c.code {
+				t.Fatalf("%v → %d %s, want %d %s", c.err, p.Status, p.Code, c.status, c.code)
+			}
+			b, _ := json.Marshal(p)
+			if c.status == 500 && strings.Contains(string(b), "10.0.0.3") {
+				t.Fatal("internal detail leaked to the client")
+			}
+		})
+	}
+	codes := map[string]int{}
+	for _, r := range errorTable {
+		if prev, ok := codes[r.code]; ok && prev != r.status {
+			t.Fatalf("code %s maps to two statuses", r.code)
+		}
+		codes[r.code] = r.status
+	}
+}
+
+// fakeSigner signs with a constant so tests can see that it ran over the body.
+type fakeSigner struct{ fail bool }
+
+func (f fakeSigner) Sign(_ context.Context, body []byte) (signing.ResponseSignature, error) {
+	if f.fail {
+		return signing.ResponseSignature{}, errors.New("no platform key")
+	}
+	return signing.ResponseSignature{Timestamp: "1", Nonce: "N", Serial: "S", Signature: fmt.Sprintf("len=%d", len(body))}, nil
+}
+
+func TestEnvelopeSignsEveryResponse(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"a": "b"}) })
+	mux.HandleFunc("/err", func(w http.ResponseWriter, r *http.Request) { writeError(w, r, ledger.ErrOrderConflict) })
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom secret") })
+	for _, c := range []struct {
+		path   string
+		status int
+	}{{"/ok", 200}, {"/err", 409}, {"/panic", 500}} {
+		t.Run(c.path, func(t *testing.T) {
+			h := envelope(newRequestIDs(), fakeSigner{}, zerolog.New(io.Discard))(mux)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
+			if rec.Code != c.status {
+				t.Fatalf("status %d", rec.Code)
+			}
+			if got, want := rec.Header().Get("Wechatpay-Signature"), fmt.Sprintf("len=%d", rec.Body.Len()); got != want {
+				t.Fatalf("signature %q, want %q (signed over the exact body)", got, want)
+			}
+			if rec.Header().Get("Request-ID") == "" {
+				t.Fatal("no request id")
+			}
+			if strings.Contains(rec.Body.String(), "boom") {
+				t.Fatal("panic detail leaked")
+			}
+		})
+	}
+	t.Run("signer down", func(t *testing.T) {
+		h := envelope(newRequestIDs(), fakeSigner{fail: true}, zerolog.New(io.Discard))(mux)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/ok", nil))
+		if rec.Code != 503 || strings.Contains(rec.Body.String(), `"a"`) {
+			t.Fatalf("status %d body %s", rec.Code, rec.Body)
+		}
+	})
+}
+
+func TestAccessLogHasNoSecrets(t *testing.T) {
+	var logs strings.Builder
+	auth := authenticate(authFunc(func(context.Context, signing.Request) (signing.Verified, error) {
+		return signing.Verified{Merchant: "M1", KeyID: "K1"}, nil
+	}), func(*http.Request) (string, error) { return "M1", nil }, 1024)
+	h := envelope(newRequestIDs(), fakeSigner{}, zerolog.New(&logs))(auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]string{"ok": "1"})
+	})))
+	req := httptest.NewRequest("POST", "/v1/payments?x=1", strings.NewReader(`{"payer_token":"SECRET-TOKEN"}`))
+	req.Header.Set("Authorization", `WECHATPAY2-SHA256-RSA2048 signature="SECRET-SIG"`)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	out := logs.String()
+	for _, secret := range []string{"SECRET-TOKEN", "SECRET-SIG", "payer_token"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log contains %q: %s", secret, out)
+		}
+	}
+	for _, want := range []string{`"merchant":"M1"`, `"key_id":"K1"`, `"request_id"`, `"status":200`} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("log lacks %s: %s", want, out)
+		}
+	}
+}
+
+type authFunc func(context.Context, signing.Request) (signing.Verified, error)
+
+func (f authFunc) Verify(ctx context.Context, r signing.Request) (signing.Verified, error) { return f(ctx, r) }
+
+func TestBodyTooLarge(t *testing.T) {
+	called := false
+	auth := authenticate(authFunc(func(context.Context, signing.Request) (signing.Verified, error) {
+		called = true
+		return signing.Verified{}, nil
+	}), func(*http.Request) (string, error) { return "M1", nil }, 16)
+	h := envelope(newRequestIDs(), fakeSigner{}, zerolog.New(io.Discard))(auth(http.NotFoundHandler()))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/payments", strings.NewReader(strings.Repeat("x", 17))))
+	if rec.Code != 413 || called {
+		t.Fatalf("status %d, verifier called %v", rec.Code, called)
+	}
+}
