@@ -1,0 +1,122 @@
+package certs
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// tls12Suites are the TLS 1.2 suites allowed: ECDHE key exchange (forward
+// secrecy) with an AEAD. TLS 1.3 suites are not configurable and all qualify.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// ServerOptions configures ServerTLSConfig.
+type ServerOptions struct {
+	// ClientCAs are the CAs a merchant's client certificate must chain to.
+	ClientCAs *x509.CertPool
+	// Certificate returns the server certificate, e.g. Reloader.GetCertificate.
+	Certificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// IsRevoked reports a revoked certificate, e.g. RevocationList.IsRevoked.
+	// Optional.
+	IsRevoked func(*x509.Certificate) bool
+	// Now is the clock for certificate validity; nil means time.Now.
+	Now func() time.Time
+}
+
+// ServerTLSConfig returns the merchant API's TLS configuration: TLS 1.2+
+// (ECDHE AEAD suites only on 1.2; 1.3 negotiated when the client offers it),
+// a client certificate required and verified against o.ClientCAs, and a
+// VerifyConnection check, which Go also runs on resumed sessions, that the
+// leaf is within validity, carries clientAuth (ErrNotClient), that no
+// certificate of the chain is revoked (ErrRevoked) and that it names a
+// merchant (ErrNoIdentity).
+func ServerTLSConfig(o ServerOptions) *tls.Config {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS12,
+		CipherSuites:     slices.Clone(tls12Suites),
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        o.ClientCAs,
+		GetCertificate:   o.Certificate,
+		Time:             now,
+		VerifyConnection: func(cs tls.ConnectionState) error { return verifyClient(cs, now(), o.IsRevoked) },
+	}
+}
+
+// verifyClient is the per-connection (and per-resumption) client check.
+func verifyClient(cs tls.ConnectionState, now time.Time, isRevoked func(*x509.Certificate) bool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("%w: no client certificate", ErrNotClient)
+	}
+	if len(cs.VerifiedChains) == 0 {
+		return fmt.Errorf("%w: client certificate not verified", ErrNotClient)
+	}
+	leaf := cs.PeerCertificates[0]
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return fmt.Errorf("%w: client certificate outside its validity", ErrNotClient)
+	}
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return ErrNotClient
+	}
+	if isRevoked != nil {
+		for _, chain := range cs.VerifiedChains {
+			for _, c := range chain {
+				if isRevoked(c) {
+					return fmt.Errorf("%w: serial %X", ErrRevoked, c.SerialNumber)
+				}
+			}
+		}
+	}
+	_, err := MerchantID(leaf)
+	return err
+}
+
+// PeerMerchant returns the merchant named by the verified client
+// certificate of a connection (http.Request.TLS in a handler). It returns
+// ErrNoIdentity when there is no verified client certificate.
+func PeerMerchant(cs *tls.ConnectionState) (string, error) {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return "", fmt.Errorf("%w: no verified client certificate", ErrNoIdentity)
+	}
+	return MerchantID(cs.VerifiedChains[0][0])
+}
+
+// ClientTLSConfig returns a client configuration that presents cert, trusts
+// rootCAs for the server, and uses the same protocol floor as the server.
+func ClientTLSConfig(rootCAs *x509.CertPool, cert tls.Certificate, serverName string) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: slices.Clone(tls12Suites),
+		RootCAs:      rootCAs,
+		Certificates: []tls.Certificate{cert},
+		ServerName:   serverName,
+	}
+}
+
+// LoadCertPool reads a PEM file of CA certificates into a pool; a file with
+// no certificate is an error.
+func LoadCertPool(pemFile string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(pemFile)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, errors.New("certs: no certificate in " + pemFile)
+	}
+	return pool, nil
+}

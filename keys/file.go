@@ -1,0 +1,401 @@
+package keys
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Names of the files a FileStore keeps in its directory.
+const (
+	KeyringFile = "keyring.json" // the keys, 0600
+	lockFile    = "keyring.lock" // flock'd by writers
+)
+
+// DefaultReloadEvery is how often a FileStore looks for changes by default.
+const DefaultReloadEvery = time.Second
+
+// FileOptions configures OpenFileStore.
+type FileOptions struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// ReloadEvery is the least time between two checks of the file for
+	// changes. Zero means DefaultReloadEvery; negative means every read.
+	ReloadEvery time.Duration
+}
+
+// FileStore is the development key store: one JSON file, keyring.json, in a
+// directory, with the same semantics as the Vault store (key ids, statuses,
+// grace periods, platform key pairs, payer-token keys).
+//
+// Reads are served from an immutable in-memory snapshot. At most once per
+// ReloadEvery, a read stats the file and, if it changed (another process such
+// as quillctl wrote it), parses it again; if the new file is unreadable or
+// invalid the last good snapshot keeps serving and LastError reports why.
+// A change is seen as a new file (rename, as every writer here does) or a new
+// size or modification time; an in-place edit that keeps the size within one
+// filesystem clock tick can go unnoticed until the next change.
+//
+// Writes lock keyring.lock (flock), re-read the file, apply the change, and
+// replace the file atomically (temporary file, fsync, rename). A change that
+// cannot be persisted changes nothing, in memory or on disk.
+//
+// Security: unlike Vault, the dev store keeps the platform private keys on
+// disk, in a 0600 file. Do not use it in production.
+type FileStore struct {
+	dir   string
+	now   func() time.Time
+	every time.Duration
+
+	snap      atomic.Pointer[snapshot]
+	lastCheck atomic.Int64 // UnixNano of the last change check
+
+	mu      sync.Mutex  // serializes reloads and publishing writes
+	seen    fs.FileInfo // file the snapshot came from; nil if none
+	lastErr error
+
+	// writeFile replaces path with data; tests swap it to simulate failures.
+	writeFile func(path string, data []byte, perm os.FileMode) error
+}
+
+var _ Store = (*FileStore)(nil)
+
+// OpenFileStore opens (creating if needed) the keyring in dir. A missing
+// keyring file is an empty store; an invalid one is an error.
+func OpenFileStore(dir string, opts FileOptions) (*FileStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	s := &FileStore{dir: dir, now: opts.Now, every: opts.ReloadEvery, writeFile: writeFileAtomic}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.every == 0 {
+		s.every = DefaultReloadEvery
+	}
+	s.snap.Store(&snapshot{})
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	s.lastCheck.Store(s.now().UnixNano())
+	return s, nil
+}
+
+func (s *FileStore) path() string { return filepath.Join(s.dir, KeyringFile) }
+
+// String identifies the store without any key material.
+func (s *FileStore) String() string { return "keys.FileStore{dir=" + s.dir + "}" }
+
+// Format prints only String, for every verb including %#v.
+func (s *FileStore) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+
+// LastError returns why the latest reload failed, or nil if it succeeded.
+func (s *FileStore) LastError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
+// Reload re-reads the keyring file now if it changed since it was last read.
+// On error the current snapshot stays and LastError returns the error.
+func (s *FileStore) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.reloadLocked()
+	s.lastErr = err
+	return err
+}
+
+func (s *FileStore) reloadLocked() error {
+	f, err := os.Open(s.path())
+	if errors.Is(err, fs.ErrNotExist) && s.seen == nil {
+		return nil // never had a file: still empty
+	}
+	if err != nil {
+		return fmt.Errorf("keys: keyring: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("keys: keyring: %w", err)
+	}
+	if sameFile(s.seen, fi) {
+		return nil
+	}
+	b := make([]byte, fi.Size())
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return fmt.Errorf("keys: keyring: %w", err)
+	}
+	doc, err := decodeDocument(b)
+	if err != nil {
+		return err
+	}
+	snap, err := buildSnapshot(doc)
+	if err != nil {
+		return err
+	}
+	s.snap.Store(snap)
+	s.seen = fi
+	return nil
+}
+
+// sameFile reports whether b is the file a was, unchanged. Writers replace
+// the file by rename, so a change shows up as a new inode; size and mtime
+// catch editors that rewrite in place.
+func sameFile(a, b fs.FileInfo) bool {
+	return a != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// current returns the snapshot to serve, first reloading if a check is due.
+func (s *FileStore) current() *snapshot {
+	now := s.now().UnixNano()
+	last := s.lastCheck.Load()
+	if d := now - last; (d < 0 || d >= int64(s.every)) && s.lastCheck.CompareAndSwap(last, now) {
+		_ = s.Reload() // kept in LastError; the last good snapshot serves
+	}
+	return s.snap.Load()
+}
+
+// PublicKey returns owner's key id whatever its status, or ErrNotFound.
+func (s *FileStore) PublicKey(_ context.Context, owner, id string) (PublicKey, error) {
+	if ok := s.current().owners[owner]; ok != nil {
+		if k, found := ok.byID[id]; found {
+			return k, nil
+		}
+	}
+	return PublicKey{}, fmt.Errorf("%w: %s/%s", ErrNotFound, owner, id)
+}
+
+// PublicKeys lists owner's keys, newest first (none is not an error).
+func (s *FileStore) PublicKeys(_ context.Context, owner string) ([]PublicKey, error) {
+	if ok := s.current().owners[owner]; ok != nil {
+		return slices.Clone(ok.newestFirst), nil
+	}
+	return nil, nil
+}
+
+// PlatformKey returns the newest active platform key, or ErrNotFound.
+func (s *FileStore) PlatformKey(context.Context) (PrivateKey, error) {
+	if ok := s.current().owners[PlatformOwner]; ok != nil && ok.platform.Signer() != nil {
+		return ok.platform, nil
+	}
+	return PrivateKey{}, fmt.Errorf("%w: no active platform key", ErrNotFound)
+}
+
+// VerifyingKey returns owner's key id and its registered algorithm if it
+// verifies at time at; ErrNotFound if there is no such key, ErrRevoked if it
+// is revoked or retired past its NotAfter.
+func (s *FileStore) VerifyingKey(ctx context.Context, owner, id string, at time.Time) (crypto.PublicKey, Algorithm, error) {
+	k, err := s.PublicKey(ctx, owner, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if !k.UsableAt(at) {
+		return nil, "", fmt.Errorf("%w: %s/%s", ErrRevoked, owner, id)
+	}
+	return k.Public, k.Algorithm, nil
+}
+
+// PlatformPublicKeys lists, newest first, the platform keys clients may still
+// need to verify responses: active ones and retiring ones within their grace.
+// It is what GET /v1/certificates publishes.
+func (s *FileStore) PlatformPublicKeys(ctx context.Context) ([]PublicKey, error) {
+	all, err := s.PublicKeys(ctx, PlatformOwner)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	return slices.DeleteFunc(all, func(k PublicKey) bool { return !k.UsableAt(now) }), nil
+}
+
+// AddPublicKey registers k for owner (a merchant id or PayerOwner). Empty
+// Owner, Algorithm, Status and CreatedAt default to owner, AlgorithmOf(k.Public),
+// Active and now. It returns ErrExists if the id is taken. Platform keys go
+// through AddPlatformKey, since they need their private half.
+func (s *FileStore) AddPublicKey(ctx context.Context, owner string, k PublicKey) error {
+	if owner == PlatformOwner {
+		return fmt.Errorf("%w: use AddPlatformKey for platform keys", ErrInvalid)
+	}
+	return s.update(ctx, func(d *document, now time.Time) error {
+		r, err := newRecord(owner, k, now)
+		if err != nil {
+			return err
+		}
+		return d.add(owner, r)
+	})
+}
+
+// AddPlatformKey registers k as an active platform key pair; being the
+// newest, it becomes the one PlatformKey returns. ErrExists if the id is taken.
+func (s *FileStore) AddPlatformKey(ctx context.Context, k PrivateKey) error {
+	return s.update(ctx, func(d *document, now time.Time) error {
+		r, err := newPlatformRecord(k, now)
+		if err != nil {
+			return err
+		}
+		return d.add(PlatformOwner, r)
+	})
+}
+
+// SetStatus sets owner's key id to st; notAfter is the end of the grace
+// period for Retiring (zero: none) and is stored as given otherwise. It
+// returns ErrNotFound for an unknown key and ErrRevoked when asked to
+// reinstate a revoked one.
+func (s *FileStore) SetStatus(ctx context.Context, owner, id string, st Status, notAfter time.Time) error {
+	return s.update(ctx, func(d *document, _ time.Time) error {
+		return d.setStatus(owner, id, st, notAfter)
+	})
+}
+
+// Rotate adds newKey as owner's active key and marks owner's previously
+// active keys Retiring with NotAfter = now+overlap, so requests signed with
+// them keep verifying during the overlap. Defaults are as for AddPublicKey.
+// If the change cannot be persisted nothing changes.
+func (s *FileStore) Rotate(ctx context.Context, owner string, newKey PublicKey, overlap time.Duration) error {
+	if owner == PlatformOwner {
+		return fmt.Errorf("%w: use RotatePlatform for platform keys", ErrInvalid)
+	}
+	if overlap < 0 {
+		return fmt.Errorf("%w: negative overlap", ErrInvalid)
+	}
+	return s.update(ctx, func(d *document, now time.Time) error {
+		r, err := newRecord(owner, newKey, now)
+		if err != nil {
+			return err
+		}
+		return d.rotate(owner, r, now.Add(overlap))
+	})
+}
+
+// RotatePlatform makes k the active platform key and retires the previous
+// active ones with NotAfter = now+overlap: they stop signing at once but stay
+// published (PlatformPublicKeys) so clients can verify responses in flight.
+func (s *FileStore) RotatePlatform(ctx context.Context, k PrivateKey, overlap time.Duration) error {
+	if overlap < 0 {
+		return fmt.Errorf("%w: negative overlap", ErrInvalid)
+	}
+	return s.update(ctx, func(d *document, now time.Time) error {
+		r, err := newPlatformRecord(k, now)
+		if err != nil {
+			return err
+		}
+		return d.rotate(PlatformOwner, r, now.Add(overlap))
+	})
+}
+
+// update applies change to the keyring on disk under the writers' lock and
+// publishes the result. Nothing changes if any step fails.
+func (s *FileStore) update(ctx context.Context, change func(d *document, now time.Time) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	unlock, err := flock(filepath.Join(s.dir, lockFile))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	b, err := os.ReadFile(s.path())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keys: keyring: %w", err)
+	}
+	doc, err := decodeDocument(b)
+	if err != nil {
+		return err // never overwrite a file we cannot read
+	}
+	if err := change(doc, s.now()); err != nil {
+		return err
+	}
+	snap, err := buildSnapshot(doc)
+	if err != nil {
+		return err
+	}
+	out, err := encodeDocument(doc)
+	if err != nil {
+		return err
+	}
+	if err := s.writeFile(s.path(), out, 0o600); err != nil {
+		return err
+	}
+	fi, err := os.Stat(s.path())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap.Store(snap)
+	s.seen, s.lastErr = fi, nil
+	if err != nil {
+		s.seen = nil // unknown: the next check re-reads
+	}
+	return nil
+}
+
+// flock takes an exclusive flock on path, creating it, and returns the
+// function that releases it.
+func flock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("keys: lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("keys: lock: %w", err)
+	}
+	return func() { f.Close() }, nil // closing releases the flock
+}
+
+// writeFileAtomic replaces path with data (mode perm) so that readers see the
+// old or the new file, never a mix, and the new one survives a crash.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := replaceFile(path, data, perm); err != nil {
+		return fmt.Errorf("keys: write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
