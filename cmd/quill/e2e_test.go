@@ -88,7 +88,7 @@ func TestPaymentEndToEnd(t *testing.T) {
 	var scheme, keyID, auth string
 	var body []byte
 	if err := h.db.QueryRow(context.Background(),
-		`SELECT scheme, key_id, authorization_header, body FROM entries WHERE order_id = $1`, order).Scan(&scheme, &keyID, &auth, &body); err != nil {
+		`SELECT evidence_scheme, evidence_key_id, authorization_header, evidence_body FROM entries WHERE order_id = $1`, order).Scan(&scheme, &keyID, &auth, &body); err != nil {
 		t.Fatal(err)
 	}
 	if keyID != h.clients[demoMerchant].KeyID || !strings.HasPrefix(auth, "WECHATPAY2-SHA256-RSA2048 ") || !strings.Contains(string(body), order) {

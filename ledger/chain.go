@@ -1,0 +1,126 @@
+package ledger
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"time"
+)
+
+// ErrIntegrity means a stored entry, its hash chain or a balance does not
+// match what recomputing it from the stored rows gives: the ledger was altered
+// outside Quill, or there is a bug.
+var ErrIntegrity = errors.New("ledger: integrity check failed")
+
+// Domain-separation tags, the first field of each canonical encoding, so a
+// digest of one kind can never be mistaken for another.
+const (
+	fingerprintTag = "quill.ledger.fingerprint.v1"
+	evidenceTag    = "quill.ledger.evidence.v1"
+	entryTag       = "quill.ledger.entry.v1"
+)
+
+// encoder builds a canonical encoding: every string or byte field is its
+// length as a 4-byte big-endian unsigned integer followed by its bytes; every
+// integer is 8 bytes big-endian two's complement. Fixed-width and
+// length-prefixed fields make the encoding unambiguous.
+type encoder struct{ b []byte }
+
+func (e *encoder) str(s string) {
+	e.b = binary.BigEndian.AppendUint32(e.b, uint32(len(s)))
+	e.b = append(e.b, s...)
+}
+
+func (e *encoder) bytes(p []byte) {
+	e.b = binary.BigEndian.AppendUint32(e.b, uint32(len(p)))
+	e.b = append(e.b, p...)
+}
+
+func (e *encoder) i64(v int64) { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
+
+// postings appends the count then each posting (account, currency, amount),
+// sorted by account, then currency, then amount, so the order in which they
+// were given or stored does not matter.
+func (e *encoder) postings(ps []Posting) {
+	e.i64(int64(len(ps)))
+	for _, p := range SortedPostings(ps) {
+		e.str(p.Account)
+		e.str(p.Currency)
+		e.i64(p.Amount)
+	}
+}
+
+// SortedPostings returns a sorted copy of ps in canonical order: by account,
+// then currency, then amount.
+func SortedPostings(ps []Posting) []Posting {
+	s := slices.Clone(ps)
+	slices.SortFunc(s, func(a, b Posting) int {
+		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Currency, b.Currency), cmp.Compare(a.Amount, b.Amount))
+	})
+	return s
+}
+
+// Fingerprint returns the digest idempotency compares: SHA-256 of the
+// canonical encoding of e's content (see the package documentation). The
+// evidence is not part of it, so a retry signed with a fresh nonce has the
+// same fingerprint.
+func Fingerprint(e Entry) [32]byte {
+	var c encoder
+	c.str(fingerprintTag)
+	c.str(string(e.Kind))
+	c.str(e.Merchant)
+	c.str(e.OrderID)
+	c.str(e.Payer)
+	c.str(e.Currency)
+	c.i64(e.Amount)
+	c.i64(e.Fee)
+	c.str(e.Description)
+	c.postings(e.Postings)
+	return sha256.Sum256(c.b)
+}
+
+// EvidenceDigest returns SHA-256 of the canonical encoding of ev: scheme, key
+// id, authorization, method, target, body.
+func EvidenceDigest(ev Evidence) [32]byte {
+	var c encoder
+	c.str(evidenceTag)
+	c.str(ev.Scheme)
+	c.str(ev.KeyID)
+	c.str(ev.Authorization)
+	c.str(ev.Method)
+	c.str(ev.Target)
+	c.bytes(ev.Body)
+	return sha256.Sum256(c.b)
+}
+
+// GenesisHash is the prev hash of the first entry: 32 zero bytes.
+var GenesisHash [32]byte
+
+// CanonicalTime truncates t to PostgreSQL's timestamptz precision
+// (microseconds) in UTC; created_at must pass through it before hashing.
+func CanonicalTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// ChainHash returns SHA-256(prev ‖ canonical entry) for the entry r with its
+// postings and evidence digest. r.Replayed and r.Hash are not part of it.
+func ChainHash(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [32]byte) [32]byte {
+	var c encoder
+	c.b = make([]byte, 0, 512)
+	c.b = append(c.b, prev[:]...)
+	c.str(entryTag)
+	c.i64(r.ID)
+	c.str(string(r.Kind))
+	c.str(r.Merchant)
+	c.str(r.OrderID)
+	c.str(r.Payer)
+	c.str(r.Currency)
+	c.i64(r.Amount)
+	c.i64(r.Fee)
+	c.str(r.Description)
+	c.bytes(r.Fingerprint[:])
+	c.i64(r.CreatedAt.UnixMicro())
+	c.postings(postings)
+	c.bytes(evidenceDigest[:])
+	return sha256.Sum256(c.b)
+}
