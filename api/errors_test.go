@@ -128,7 +128,9 @@ func TestAccessLogHasNoSecrets(t *testing.T) {
 
 type authFunc func(context.Context, signing.Request) (signing.Verified, error)
 
-func (f authFunc) Verify(ctx context.Context, r signing.Request) (signing.Verified, error) { return f(ctx, r) }
+func (f authFunc) Verify(ctx context.Context, r signing.Request) (signing.Verified, error) {
+	return f(ctx, r)
+}
 
 func TestBodyTooLarge(t *testing.T) {
 	called := false

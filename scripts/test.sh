@@ -13,5 +13,12 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then
   echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
 fi
+# The Node SDK compatibility test (cmd/quill) needs compat/node's packages.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || _apt_install nodejs npm; then
+  npm ci --prefix compat/node --no-audit --no-fund >/dev/null
+else
+  echo "WARNING: no Node.js/npm and could not install them: SKIPPING the WeChat Pay Node SDK compatibility test" >&2
+  export QUILL_SKIP_NODE_COMPAT=1
+fi
 go vet ./...
 go test -race -count=1 -timeout 9m "$@" ./...

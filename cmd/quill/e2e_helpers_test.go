@@ -324,7 +324,6 @@ func (h *harness) verifyResponse(r *client.Response) error {
 	if err != nil {
 		return err
 	}
-	defer ks.Close()
 	serial := r.Header.Get("Wechatpay-Serial")
 	k, err := ks.PublicKey(context.Background(), keys.PlatformOwner, serial)
 	if err != nil {

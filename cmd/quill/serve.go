@@ -36,7 +36,7 @@ func newLogger(level string) zerolog.Logger {
 
 // runOptions are what tests inject: sockets already bound (port 0) and a clock.
 type runOptions struct {
-	api, ops net.Listener    // nil: listen on c.Addr and c.OpsAddr
+	api, ops net.Listener     // nil: listen on c.Addr and c.OpsAddr
 	now      func() time.Time // nil: time.Now
 }
 
@@ -70,7 +70,6 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	defer ks.Close()
 	merchants, err := policy.LoadDirectory(c.merchants())
 	if err != nil {
 		return fmt.Errorf("merchants: %w", err)

@@ -124,7 +124,6 @@ A running server picks the merchant up without a restart.`,
 			if err != nil {
 				return err
 			}
-			defer ks.Close()
 			ms := d.Merchants()
 			sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
 			for _, m := range ms {

@@ -74,7 +74,6 @@ func Init(dir string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
 	ctx := context.Background()
 	if _, err := store.PlatformKey(ctx); errors.Is(err, keys.ErrNotFound) {
 		if _, err := RotatePlatformKey(dir, 0, now); err != nil {
@@ -113,7 +112,6 @@ func RotatePlatformKey(dir string, overlap time.Duration, now time.Time) (string
 	if err != nil {
 		return "", err
 	}
-	defer store.Close()
 	signer, err := keys.Generate(keys.RSAPKCS1SHA256, rand.Reader)
 	if err != nil {
 		return "", err
@@ -219,7 +217,6 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 	if err != nil {
 		return Merchant{}, err
 	}
-	defer store.Close()
 	if err := store.AddPublicKey(context.Background(), profile.ID, keys.PublicKey{
 		ID: kid, Owner: profile.ID, Algorithm: keys.RSAPKCS1SHA256, Status: keys.Active,
 		Public: signer.Public(), CreatedAt: now,
@@ -259,7 +256,9 @@ func LoadMerchant(dir, id string) (Merchant, error) {
 }
 
 // MerchantExists reports whether id has complete dev material.
-func MerchantExists(dir, id string) bool { return exists(filepath.Join(MerchantDir(dir, id), "key_id")) }
+func MerchantExists(dir, id string) bool {
+	return exists(filepath.Join(MerchantDir(dir, id), "key_id"))
+}
 
 // PayerToken issues a dev payer JWT for subject (a user id), as the platform's
 // login service would.
