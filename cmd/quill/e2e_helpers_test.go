@@ -151,6 +151,7 @@ type harness struct {
 	clients map[string]*client.Client
 	certs   map[string]tls.Certificate
 	db      *pgx.Conn
+	stop    func() error // cancel the server and wait until it has drained
 }
 
 const (
@@ -189,7 +190,7 @@ func startServer(t testing.TB) *harness {
 		PostgresDSN:     h.dsn,
 		RedisAddr:       h.proxy.addr,
 		RedisPrefix:     "quilltest:" + testenv.Random(4) + ":",
-		RedisTimeout:    300 * time.Millisecond,
+		RedisTimeout:    time.Second, // generous: -race on 2 cores is slow
 		Window:          300 * time.Second,
 		MaxBody:         64 << 10,
 		MaxBatch:        256,
@@ -218,9 +219,14 @@ func startServer(t testing.TB) *harness {
 		logger = zerolog.New(os.Stderr)
 	}
 	go func() { done <- run(ctx, c, logger, runOptions{api: apiLn, ops: opsLn, now: h.clock.Now}) }()
+	var stopOnce sync.Once
+	var runErr error
+	h.stop = func() error {
+		stopOnce.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := h.stop(); err != nil {
 			t.Errorf("server: %v", err)
 		}
 	})

@@ -66,8 +66,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	})
 	defer rdb.Close()
 
-	ks, err := keys.OpenFileStore(c.keysDir(), keys.FileOptions{})
-	if err != nil {
+	var ks keyStore
+	if ks, err = keys.OpenFileStore(c.keysDir(), keys.FileOptions{Now: o.now}); err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
 	merchants, err := policy.LoadDirectory(c.merchants())
@@ -182,25 +182,34 @@ func serverTLS(c config) (*tls.Config, error) {
 
 func stdLogger(l zerolog.Logger) *log.Logger { return log.New(l, "", 0) }
 
+// keyStore is what the server needs of a key backend (the dev file store now,
+// Vault next): lookups by owner and id, and the platform keys to publish.
+type keyStore interface {
+	keys.Store
+	api.PlatformKeys
+}
+
 // merchantKeys adapts the key store to the verifier: scheme A takes only keys
-// registered for RSASSA-PKCS1-v1_5 with SHA-256.
-type merchantKeys struct{ s *keys.FileStore }
+// registered for RSASSA-PKCS1-v1_5 with SHA-256 and usable at the request time.
+type merchantKeys struct{ s keyStore }
 
 func (m merchantKeys) VerifyingKey(ctx context.Context, merchant, id string, at time.Time) (crypto.PublicKey, error) {
-	pub, alg, err := m.s.VerifyingKey(ctx, merchant, id, at)
+	k, err := m.s.PublicKey(ctx, merchant, id)
 	switch {
 	case errors.Is(err, keys.ErrUnavailable):
 		return nil, fmt.Errorf("%w: %w", signing.ErrUnavailable, err)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", signing.ErrUnknownKey, err)
-	case alg != keys.RSAPKCS1SHA256:
-		return nil, fmt.Errorf("%w: key registered for %s", signing.ErrUnknownKey, alg)
+	case !k.UsableAt(at):
+		return nil, fmt.Errorf("%w: %s is %s", signing.ErrUnknownKey, id, k.Status)
+	case k.Algorithm != keys.RSAPKCS1SHA256:
+		return nil, fmt.Errorf("%w: key registered for %s", signing.ErrUnknownKey, k.Algorithm)
 	}
-	return pub, nil
+	return k.Public, nil
 }
 
 // platformSigner gives the response signer the current platform key.
-type platformSigner struct{ s *keys.FileStore }
+type platformSigner struct{ s keyStore }
 
 func (p platformSigner) SigningKey(ctx context.Context) (string, crypto.Signer, error) {
 	k, err := p.s.PlatformKey(ctx)
@@ -212,7 +221,7 @@ func (p platformSigner) SigningKey(ctx context.Context) (string, crypto.Signer, 
 
 // platformSerials tells the verifier which serials are Quill's own, for the
 // "you sent the platform serial" hint.
-type platformSerials struct{ s *keys.FileStore }
+type platformSerials struct{ s keyStore }
 
 func (p platformSerials) is(serial string) bool {
 	_, err := p.s.PublicKey(context.Background(), keys.PlatformOwner, serial)
@@ -221,7 +230,7 @@ func (p platformSerials) is(serial string) bool {
 
 // payerKeys gives the payer-token verifier the login service's keys.
 type payerKeys struct {
-	s   *keys.FileStore
+	s   keyStore
 	now func() time.Time
 }
 
