@@ -30,6 +30,7 @@ type config struct {
 	Migrate         bool          // --migrate QUILL_MIGRATE: apply migrations at start (dev)
 	ShutdownTimeout time.Duration // --shutdown-timeout QUILL_SHUTDOWN_TIMEOUT: drain budget
 	LogLevel        string        // --log-level QUILL_LOG_LEVEL
+	Pprof           bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
 }
 
 func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
@@ -100,6 +101,7 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.StringVar(&c.PayerAlgorithm, "payer-alg", envString("QUILL_PAYER_ALG", "EdDSA"), "the one JWT alg accepted for payer tokens (env QUILL_PAYER_ALG)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
+	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -113,6 +114,14 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 	)
+	if c.Pprof {
+		mux := http.NewServeMux()
+		mux.Handle("/", ops)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ops = mux
+	}
 
 	if o.api == nil {
 		if o.api, err = net.Listen("tcp", c.Addr); err != nil {
