@@ -9,12 +9,12 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/quillpay/quill/internal/atomicfile"
 )
 
 // RevocationList is the set of revoked certificate serial numbers, read
@@ -137,7 +137,7 @@ func RevokeSerial(path string, serial *big.Int) error {
 	if serial == nil || serial.Sign() < 0 {
 		return errors.New("certs: invalid serial")
 	}
-	unlock, err := flock(path + ".lock")
+	unlock, err := atomicfile.Lock(path + ".lock")
 	if err != nil {
 		return err
 	}
@@ -155,65 +155,10 @@ func RevokeSerial(path string, serial *big.Int) error {
 	return writeFileAtomic(path, fmt.Appendf(old, "%X\n", serial), 0o644)
 }
 
-// flock takes an exclusive flock on path, creating it, and returns the
-// function that releases it.
-func flock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("certs: lock: %w", err)
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("certs: lock: %w", err)
-	}
-	return func() { f.Close() }, nil // closing releases the flock
-}
-
-// writeFileAtomic replaces path with data (mode perm) so that readers see the
-// old or the new file, never a mix, and the new one survives a crash.
+// writeFileAtomic replaces path with data (mode perm); see atomicfile.Write.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := replaceFile(path, data, perm); err != nil {
-		return fmt.Errorf("certs: write %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
-
-func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil { // make the rename durable
-		d.Sync()
-		d.Close()
+	if err := atomicfile.Write(path, data, perm); err != nil {
+		return fmt.Errorf("certs: %w", err)
 	}
 	return nil
 }

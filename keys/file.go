@@ -11,8 +11,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/quillpay/quill/internal/atomicfile"
 )
 
 // Names of the files a FileStore keeps in its directory.
@@ -298,7 +299,7 @@ func (s *FileStore) update(ctx context.Context, change func(d *document, now tim
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlock, err := flock(filepath.Join(s.dir, lockFile))
+	unlock, err := atomicfile.Lock(filepath.Join(s.dir, lockFile))
 	if err != nil {
 		return err
 	}
@@ -337,65 +338,10 @@ func (s *FileStore) update(ctx context.Context, change func(d *document, now tim
 	return nil
 }
 
-// flock takes an exclusive flock on path, creating it, and returns the
-// function that releases it.
-func flock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("keys: lock: %w", err)
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("keys: lock: %w", err)
-	}
-	return func() { f.Close() }, nil // closing releases the flock
-}
-
-// writeFileAtomic replaces path with data (mode perm) so that readers see the
-// old or the new file, never a mix, and the new one survives a crash.
+// writeFileAtomic replaces path with data (mode perm); see atomicfile.Write.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := replaceFile(path, data, perm); err != nil {
-		return fmt.Errorf("keys: write %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
-
-func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil { // make the rename durable
-		d.Sync()
-		d.Close()
+	if err := atomicfile.Write(path, data, perm); err != nil {
+		return fmt.Errorf("keys: %w", err)
 	}
 	return nil
 }

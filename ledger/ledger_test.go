@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"go/build"
 	"math"
 	"strings"
 	"testing"
@@ -274,19 +273,6 @@ func TestCanonicalTime(t *testing.T) {
 	got := ledger.CanonicalTime(in)
 	if got.Location() != time.UTC || got.Nanosecond() != 123456000 || !got.Equal(in.Truncate(time.Microsecond)) {
 		t.Fatalf("CanonicalTime = %v", got)
-	}
-}
-
-// TestImports keeps the domain package free of drivers and HTTP.
-func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if imp == "net/http" || strings.Contains(imp, "jackc/pgx") || strings.HasPrefix(imp, "github.com/quillpay/quill/") {
-			t.Errorf("ledger imports %s", imp)
-		}
 	}
 }
 

@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quillpay/quill/internal/atomicfile"
 )
 
 // directoryCheckInterval is how often FileDirectory looks at the file's mtime.
@@ -197,11 +198,16 @@ func validMerchantID(s string) bool {
 // with the same id, creating the file if it does not exist. The file is
 // rewritten atomically (temporary file, fsync, rename) with mode 0600, so a
 // running FileDirectory sees either the old or the new file. Concurrent
-// SaveMerchant calls on one file are not serialized: the last rename wins.
+// SaveMerchant calls on one file are serialized by a lock file (path.lock).
 func SaveMerchant(path string, m Merchant) error {
 	if err := ValidateMerchant(m); err != nil {
 		return err
 	}
+	unlock, err := atomicfile.Lock(path + ".lock")
+	if err != nil {
+		return fmt.Errorf("policy: save merchant: %w", err)
+	}
+	defer unlock()
 	var df directoryFile
 	b, err := os.ReadFile(path)
 	switch {
@@ -226,42 +232,8 @@ func SaveMerchant(path string, m Merchant) error {
 	if err != nil {
 		return fmt.Errorf("policy: save merchant: %w", err)
 	}
-	return writeFileAtomic(path, append(out, '\n'))
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+	if err := atomicfile.Write(path, append(out, '\n'), 0o600); err != nil {
 		return fmt.Errorf("policy: save merchant: %w", err)
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("policy: save merchant: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("policy: save merchant: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("policy: save merchant: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("policy: save merchant: %w", err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("policy: save merchant: %w", err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // persist the rename; best effort
-		d.Close()
 	}
 	return nil
 }
