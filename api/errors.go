@@ -21,6 +21,8 @@ var (
 	errNoClientIdentity  = errors.New("api: client certificate names no merchant")
 	errPaymentNotFound   = errors.New("api: payment not found")
 	errSignerUnavailable = errors.New("api: response signer unavailable")
+	errTargetTooLong     = errors.New("api: request-target too long")
+	errTargetMalformed   = errors.New("api: request-target is not valid UTF-8 text")
 )
 
 // errorRule maps one error to its HTTP answer. Codes are stable: clients branch
@@ -54,7 +56,16 @@ var errorTable = []errorRule{
 	{ledger.ErrNotFound, http.StatusNotFound, "not_found", "Not found"},
 	{errRouteNotFound, http.StatusNotFound, "not_found", "No such route"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed on this route"},
+	{errTargetTooLong, http.StatusRequestURITooLong, "uri_too_long", "The request-target is longer than 4096 bytes"},
+	{errTargetMalformed, http.StatusBadRequest, "malformed_request", "The request-target is not valid UTF-8 text"},
+	{ledger.ErrUnbalanced, http.StatusUnprocessableEntity, "invalid_entry", "The request cannot be recorded as a ledger entry"},
+	{ledger.ErrInvalidEntry, http.StatusUnprocessableEntity, "invalid_entry", "The request cannot be recorded as a ledger entry"},
+	{context.Canceled, statusClientClosed, "client_closed_request", "The client closed the request"},
 }
+
+// statusClientClosed is nginx's 499: the client went away before the answer.
+// Nobody reads it; it keeps a cancelled request out of the 5xx logs.
+const statusClientClosed = 499
 
 var internalRule = errorRule{nil, http.StatusInternalServerError, "internal", "internal error"}
 

@@ -58,11 +58,13 @@ func TestErrorTable(t *testing.T) {
 // fakeSigner signs with a constant so tests can see that it ran over the body.
 type fakeSigner struct{ fail bool }
 
-func (f fakeSigner) Sign(_ context.Context, body []byte) (signing.ResponseSignature, error) {
+func (f fakeSigner) Prepare(context.Context) (func([]byte) (signing.ResponseSignature, error), error) {
 	if f.fail {
-		return signing.ResponseSignature{}, errors.New("no platform key")
+		return nil, errors.New("no platform key")
 	}
-	return signing.ResponseSignature{Timestamp: "1", Nonce: "N", Serial: "S", Signature: fmt.Sprintf("len=%d", len(body))}, nil
+	return func(body []byte) (signing.ResponseSignature, error) {
+		return signing.ResponseSignature{Timestamp: "1", Nonce: "N", Serial: "S", Signature: fmt.Sprintf("len=%d", len(body))}, nil
+	}, nil
 }
 
 func TestEnvelopeSignsEveryResponse(t *testing.T) {
@@ -92,12 +94,23 @@ func TestEnvelopeSignsEveryResponse(t *testing.T) {
 			}
 		})
 	}
-	t.Run("signer down", func(t *testing.T) {
-		h := envelope(newRequestIDs(), fakeSigner{fail: true}, zerolog.New(io.Discard))(mux)
+	t.Run("signer down refuses before the handler runs", func(t *testing.T) {
+		ran := false
+		h := envelope(newRequestIDs(), fakeSigner{fail: true}, zerolog.New(io.Discard))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ran = true
+		}))
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/ok", nil))
-		if rec.Code != 503 || strings.Contains(rec.Body.String(), `"a"`) {
-			t.Fatalf("status %d body %s", rec.Code, rec.Body)
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/payments", nil))
+		if rec.Code != 503 || ran {
+			t.Fatalf("status %d, handler ran: %v", rec.Code, ran)
+		}
+	})
+	t.Run("HEAD signs the empty body it sends", func(t *testing.T) {
+		h := envelope(newRequestIDs(), fakeSigner{}, zerolog.New(io.Discard))(mux)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("HEAD", "/ok", nil))
+		if got := rec.Header().Get("Wechatpay-Signature"); got != "len=0" || rec.Body.Len() != 0 {
+			t.Fatalf("signature %q over a body of %d bytes", got, rec.Body.Len())
 		}
 	})
 }

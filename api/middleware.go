@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -87,13 +89,17 @@ func (r *recorder) WriteHeader(status int) {
 
 // ResponseSigner signs response bodies with the platform key.
 type ResponseSigner interface {
-	// Sign returns the Wechatpay-* header values for body.
-	Sign(ctx context.Context, body []byte) (signing.ResponseSignature, error)
+	// Prepare returns the function that signs one response body (the
+	// Wechatpay-* header values) with the platform key current now, or an error
+	// if there is none.
+	Prepare(ctx context.Context) (func(body []byte) (signing.ResponseSignature, error), error)
 }
 
 // envelope gives every response a request id, panic recovery, a platform
-// signature and one access-log line. It buffers the response, signs the exact
-// bytes, then writes headers and body.
+// signature and one access-log line. It takes the platform key before the
+// request runs, so a request whose answer could not be signed is refused
+// before it does anything; then it buffers the response, signs the exact bytes
+// sent (none for HEAD), and writes headers and body.
 func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,6 +107,18 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 			st := &reqState{id: ids.next()}
 			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
 			rec := &recorder{header: w.Header()}
+			w.Header().Set("Request-ID", st.id)
+			sign, err := signer.Prepare(r.Context())
+			if err != nil {
+				// Without the platform key no response can be trusted by the
+				// client: refuse unsigned, before any work.
+				writeError(rec, r, fmt.Errorf("%w: %w", errSignerUnavailable, err))
+				w.Header().Set("Content-Length", strconv.Itoa(rec.body.Len()))
+				w.WriteHeader(rec.status)
+				w.Write(rec.body.Bytes())
+				logAccess(log, r, st, rec, time.Since(start))
+				return
+			}
 			func() {
 				defer func() {
 					if p := recover(); p != nil {
@@ -110,6 +128,7 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 						for k := range rec.header {
 							delete(rec.header, k)
 						}
+						rec.header.Set("Request-ID", st.id)
 						rec.status, rec.body = 0, bytes.Buffer{}
 						writeError(rec, r, fmt.Errorf("api: panic: %v\n%s", p, debug.Stack()))
 					}
@@ -119,13 +138,15 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 			if rec.status == 0 {
 				rec.status = http.StatusOK
 			}
+			if r.Method == http.MethodHead {
+				rec.body.Reset() // a HEAD response carries no body, so none is signed
+			}
 			h := w.Header()
-			h.Set("Request-ID", st.id)
-			sig, err := signer.Sign(r.Context(), rec.body.Bytes())
+			sig, err := sign(rec.body.Bytes())
 			if err != nil {
-				// Without the platform key no response can be trusted by the
-				// client; answer 503 unsigned and say so in the log.
-				rec.err, rec.code = fmt.Errorf("%w: %w", errSignerUnavailable, err), "unavailable"
+				// Only a crypto failure gets here, after the handler ran: the
+				// outcome must not be reported as "nothing was done".
+				rec.err, rec.code = fmt.Errorf("api: sign response: %w", err), internalRule.code
 				rec.status, rec.body = 0, bytes.Buffer{}
 				for _, k := range []string{"Idempotent-Replayed", "Content-Type"} {
 					h.Del(k)
@@ -189,6 +210,10 @@ type Authenticator interface {
 // Identify names the merchant proven by the connection's client certificate.
 type Identify func(r *http.Request) (string, error)
 
+// maxTarget bounds the request-target (path and query) like every other text
+// stored with a ledger entry.
+const maxTarget = 4096
+
 // authenticate runs checks 2–6: the merchant in the signature equals the
 // certificate's, the key resolves, the timestamp is in the window, the
 // signature verifies over the raw request-target and body, the nonce is new.
@@ -199,6 +224,16 @@ func authenticate(a Authenticator, identify Identify, maxBody int64) func(http.H
 			merchant, err := identify(r)
 			if err != nil {
 				writeError(w, r, fmt.Errorf("%w: %w", errNoClientIdentity, err))
+				return
+			}
+			// The target is stored as evidence: refuse what the ledger would
+			// refuse before a nonce is spent on it.
+			if len(r.RequestURI) > maxTarget {
+				writeError(w, r, errTargetTooLong)
+				return
+			}
+			if !utf8.ValidString(r.RequestURI) || strings.ContainsRune(r.RequestURI, 0) {
+				writeError(w, r, errTargetMalformed)
 				return
 			}
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))

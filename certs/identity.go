@@ -8,12 +8,14 @@ import (
 )
 
 // merchantIDPattern is what a merchant id may look like (WeChat mchid style).
-var merchantIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+// It starts with a letter or digit: a leading "_" is reserved for the key
+// store's own owners (_platform, _payer).
+var merchantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
 
 // MerchantID returns the merchant a client certificate names. A SAN URI
 // quill://merchant/<id> wins over the subject CN; a certificate with more
 // than one quill: URI, or a malformed one, is refused rather than guessed
-// at. The id must match ^[A-Za-z0-9_-]{1,32}$. Errors wrap ErrNoIdentity.
+// at. The id must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$. Errors wrap ErrNoIdentity.
 func MerchantID(cert *x509.Certificate) (string, error) {
 	if cert == nil {
 		return "", ErrNoIdentity

@@ -85,6 +85,25 @@ func verifyClient(cs tls.ConnectionState, now time.Time, isRevoked func(*x509.Ce
 	return err
 }
 
+// Identify re-runs the connection check for one request and returns the
+// merchant the client certificate names. The handshake check alone is not
+// enough: a keep-alive connection can outlive its certificate's validity or
+// revocation, and would otherwise keep being served. cs is
+// http.Request.TLS; nil is refused.
+func (o ServerOptions) Identify(cs *tls.ConnectionState) (string, error) {
+	if cs == nil {
+		return "", fmt.Errorf("%w: not a TLS connection", ErrNoIdentity)
+	}
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	if err := verifyClient(*cs, now(), o.IsRevoked); err != nil {
+		return "", err
+	}
+	return PeerMerchant(cs)
+}
+
 // PeerMerchant returns the merchant named by the verified client
 // certificate of a connection (http.Request.TLS in a handler). It returns
 // ErrNoIdentity when there is no verified client certificate.

@@ -191,7 +191,9 @@ func ValidateMerchant(m Merchant) error {
 }
 
 func validMerchantID(s string) bool {
-	return len(s) <= 32 && validUserID(s)
+	// A leading "_" is reserved for the key store's own owners (_platform,
+	// _payer): a merchant by that name could register payer-token keys.
+	return len(s) <= 32 && validUserID(s) && s[0] != '_' && s[0] != '-'
 }
 
 // SaveMerchant adds m to the merchant file at path, replacing any merchant

@@ -260,3 +260,14 @@ func TestSaveMerchant(t *testing.T) {
 		t.Fatal("SaveMerchant overwrote an unreadable file")
 	}
 }
+
+func TestReservedMerchantIDs(t *testing.T) {
+	for _, id := range []string{"_payer", "_platform", "-x"} {
+		if err := ValidateMerchant(Merchant{ID: id}); err == nil {
+			t.Errorf("merchant id %q accepted; a leading _ or - is reserved", id)
+		}
+	}
+	if err := ValidateMerchant(Merchant{ID: "M_1-a"}); err != nil {
+		t.Errorf("ordinary id refused: %v", err)
+	}
+}

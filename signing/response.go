@@ -37,50 +37,68 @@ type ResponseSigner struct {
 // signature) or Ed25519 over the message itself. The nonce is 32 hexadecimal
 // characters from Rand. Errors from Keys are returned wrapped.
 func (s *ResponseSigner) Sign(ctx context.Context, body []byte) (ResponseSignature, error) {
-	serial, key, err := s.Keys.SigningKey(ctx)
-	if err != nil {
-		return ResponseSignature{}, fmt.Errorf("signing: platform key: %w", err)
-	}
-	r := s.Rand
-	if r == nil {
-		r = rand.Reader
-	}
-	nonce, err := NewNonce(r)
+	sign, err := s.Prepare(ctx)
 	if err != nil {
 		return ResponseSignature{}, err
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	ts := strconv.FormatInt(now().Unix(), 10)
-	msg := responseMessage(ts, nonce, body)
+	return sign(body)
+}
 
-	var sig []byte
+// Prepare fetches the current platform key and returns the function that signs
+// one response body with it, as Sign does. A server calls Prepare before it does
+// the work a response reports, so a missing platform key refuses the request
+// up front instead of leaving committed work with an unsignable answer. Errors
+// from Keys are returned wrapped; so is an unsupported key type.
+func (s *ResponseSigner) Prepare(ctx context.Context) (func(body []byte) (ResponseSignature, error), error) {
+	serial, key, err := s.Keys.SigningKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("signing: platform key: %w", err)
+	}
+	var digest func(msg []byte) ([]byte, crypto.SignerOpts)
 	switch pub := key.Public().(type) {
 	case *rsa.PublicKey:
-		d := sha256.Sum256(msg)
-		sig, err = key.Sign(rand.Reader, d[:], crypto.SHA256)
+		digest = sha256Digest
 	case *ecdsa.PublicKey:
 		if pub.Curve != elliptic.P256() {
-			return ResponseSignature{}, errors.New("signing: platform ECDSA key must be P-256")
+			return nil, errors.New("signing: platform ECDSA key must be P-256")
 		}
-		d := sha256.Sum256(msg)
-		sig, err = key.Sign(rand.Reader, d[:], crypto.SHA256)
+		digest = sha256Digest
 	case ed25519.PublicKey:
-		sig, err = key.Sign(rand.Reader, msg, crypto.Hash(0))
+		digest = func(msg []byte) ([]byte, crypto.SignerOpts) { return msg, crypto.Hash(0) }
 	default:
-		return ResponseSignature{}, fmt.Errorf("signing: unsupported platform key type %T", pub)
+		return nil, fmt.Errorf("signing: unsupported platform key type %T", pub)
 	}
-	if err != nil {
-		return ResponseSignature{}, fmt.Errorf("signing: sign response: %w", err)
-	}
-	return ResponseSignature{
-		Timestamp: ts,
-		Nonce:     nonce,
-		Serial:    serial,
-		Signature: base64.StdEncoding.EncodeToString(sig),
+	return func(body []byte) (ResponseSignature, error) {
+		r := s.Rand
+		if r == nil {
+			r = rand.Reader
+		}
+		nonce, err := NewNonce(r)
+		if err != nil {
+			return ResponseSignature{}, err
+		}
+		now := time.Now
+		if s.Now != nil {
+			now = s.Now
+		}
+		ts := strconv.FormatInt(now().Unix(), 10)
+		d, opts := digest(responseMessage(ts, nonce, body))
+		sig, err := key.Sign(rand.Reader, d, opts)
+		if err != nil {
+			return ResponseSignature{}, fmt.Errorf("signing: sign response: %w", err)
+		}
+		return ResponseSignature{
+			Timestamp: ts,
+			Nonce:     nonce,
+			Serial:    serial,
+			Signature: base64.StdEncoding.EncodeToString(sig),
+		}, nil
 	}, nil
+}
+
+func sha256Digest(msg []byte) ([]byte, crypto.SignerOpts) {
+	d := sha256.Sum256(msg)
+	return d[:], crypto.SHA256
 }
 
 func responseMessage(ts, nonce string, body []byte) []byte {

@@ -486,3 +486,25 @@ func TestOpsEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestOverlongTargetRefusedBeforeAnything(t *testing.T) {
+	h := server(t)
+	cert := h.certs[demoMerchant]
+	order := newOrderID()
+	body := paymentBody(order, "1.00", h.token("u-long"))
+	target := "/v1/payments?pad=" + strings.Repeat("x", 5000)
+	auth := h.sign(demoMerchant, nil, "", "POST", target, body, h.clock.Now())
+	r := h.raw(&cert, "POST", target, body, auth)
+	if r.Status != http.StatusRequestURITooLong || problem(t, r)["code"] != "uri_too_long" {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	// The nonce was not spent: the same signed header is still good for a
+	// request the server can take (here the same target is refused again the
+	// same way, not as a replay).
+	if again := h.raw(&cert, "POST", target, body, auth); problem(t, again)["code"] != "uri_too_long" {
+		t.Fatalf("second attempt: %s", again.Body)
+	}
+	if n := h.entries(order); n != 0 {
+		t.Fatalf("%d entries", n)
+	}
+}

@@ -76,10 +76,11 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("merchants: %w", err)
 	}
 
-	tlsConf, err := serverTLS(c)
+	tlsOpts, err := serverTLS(c)
 	if err != nil {
 		return err
 	}
+	tlsConf := certs.ServerTLSConfig(tlsOpts)
 
 	verifier := &signing.Verifier{
 		Keys:             merchantKeys{ks},
@@ -99,7 +100,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	})
 	handler := api.NewHandler(api.Deps{
 		Auth:      verifier,
-		Identify:  func(r *http.Request) (string, error) { return certs.PeerMerchant(r.TLS) },
+		Identify:  func(r *http.Request) (string, error) { return tlsOpts.Identify(r.TLS) },
 		Signer:    &signing.ResponseSigner{Keys: platformSigner{ks}, Now: o.now},
 		Merchants: merchants,
 		Rules:     checker,
@@ -143,7 +144,9 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          stdLogger(errLog),
+		// OPTIONS * would otherwise be answered by net/http, unsigned.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     stdLogger(errLog),
 	}
 	opsSrv := &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, ErrorLog: stdLogger(errLog)}
 
@@ -169,24 +172,25 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	return err
 }
 
-func serverTLS(c config) (*tls.Config, error) {
+func serverTLS(c config) (certs.ServerOptions, error) {
+	var o certs.ServerOptions
 	pool, err := certs.LoadCertPool(c.clientCA())
 	if err != nil {
-		return nil, fmt.Errorf("client CA: %w", err)
+		return o, fmt.Errorf("client CA: %w", err)
 	}
 	reloader, err := certs.NewReloader(c.tlsCert(), c.tlsKey())
 	if err != nil {
-		return nil, fmt.Errorf("server certificate: %w", err)
+		return o, fmt.Errorf("server certificate: %w", err)
 	}
 	revoked, err := certs.LoadRevocationList(c.revoked())
 	if err != nil {
-		return nil, fmt.Errorf("revocation list: %w", err)
+		return o, fmt.Errorf("revocation list: %w", err)
 	}
-	return certs.ServerTLSConfig(certs.ServerOptions{
+	return certs.ServerOptions{
 		ClientCAs:   pool,
 		Certificate: reloader.GetCertificate,
 		IsRevoked:   revoked.IsRevoked,
-	}), nil
+	}, nil
 }
 
 func stdLogger(l zerolog.Logger) *log.Logger { return log.New(l, "", 0) }
@@ -245,6 +249,9 @@ type payerKeys struct {
 
 func (p payerKeys) TokenKey(ctx context.Context, kid string) (crypto.PublicKey, error) {
 	k, err := p.s.PublicKey(ctx, keys.PayerOwner, kid)
+	if errors.Is(err, keys.ErrUnavailable) {
+		return nil, fmt.Errorf("%w: %w", policy.ErrUnavailable, err)
+	}
 	if err != nil {
 		return nil, err
 	}
