@@ -37,6 +37,7 @@ type errorRule struct {
 // errorTable is the one place an error becomes an HTTP status. The first rule
 // whose error matches (errors.Is) wins, so more specific rules come first.
 var errorTable = []errorRule{
+	{ledger.ErrOutcomeUnknown, http.StatusServiceUnavailable, "outcome_unknown", "The write may or may not have happened; retry with the same order id, which is idempotent"},
 	{signing.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},
 	{policy.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},
 	{ledger.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},

@@ -16,6 +16,10 @@ var (
 	ErrInvalidEntry  = errors.New("ledger: invalid entry")
 	// ErrUnavailable means the store could not be reached; nothing was written.
 	ErrUnavailable = errors.New("ledger: store unavailable")
+	// ErrOutcomeUnknown means the store failed while committing: the entry may
+	// or may not be written. Retrying with the same (merchant, order id) is
+	// safe and settles it (idempotency).
+	ErrOutcomeUnknown = errors.New("ledger: commit outcome unknown; retry with the same order id")
 )
 
 // Kind is what an entry records.

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"go/build"
 	"strings"
 	"sync"
 	"testing"
@@ -135,20 +134,4 @@ func TestSchemaRejects(t *testing.T) {
 	// Nothing above changed the ledger.
 	checkInvariants(t, s)
 	wantBalance(t, s, "user:42", 1000)
-}
-
-// TestImports keeps the adapter to one domain package.
-func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if strings.HasPrefix(imp, "github.com/quillpay/quill/") && imp != "github.com/quillpay/quill/ledger" {
-			t.Errorf("ledger/postgres imports %s", imp)
-		}
-		if imp == "net/http" {
-			t.Errorf("ledger/postgres imports net/http")
-		}
-	}
 }

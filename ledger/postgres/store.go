@@ -274,20 +274,43 @@ func (s *Store) process(batch []*request) {
 	if len(batch) > 1 {
 		s.opts.Logger.Warn().Err(err).Int("batch", len(batch)).Msg("ledger: batch failed, retrying items one by one")
 	}
+	s.retryAlone(batch, stage == committing)
+}
+
+// retryAlone writes each request of a failed batch in its own transaction, so
+// that a poison entry fails alone and, after an unclear commit (unknown), an
+// entry that did commit comes back as Replayed. The whole pass shares one
+// WriteTimeout, and once the server is unreachable the rest are not tried: a
+// dead database must not hold every caller for one timeout each. A request
+// not settled is answered ErrUnavailable, or ErrOutcomeUnknown when its entry
+// may have committed.
+func (s *Store) retryAlone(batch []*request, unknown bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.WriteTimeout)
+	defer cancel()
+	down := false
 	for _, r := range batch {
-		s.retryAlone(r)
+		if down || ctx.Err() != nil {
+			r.done <- result{err: unsettled(unknown)}
+			continue
+		}
+		res, stage, err := s.writeBatch(ctx, []*request{r})
+		switch {
+		case err == nil:
+			r.done <- res[0]
+		case unreachable(err) || ctx.Err() != nil:
+			down = true
+			r.done <- result{err: unsettled(unknown || stage == committing)}
+		default:
+			r.done <- result{err: translate(err)}
+		}
 	}
 }
 
-// retryAlone writes r in its own transaction, so that a poison entry fails
-// alone, and delivers its result.
-func (s *Store) retryAlone(r *request) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.WriteTimeout)
-	defer cancel()
-	res, _, err := s.writeBatch(ctx, []*request{r})
-	if err != nil {
-		r.done <- result{err: translate(err)}
-		return
+// unsettled is the error of a request whose write could not be completed:
+// nothing was written, or (unknown) it may have been.
+func unsettled(unknown bool) error {
+	if unknown {
+		return ledger.ErrOutcomeUnknown
 	}
-	r.done <- res[0]
+	return fmt.Errorf("%w: database unreachable", ledger.ErrUnavailable)
 }

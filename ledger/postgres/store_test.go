@@ -473,3 +473,55 @@ func TestCloseDrains(t *testing.T) {
 	}
 	checkInvariants(t, s2)
 }
+
+// TestRetryPassStopsWhenDatabaseDies: after a failed batch the items are
+// retried alone, but once the database is unreachable the rest are answered
+// ErrUnavailable at once, not after one timeout each, and are not written.
+func TestRetryPassStopsWhenDatabaseDies(t *testing.T) {
+	ctx := context.Background()
+	s, dsn := newStore(t, Options{})
+	mustRecord(t, s, deposit("D1", "42", 1_000))
+	db := connect(t, dsn)
+	if _, err := db.Exec(ctx, `
+		CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.order_id = 'KILL' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+			RAISE EXCEPTION 'poison' USING ERRCODE = 'raise_exception';
+		END $$;
+		CREATE TRIGGER poison BEFORE INSERT ON entries FOR EACH ROW
+			WHEN (NEW.order_id IN ('POISON', 'KILL')) EXECUTE FUNCTION poison();`); err != nil {
+		t.Fatal(err)
+	}
+	batch := []*request{
+		newRequest(payment("A", "42", 100, 1)),
+		newRequest(payment("POISON", "42", 100, 1)),
+		newRequest(payment("KILL", "42", 100, 1)),
+		newRequest(payment("B", "42", 100, 1)),
+		newRequest(payment("C", "42", 100, 1)),
+	}
+	s.process(batch)
+	want := []error{nil, nil, ledger.ErrUnavailable, ledger.ErrUnavailable, ledger.ErrUnavailable}
+	for i, r := range batch {
+		res := <-r.done
+		switch {
+		case i == 1:
+			if res.err == nil || !strings.Contains(res.err.Error(), "poison") {
+				t.Errorf("poison item: %v", res.err)
+			}
+		case want[i] == nil && res.err != nil:
+			t.Errorf("item %d: %v", i, res.err)
+		case want[i] != nil && !errors.Is(res.err, want[i]):
+			t.Errorf("item %d: %v, want %v", i, res.err, want[i])
+		}
+	}
+	if _, err := db.Exec(ctx, `DROP TRIGGER poison ON entries`); err != nil {
+		t.Fatal(err)
+	}
+	// B and C were not written: recording them now is fresh, not a replay.
+	for _, order := range []string{"B", "C"} {
+		if r, err := s.Record(ctx, payment(order, "42", 100, 1)); err != nil || r.Replayed {
+			t.Fatalf("%s after recovery: %+v, %v", order, r, err)
+		}
+	}
+	checkInvariants(t, s)
+}
