@@ -65,7 +65,7 @@ func evidenceOf(r *http.Request, st *reqState) ledger.Evidence {
 
 // handleCreatePayment debits the payer's wallet, credits the merchant and the
 // platform fee, idempotently on (merchant, order id).
-func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Writer) http.HandlerFunc {
+func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Writer, reader ledger.Reader) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := stateFrom(r.Context())
 		m, req, err := decodeFor[policy.PaymentRequest](r, merchants, st)
@@ -76,14 +76,45 @@ func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Write
 				recordAndRespond(w, r, l, entry)
 				return
 			}
+			if errors.Is(err, policy.ErrValidation) {
+				err = retryOfRecorded(w, r, reader, m.ID, req.OrderID, ledger.KindPayment, err, func(rec ledger.Recorded) bool {
+					amount, aerr := policy.ParseAmount(req.Amount, rec.Currency)
+					return aerr == nil && amount == rec.Amount && req.Currency == rec.Currency && req.Description == rec.Description
+				})
+				if err == nil {
+					return
+				}
+			}
 		}
 		writeError(w, r, err)
 	}
 }
 
+// retryOfRecorded answers a request that failed the field rules but whose
+// order id is already recorded: a retry of a payment that succeeded must not
+// be reported as failed because, meanwhile, the payer token expired or the
+// merchant's rules changed. If the recorded entry matches the request (same),
+// it is answered as an idempotent replay and nil returned; a different one is
+// ErrOrderConflict; with no such entry the rules' error (failed) stands.
+func retryOfRecorded(w http.ResponseWriter, r *http.Request, reader ledger.Reader, merchant, orderID string, kind ledger.Kind, failed error, same func(ledger.Recorded) bool) error {
+	if orderID == "" {
+		return failed
+	}
+	rec, err := reader.Entry(r.Context(), merchant, orderID)
+	switch {
+	case err != nil || rec.Kind != kind:
+		return failed
+	case !same(rec):
+		return ledger.ErrOrderConflict
+	}
+	rec.Replayed = true
+	respondRecorded(w, rec)
+	return nil
+}
+
 // handleCreateDeposit tops up a user's wallet from the settlement account; only
 // merchants allowed to deposit may call it.
-func handleCreateDeposit(merchants policy.Directory, rules Rules, l ledger.Writer) http.HandlerFunc {
+func handleCreateDeposit(merchants policy.Directory, rules Rules, l ledger.Writer, reader ledger.Reader) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := stateFrom(r.Context())
 		m, req, err := decodeFor[policy.DepositRequest](r, merchants, st)
@@ -93,6 +124,15 @@ func handleCreateDeposit(merchants policy.Directory, rules Rules, l ledger.Write
 				entry := ledger.Deposit(m.ID, d.OrderID, d.User, d.Currency, d.Amount, evidenceOf(r, st))
 				recordAndRespond(w, r, l, entry)
 				return
+			}
+			if errors.Is(err, policy.ErrValidation) {
+				err = retryOfRecorded(w, r, reader, m.ID, req.OrderID, ledger.KindDeposit, err, func(rec ledger.Recorded) bool {
+					amount, aerr := policy.ParseAmount(req.Amount, rec.Currency)
+					return aerr == nil && amount == rec.Amount && req.Currency == rec.Currency && req.UserID == rec.Payer
+				})
+				if err == nil {
+					return
+				}
 			}
 		}
 		writeError(w, r, err)
@@ -146,6 +186,10 @@ func recordAndRespond(w http.ResponseWriter, r *http.Request, l ledger.Writer, e
 		writeError(w, r, err)
 		return
 	}
+	respondRecorded(w, rec)
+}
+
+func respondRecorded(w http.ResponseWriter, rec ledger.Recorded) {
 	if rec.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}

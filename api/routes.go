@@ -58,9 +58,9 @@ func NewHandler(d Deps) http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate(d.Auth, d.Identify, d.MaxBody))
-		r.Post("/v1/payments", handleCreatePayment(d.Merchants, d.Rules, d.Ledger))
+		r.Post("/v1/payments", handleCreatePayment(d.Merchants, d.Rules, d.Ledger, d.Reader))
 		r.Get("/v1/payments/{order_id}", handleGetPayment(d.Reader))
-		r.Post("/v1/deposits", handleCreateDeposit(d.Merchants, d.Rules, d.Ledger))
+		r.Post("/v1/deposits", handleCreateDeposit(d.Merchants, d.Rules, d.Ledger, d.Reader))
 		r.Get("/v1/certificates", handleCertificates(d.Platform))
 	})
 	return r

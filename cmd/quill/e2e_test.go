@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/devenv"
 )
 
 // One server serves every test in this file: starting it (migrations, keys)
@@ -506,5 +507,42 @@ func TestOverlongTargetRefusedBeforeAnything(t *testing.T) {
 	}
 	if n := h.entries(order); n != 0 {
 		t.Fatalf("%d entries", n)
+	}
+}
+
+// TestRetryAfterTokenExpiredReplays: a payment that succeeded stays a success
+// when it is retried after the payer token expired; a changed amount is a
+// conflict, not a field error.
+func TestRetryAfterTokenExpiredReplays(t *testing.T) {
+	h := server(t)
+	user := "u-expired-" + fmt.Sprint(time.Now().UnixNano())
+	h.deposit(user, "10.00")
+	order := newOrderID()
+	first := h.do(demoMerchant, "POST", "/v1/payments", paymentBody(order, "2.50", h.token(user)))
+	if first.Status != http.StatusOK {
+		t.Fatalf("first: %d %s", first.Status, first.Body)
+	}
+	expired, err := devenv.PayerToken(h.dir, user, time.Minute, h.clock.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := h.do(demoMerchant, "POST", "/v1/payments", paymentBody(order, "2.50", expired))
+	if retry.Status != http.StatusOK || retry.Header.Get("Idempotent-Replayed") != "true" || string(retry.Body) != string(first.Body) {
+		t.Fatalf("retry with an expired token: %d %s", retry.Status, retry.Body)
+	}
+	changed := h.do(demoMerchant, "POST", "/v1/payments", paymentBody(order, "2.51", expired))
+	if changed.Status != http.StatusConflict {
+		t.Fatalf("changed retry: %d %s", changed.Status, changed.Body)
+	}
+	// A new order with the expired token is still refused.
+	fresh := newOrderID()
+	if r := h.do(demoMerchant, "POST", "/v1/payments", paymentBody(fresh, "2.50", expired)); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("new order with an expired token: %d %s", r.Status, r.Body)
+	}
+	if n := h.entries(order) + h.entries(fresh); n != 1 {
+		t.Fatalf("%d entries", n)
+	}
+	if b := h.balance("user:" + user); b != 750 {
+		t.Fatalf("balance %d", b)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -110,7 +111,14 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Log:       log,
 		MaxBody:   c.MaxBody,
 	})
+	var draining atomic.Bool
 	ops := api.NewOpsHandler(2*time.Second,
+		api.ReadyCheck{Name: "serving", Check: func(context.Context) error {
+			if draining.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		}},
 		api.ReadyCheck{Name: "postgres", Check: store.Ping},
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
@@ -163,10 +171,18 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 			log.Error().Err(err).Msg("listener failed")
 		}
 	}
+	// Not ready first, so a load balancer stops sending; then stop accepting
+	// and drain. Past the budget, cut what is left before the ledger and
+	// Redis close under it (the deferred closes).
+	draining.Store(true)
 	log.Info().Msg("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
 	err = apiSrv.Shutdown(sctx)
+	if err != nil {
+		log.Error().Err(err).Msg("drain budget exceeded: closing remaining connections")
+		apiSrv.Close()
+	}
 	opsSrv.Shutdown(sctx)
 	log.Info().Err(err).Msg("stopped")
 	return err
