@@ -20,27 +20,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quillpay/quill/internal/fakeclock"
 )
-
-// fakeClock is a settable clock, safe for concurrent use.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func newCA(tb testing.TB, name string) *CA {
 	tb.Helper()
@@ -203,13 +185,13 @@ type testPKI struct {
 	reloader *Reloader
 	revoked  *RevocationList
 	rlPath   string
-	clock    *fakeClock
+	clock    *fakeclock.Clock
 }
 
 func newPKI(tb testing.TB) *testPKI {
 	tb.Helper()
 	dir := tb.TempDir()
-	p := &testPKI{ca: newCA(tb, "Quill test CA"), rlPath: filepath.Join(dir, "revoked.txt"), clock: newFakeClock(time.Now())}
+	p := &testPKI{ca: newCA(tb, "Quill test CA"), rlPath: filepath.Join(dir, "revoked.txt"), clock: fakeclock.New(time.Now())}
 	var err error
 	if p.reloader, err = NewReloader(writePair(tb, p.ca, dir, "localhost", "127.0.0.1")); err != nil {
 		tb.Fatal(err)
@@ -516,7 +498,7 @@ func TestCA(t *testing.T) {
 func TestReloader(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t, "CA")
-	clk := newFakeClock(time.Now())
+	clk := fakeclock.New(time.Now())
 	r, err := NewReloader(writePair(t, ca, dir, "one.test"))
 	if err != nil {
 		t.Fatal(err)

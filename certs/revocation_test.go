@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quillpay/quill/internal/fakeclock"
 )
 
 func serial(n int64) *x509.Certificate { return &x509.Certificate{SerialNumber: big.NewInt(n)} }
@@ -54,7 +56,7 @@ func TestParseRevocationList(t *testing.T) {
 
 func TestRevocationList(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "revoked.txt")
-	clk := newFakeClock(time.Now())
+	clk := fakeclock.New(time.Now())
 	l, err := LoadRevocationList(path) // missing: empty
 	if err != nil {
 		t.Fatal(err)

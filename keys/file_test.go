@@ -15,31 +15,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quillpay/quill/internal/fakeclock"
 )
-
-// fakeClock is a settable clock, safe for concurrent use.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var ctx = context.Background()
 
-func openStore(tb testing.TB, dir string, clk *fakeClock) *FileStore {
+func openStore(tb testing.TB, dir string, clk *fakeclock.Clock) *FileStore {
 	tb.Helper()
 	s, err := OpenFileStore(dir, FileOptions{Now: clk.Now, ReloadEvery: time.Second})
 	if err != nil {
@@ -85,7 +67,7 @@ func ids(ks []PublicKey) []string {
 
 func TestFileStoreAddLookup(t *testing.T) {
 	dir := t.TempDir()
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := openStore(t, dir, clk)
 	k := edPublic(t, "K1")
 	if err := s.AddPublicKey(ctx, "M100", k); err != nil {
@@ -156,7 +138,7 @@ func TestFileStoreAddLookup(t *testing.T) {
 }
 
 func TestVerifyingKeyStatus(t *testing.T) {
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	t0 := clk.Now()
 	end := t0.Add(time.Hour)
 	for _, tc := range []struct {
@@ -195,7 +177,7 @@ func TestVerifyingKeyStatus(t *testing.T) {
 }
 
 func TestSetStatusErrors(t *testing.T) {
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := openStore(t, t.TempDir(), clk)
 	if err := s.AddPublicKey(ctx, "M1", edPublic(t, "K1")); err != nil {
 		t.Fatal(err)
@@ -220,7 +202,7 @@ func TestSetStatusErrors(t *testing.T) {
 }
 
 func TestRotateOverlap(t *testing.T) {
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := openStore(t, t.TempDir(), clk)
 	if err := s.AddPublicKey(ctx, "M1", edPublic(t, "K1")); err != nil {
 		t.Fatal(err)
@@ -266,7 +248,7 @@ func TestRotateOverlap(t *testing.T) {
 
 func TestRotateRollsBack(t *testing.T) {
 	dir := t.TempDir()
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := openStore(t, dir, clk)
 	if err := s.AddPublicKey(ctx, "M1", edPublic(t, "K1")); err != nil {
 		t.Fatal(err)
@@ -312,7 +294,7 @@ func TestRotateRollsBack(t *testing.T) {
 }
 
 func TestPlatformKeys(t *testing.T) {
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := openStore(t, t.TempDir(), clk)
 	if _, err := s.PlatformKey(ctx); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty store PlatformKey = %v, want ErrNotFound", err)
@@ -377,7 +359,7 @@ func TestPlatformKeys(t *testing.T) {
 
 func TestSecondInstancePicksUpChanges(t *testing.T) {
 	dir := t.TempDir()
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	server := openStore(t, dir, clk) // the running server
 	cli := openStore(t, dir, clk)    // quillctl
 	if err := cli.AddPublicKey(ctx, "M1", edPublic(t, "K1")); err != nil {
@@ -414,7 +396,7 @@ func TestSecondInstancePicksUpChanges(t *testing.T) {
 
 func TestConcurrentWriters(t *testing.T) {
 	dir := t.TempDir()
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	a, b := openStore(t, dir, clk), openStore(t, dir, clk)
 	const n = 10
 	var wg sync.WaitGroup
@@ -484,7 +466,7 @@ func TestInvalidFileKeepsLastGood(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			clk := newFakeClock()
+			clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			s := openStore(t, dir, clk)
 			if err := s.AddPlatformKey(ctx, p1); err != nil {
 				t.Fatal(err)
@@ -529,7 +511,7 @@ func TestInvalidFileKeepsLastGood(t *testing.T) {
 
 func TestKeysNotPrintable(t *testing.T) {
 	dir := t.TempDir()
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := openStore(t, dir, clk)
 	k := edPlatform(t, "P1")
 	if err := s.AddPlatformKey(ctx, k); err != nil {

@@ -9,25 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quillpay/quill/internal/fakeclock"
 )
-
-// fakeClock is a settable clock for FileDirectory.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func writeFile(tb testing.TB, path, content string) {
 	tb.Helper()
@@ -111,7 +95,7 @@ func TestFileDirectoryReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := fakeclock.New(time.Unix(1_700_000_000, 0))
 	d.Now = clock.Now
 	if got := lookup(t, d, "M1"); got != "v1" {
 		t.Fatalf("M1 = %q", got)
@@ -180,7 +164,7 @@ func TestFileDirectoryConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := fakeclock.New(time.Unix(1_700_000_000, 0))
 	d.Now = clock.Now
 	var wg sync.WaitGroup
 	for range 4 {

@@ -26,32 +26,24 @@ import (
 
 	"github.com/quillpay/quill/internal/client"
 	"github.com/quillpay/quill/internal/devenv"
+	"github.com/quillpay/quill/internal/fakeclock"
 	"github.com/quillpay/quill/internal/testenv"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/signing"
 )
 
-// fixedClock is the server's injected clock: it stands still unless set.
-type fixedClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fixedClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
 // redisProxy relays TCP to the real Redis so a test can take Redis away
 // ("stopped": connections refused and cut) or make it hang (a timeout) without
 // touching the shared server.
 type redisProxy struct {
-	t        testing.TB
-	target   string
-	ln       net.Listener
-	addr     string
-	mode     atomic.Int32 // 0 relay, 1 stopped, 2 hang
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	stopOnce sync.Once
+	t      testing.TB
+	target string
+	ln     net.Listener
+	addr   string
+	mode   atomic.Int32 // 0 relay, 1 stopped, 2 hang
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
 }
 
 const (
@@ -145,7 +137,7 @@ type harness struct {
 	dsn     string
 	base    string
 	ops     string
-	clock   *fixedClock
+	clock   *fakeclock.Clock
 	proxy   *redisProxy
 	roots   *x509.CertPool
 	clients map[string]*client.Client
@@ -180,7 +172,7 @@ func startServer(t testing.TB) *harness {
 		t:       t,
 		dir:     dir,
 		dsn:     testenv.Postgres(t),
-		clock:   &fixedClock{t: now},
+		clock:   fakeclock.New(now),
 		proxy:   newRedisProxy(t, testenv.RedisAddr(t)),
 		clients: map[string]*client.Client{},
 		certs:   map[string]tls.Certificate{},
