@@ -9,6 +9,11 @@ ensure_services
 export QUILL_TEST_PG_DSN="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/postgres?sslmode=disable"
 export QUILL_TEST_REDIS_ADDR="$QUILL_REDIS_ADDR"
 
+# Build outputs never go into git: refuse any tracked file over 1 MiB.
+big=$(git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$1 > 1048576 {print $2}')
+if [ -n "$big" ]; then
+  echo "tracked files over 1 MiB (build outputs or data that belong outside git):" >&2; echo "$big" >&2; exit 1
+fi
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
