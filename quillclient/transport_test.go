@@ -262,7 +262,7 @@ func TestUnknownSerialRefetchesOnce(t *testing.T) {
 	f.platform.mu.Lock()
 	delete(f.platform.listed, "PLAT1")
 	f.platform.mu.Unlock()
-	f.clock.Advance(2 * time.Second) // past the floor after a fruitless fetch
+	f.clock.Advance(2 * time.Second)            // past the floor after a fruitless fetch
 	f.platform.use("PLAT3", rsaKey(t, 3), true) // a rotation: refetch
 	if err := get(); err != nil {
 		t.Fatal(err)
@@ -385,7 +385,9 @@ func TestNewTransportRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	scheme := []quillclient.Option{quillclient.WithMerchant("M1"), quillclient.WithKeyID("K1"), quillclient.WithPrivateKey(rsaKey(t, 0))}
-	with := func(extra ...quillclient.Option) []quillclient.Option { return append(append([]quillclient.Option{}, scheme...), extra...) }
+	with := func(extra ...quillclient.Option) []quillclient.Option {
+		return append(append([]quillclient.Option{}, scheme...), extra...)
+	}
 	for _, tc := range []struct {
 		name string
 		opts []quillclient.Option
@@ -480,4 +482,3 @@ func TestKeysNeverPrinted(t *testing.T) {
 		}
 	}
 }
-
