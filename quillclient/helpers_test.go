@@ -226,11 +226,15 @@ func (f *fakeQuill) transport(t testing.TB, opts ...quillclient.Option) *quillcl
 	return tr
 }
 
-// send does method url with body through c and returns the response body.
+// send does method url with body (JSON) through c and returns the response
+// and its body.
 func send(c *http.Client, method, url string, body io.Reader) (*http.Response, []byte, error) {
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		return nil, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	res, err := c.Do(req)
 	if err != nil {

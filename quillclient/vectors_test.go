@@ -53,14 +53,14 @@ type requestVector struct {
 	Nonce     string `json:"nonce"`
 	// Body is the body as UTF-8 text; BodyBase64, when set instead, holds
 	// bytes that are not UTF-8. Neither: no body.
-	Body          string `json:"body,omitempty"`
-	BodyBase64    string `json:"body_base64,omitempty"`
+	Body       string `json:"body,omitempty"`
+	BodyBase64 string `json:"body_base64,omitempty"`
 	// StringToSign is the string to sign as text; StringToSignBase64 replaces
 	// it when the body is not UTF-8.
 	StringToSign       string `json:"string_to_sign,omitempty"`
 	StringToSignBase64 string `json:"string_to_sign_base64,omitempty"`
-	Signature     string `json:"signature"`
-	Authorization string `json:"authorization"`
+	Signature          string `json:"signature"`
+	Authorization      string `json:"authorization"`
 }
 
 type responseVector struct {
