@@ -115,6 +115,11 @@ func (c *keyCache) lookup(ctx context.Context, url, id string) (PlatformKey, err
 	s.mu.Unlock()
 
 	ks, err := c.fetch(ctx, url)
+	if err != nil && ctx.Err() != nil {
+		// The caller gave up (cancel, deadline): that says nothing about
+		// the server, so it must not hold back the next caller's fetch.
+		return PlatformKey{}, fmt.Errorf("quillclient: fetch platform keys: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil {

@@ -199,7 +199,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		out.ContentLength = int64(len(body))
-		out.Header.Del("Transfer-Encoding")
+		out.TransferEncoding = nil // the length is known now
 	}
 	if presigned, _ := req.Context().Value(presignedKey{}).(bool); !presigned {
 		if err := t.signer.SignRequest(out, body); err != nil {

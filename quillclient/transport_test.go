@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -480,5 +481,38 @@ func TestKeysNeverPrinted(t *testing.T) {
 				t.Fatalf("%s of %T shows key material: %s", format, v, out)
 			}
 		}
+	}
+}
+
+// slowListing holds GET /v1/certificates until the request's context ends.
+type slowListing struct {
+	next http.RoundTripper
+	hold atomic.Bool
+}
+
+func (s *slowListing) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path == quillclient.CertificatesPath && s.hold.Load() {
+		<-req.Context().Done()
+		return nil, req.Context().Err()
+	}
+	return s.next.RoundTrip(req)
+}
+
+// TestCancelledFetchDoesNotHoldBack: a key fetch that fails because its caller
+// gave up is not rate-limited, so the next request fetches at once.
+func TestCancelledFetchDoesNotHoldBack(t *testing.T) {
+	f := newFakeQuill(t)
+	base := &slowListing{next: f.srv.Client().Transport}
+	base.hold.Store(true)
+	c := f.client(t, quillclient.WithBase(base))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/payments/ORD1", nil)
+	if _, err := c.Do(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v, want the deadline", err)
+	}
+	base.hold.Store(false)
+	if _, _, err := send(c, "GET", f.srv.URL+"/v1/payments/ORD1", nil); err != nil {
+		t.Fatalf("after a cancelled fetch: %v", err)
 	}
 }
