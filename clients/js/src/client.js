@@ -47,7 +47,6 @@ export class UnverifiedResponseError extends Error {
 /** Signs requests to Quill and verifies every response. */
 export class QuillClient {
   #signer;
-  #keys;
   #agent;
   #base;
   #maxResponseBytes;
@@ -161,9 +160,10 @@ export class QuillClient {
    * @returns {Promise<Map<string, import('./scheme-a.js').PlatformKey>>}
    */
   async #fetchListing() {
+    const headers = { accept: 'application/json' };
     /** @type {SignableRequest} */
-    const req = { method: 'GET', target: CERTIFICATES_PATH, url: new URL(CERTIFICATES_PATH, this.#base).href, headers: { accept: 'application/json' }, body: Buffer.alloc(0) };
-    Object.assign(req.headers, lower(this.#signer.signRequest(req)));
+    const req = { method: 'GET', target: CERTIFICATES_PATH, url: new URL(CERTIFICATES_PATH, this.#base).href, headers, body: Buffer.alloc(0) };
+    Object.assign(headers, lower(this.#signer.signRequest(req)));
     const res = await this.#send(req);
     if (res.status !== 200) throw new Error(`GET ${CERTIFICATES_PATH}: status ${res.status}`);
     const found = parseListing(res.body);

@@ -4,7 +4,7 @@ import { createPublicKey } from 'node:crypto';
 import { UnknownKeyError, VerificationError } from './scheme-a.js';
 
 /** @typedef {import('./scheme-a.js').PlatformKey} PlatformKey */
-/** @typedef {import('./scheme-a.js').ReceivedResponse} ReceivedResponse */
+/** @typedef {import('./scheme-a.js').KeySource} KeySource */
 
 /** How long an id a fetch did not find stays unknown before it may cause another fetch (ms). */
 export const DEFAULT_REFETCH_INTERVAL_MS = 30_000;
@@ -39,7 +39,7 @@ export function parseListing(body) {
 /**
  * A KeySource over a fixed set: pinned keys, or a listing being checked.
  * @param {Iterable<PlatformKey>} keys
- * @returns {import('./scheme-a.js').KeySource}
+ * @returns {KeySource}
  */
 export function staticKeys(keys) {
   const m = new Map([...keys].map((k) => [k.id, k]));
@@ -59,7 +59,7 @@ export function staticKeys(keys) {
  * refetchIntervalMs, and after such a fruitless (or failed) fetch no other
  * fetch happens for a second. Each fetch replaces the set, so a key Quill stops
  * publishing stops verifying.
- * @implements {import('./scheme-a.js').KeySource}
+ * @implements {KeySource}
  */
 export class PlatformKeys {
   /** @type {Map<string, PlatformKey>} */
@@ -106,6 +106,7 @@ export class PlatformKeys {
     }
     this.fetches++;
     this.#inflight = this.fetch();
+    /** @type {unknown} */
     let fetchError = null;
     try {
       this.#keys = await this.#inflight;
@@ -119,7 +120,7 @@ export class PlatformKeys {
     if (this.#misses.size >= MAX_MISSES) this.#misses.clear();
     this.#misses.set(id, now);
     this.#lastMiss = now;
-    if (fetchError) throw new VerificationError(`quill: fetch platform keys: ${fetchError.message}`, { cause: fetchError });
+    if (fetchError) throw new VerificationError(`quill: fetch platform keys: ${fetchError instanceof Error ? fetchError.message : fetchError}`, { cause: fetchError });
     throw new UnknownKeyError(`quill: unknown platform key ${JSON.stringify(id)}: not listed by the server`);
   }
 }

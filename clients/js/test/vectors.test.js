@@ -33,7 +33,7 @@ function fixedRandom(/** @type {string} */ nonceHex) {
 test('the vector file has requests and responses', () => {
   assert.ok(vectors.requests.length >= 5);
   assert.ok(vectors.responses.length >= 5);
-  assert.ok(vectors.responses.some((r) => !r.valid), 'negative response cases');
+  assert.ok(vectors.responses.some((/** @type {any} */ r) => !r.valid), 'negative response cases');
 });
 
 for (const r of vectors.requests) {
@@ -79,7 +79,7 @@ for (const r of vectors.responses) {
 }
 
 test('response checks beyond the signature', async (t) => {
-  const r = vectors.responses.find((x) => x.valid);
+  const r = vectors.responses.find((/** @type {any} */ x) => x.valid);
   const platform = vectors.keys.platform;
   const keys = staticKeys([{ id: platform.id, publicKey: createPublicKey(platform.public_key_pem) }]);
   const headers = { 'Wechatpay-Timestamp': r.timestamp, 'Wechatpay-Nonce': r.nonce, 'Wechatpay-Serial': r.serial, 'Wechatpay-Signature': r.signature };
