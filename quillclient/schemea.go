@@ -40,11 +40,15 @@ type SchemeA struct {
 }
 
 // NewSchemeA returns a scheme A signer for merchant (mchid) with its RSA key
-// (2048 bits or more) registered under keyID (serial_no). now is the clock
-// (nil: time.Now), rnd the nonce source (nil: crypto/rand.Reader) and window
-// the accepted response-timestamp skew (zero: DefaultResponseWindow). It checks
-// the inputs so every request it signs will parse on the server.
-func NewSchemeA(merchant, keyID string, key crypto.Signer, now func() time.Time, rnd io.Reader, window time.Duration) (*SchemeA, error) {
+// (2048 bits or more) registered under keyID (serial_no). Of opts it uses
+// WithClock (default time.Now), WithNonceSource (default crypto/rand.Reader)
+// and WithResponseWindow (default DefaultResponseWindow). It checks the inputs
+// so that every request it signs will parse on the server.
+func NewSchemeA(merchant, keyID string, key crypto.Signer, opts ...Option) (*SchemeA, error) {
+	var o settings
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if key == nil {
 		return nil, errors.New("quillclient: scheme A needs the merchant's private key")
 	}
@@ -52,16 +56,16 @@ func NewSchemeA(merchant, keyID string, key crypto.Signer, now func() time.Time,
 	if !ok || pub.Size() < 2048/8 {
 		return nil, errors.New("quillclient: scheme A needs an RSA key of 2048 bits or more")
 	}
-	if now == nil {
-		now = time.Now
+	s := &SchemeA{merchant: merchant, keyID: keyID, key: key, now: o.now, rand: o.rand, window: o.window}
+	if s.now == nil {
+		s.now = time.Now
 	}
-	if rnd == nil {
-		rnd = rand.Reader
+	if s.rand == nil {
+		s.rand = rand.Reader
 	}
-	if window <= 0 {
-		window = DefaultResponseWindow
+	if s.window <= 0 {
+		s.window = DefaultResponseWindow
 	}
-	s := &SchemeA{merchant: merchant, keyID: keyID, key: key, now: now, rand: rnd, window: window}
 	// A trial header catches a bad merchant id or key id now rather than on
 	// the first request: the server's parser is the judge.
 	trial := signing.Credentials{Merchant: merchant, Nonce: "0", Timestamp: "0", Serial: keyID, Signature: "x"}

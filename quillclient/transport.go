@@ -93,7 +93,7 @@ func WithClock(now func() time.Time) Option { return func(s *settings) { s.now =
 
 // WithNonceSource sets where request nonces come from (default crypto/rand).
 // For tests: a predictable source makes nonces predictable and requests
-// replayable.
+// replayable. The source must be safe for concurrent use if requests are.
 func WithNonceSource(r io.Reader) Option { return func(s *settings) { s.rand = r } }
 
 // WithKeysURL fetches the platform keys from this absolute URL instead of
@@ -125,7 +125,7 @@ func NewTransport(opts ...Option) (*Transport, error) {
 	case s.signer != nil && s.hasScheme:
 		return nil, errors.New("quillclient: WithSigner excludes WithMerchant, WithKeyID and WithPrivateKey")
 	case s.signer == nil:
-		a, err := NewSchemeA(s.merchant, s.keyID, s.key, s.now, s.rand, s.window)
+		a, err := NewSchemeA(s.merchant, s.keyID, s.key, opts...)
 		if err != nil {
 			return nil, err
 		}

@@ -318,7 +318,7 @@ func TestListingMustVerify(t *testing.T) {
 
 func TestPresigned(t *testing.T) {
 	f := newFakeQuill(t)
-	a, err := quillclient.NewSchemeA(testMerchant, testKeyID, rsaKey(t, 0), f.clock.Now, nil, 0)
+	a, err := quillclient.NewSchemeA(testMerchant, testKeyID, rsaKey(t, 0), quillclient.WithClock(f.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +467,7 @@ func mustTransport(t *testing.T, opts ...quillclient.Option) *quillclient.Transp
 // shows no key material.
 func TestKeysNeverPrinted(t *testing.T) {
 	k := rsaKey(t, 0)
-	a, err := quillclient.NewSchemeA(testMerchant, testKeyID, k, nil, nil, 0)
+	a, err := quillclient.NewSchemeA(testMerchant, testKeyID, k)
 	if err != nil {
 		t.Fatal(err)
 	}
