@@ -3,6 +3,7 @@ package quillclient_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ func TestJSClientAgainstQuill(t *testing.T) {
 	user := "qcjs-" + testenv.Random(4)
 	q.deposit(user, "10.00")
 	order := orderID()
+	body := fmt.Sprintf("{ \"order_id\":%q,  \"amount\":\"2.34\", \"currency\":\"CNY\",\n \"payer_token\":%q, \"description\":\"咖啡 ☕\" }", order, q.token(user))
 	md := devenv.MerchantDir(q.dir, "M100")
 	mc, err := devenv.LoadMerchant(q.dir, "M100")
 	if err != nil {
@@ -48,8 +50,8 @@ func TestJSClientAgainstQuill(t *testing.T) {
 		"QUILL_KEY_ID":        mc.KeyID,
 		"QUILL_SIGNING_KEY":   filepath.Join(md, "signing.key.pem"),
 		"QUILL_PLATFORM_PUB":  filepath.Join(q.dir, "platform.pub.pem"),
-		"QUILL_PAYER_TOKEN":   q.token(user),
 		"QUILL_ORDER_ID":      order,
+		"QUILL_PAYMENT_BODY":  body,
 		"QUILL_LIVE_REQUIRED": "1",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -78,5 +80,9 @@ func TestJSClientAgainstQuill(t *testing.T) {
 	var n int
 	if err := queryRow(t, q.dsn, `SELECT count(*) FROM entries WHERE order_id = $1`, order, &n); err != nil || n != 1 {
 		t.Fatalf("%d ledger entries for the JS order (%v), want 1", n, err)
+	}
+	var stored []byte
+	if err := queryRow(t, q.dsn, `SELECT evidence_body FROM entries WHERE order_id = $1`, order, &stored); err != nil || string(stored) != body {
+		t.Fatalf("stored evidence %q (%v), the JS client was given %q", stored, err, body)
 	}
 }
