@@ -203,7 +203,9 @@ func (q *liveQuill) client(merchant string, base http.RoundTripper) *http.Client
 	if err != nil {
 		q.t.Fatal(err)
 	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	q.t.Cleanup(c.CloseIdleConnections)
+	return c
 }
 
 func (q *liveQuill) deposit(user, amount string) {

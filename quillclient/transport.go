@@ -226,6 +226,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return res, nil
 }
 
+// CloseIdleConnections closes the base transport's idle connections, if it
+// has any (http.Client.CloseIdleConnections calls it).
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // drain reads and closes req.Body; nil means no body (or an empty one, which
 // every scheme signs the same way).
 func drain(req *http.Request) ([]byte, error) {
