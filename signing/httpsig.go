@@ -326,7 +326,7 @@ func signatureParams(label string, m sfMember) (sigParams, *Failure) {
 	get := func(name string, kind sfKind) (sfBare, bool, *Failure) {
 		v, ok := m.params.get(name)
 		if ok && v.kind != kind {
-			_, f := bad("parameter %s must be a %s, found a %s", name, kind, v.kind)
+			_, f := bad("parameter %s must be of type %s, found %s", name, kind, v.kind)
 			return sfBare{}, false, f
 		}
 		return v, ok, nil

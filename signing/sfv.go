@@ -275,6 +275,10 @@ func (p *sfParser) parseInnerList() ([]sfItem, sfParams, error) {
 			return nil, nil, err
 		}
 		list = append(list, it)
+		if p.eof() {
+			p.pos = open
+			return nil, nil, p.errf("inner list is not closed with \")\"")
+		}
 		if c := p.peek(); c != ' ' && c != ')' {
 			return nil, nil, p.errf("expected a space or \")\" after an inner-list item, found %s", p.describe())
 		}
