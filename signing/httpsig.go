@@ -202,8 +202,7 @@ func (v *MessageVerifier) Verify(ctx context.Context, r MessageRequest) (Verifie
 		}
 	}
 	if !verifyWith(key, base, sigMem.item.bare.b) {
-		return Verified{}, &Failure{Err: ErrBadSignature,
-			Hint:     fmt.Sprintf("signature %q does not verify with key %q (%s) over the signature base Quill built from the request as received (in expected); compare it with yours line by line: the raw request-target, the Host, and every covered field value exactly as sent", label, p.keyID, key.Algorithm),
+		return Verified{}, &Failure{Err: ErrBadSignature, Hint: badSignatureHint(r, input, key, sigMem.item.bare.b, label, p.keyID),
 			Expected: truncUTF8(string(base), maxExpectedBase)}
 	}
 	if err := v.Nonces.Claim(ctx, r.Merchant, p.nonce, nonceTTL(window)); err != nil {
@@ -229,6 +228,35 @@ func (v *MessageVerifier) Verify(ctx context.Context, r MessageRequest) (Verifie
 		SignatureBase:  string(base),
 		Algorithm:      key.Algorithm,
 	}, nil
+}
+
+// badSignatureHint explains a signature that does not verify, trying the
+// known client-side traps on the failure path only: a signed URL without its
+// query string, or signed as http instead of https.
+func badSignatureHint(r MessageRequest, input sfMember, key RegisteredKey, sig []byte, label, keyID string) string {
+	traps := []struct {
+		hint string
+		mod  func(*MessageRequest) bool
+	}{
+		{"the signed URL omitted the query string; sign the request-target exactly as sent, with its query",
+			func(m *MessageRequest) bool {
+				path, _, hasQuery, err := splitTarget(m.Target)
+				m.Target = path
+				return err == nil && hasQuery && !isAbsoluteForm(r.Target)
+			}},
+		{"the signature was made for scheme http; Quill is reached over https, so sign https://… as the target URI",
+			func(m *MessageRequest) bool { m.Scheme = "http"; return !strings.EqualFold(r.Scheme, "http") }},
+	}
+	for _, tr := range traps {
+		alt := r
+		if !tr.mod(&alt) {
+			continue
+		}
+		if b, err := buildBase(message{req: &alt}, input); err == nil && verifyWith(key, b, sig) {
+			return tr.hint
+		}
+	}
+	return fmt.Sprintf("signature %q does not verify with key %q (%s) over the signature base Quill built from the request as received (in expected); compare it with yours line by line: the raw request-target, the Host, and every covered field value exactly as sent", label, keyID, key.Algorithm)
 }
 
 func (v *MessageVerifier) window() time.Duration {
@@ -390,20 +418,22 @@ func checkTimes(p sigParams, t time.Time, window time.Duration) *Failure {
 
 // checkCoverage enforces the components Quill requires in a request signature.
 func checkCoverage(input sfMember, hasBody bool) *Failure {
-	covered := map[string]bool{}
-	for _, id := range input.list {
-		if id.bare.kind == sfString && len(id.params) == 0 {
-			covered[id.bare.s] = true
+	covered := func(name string) bool {
+		for _, id := range input.list {
+			if id.bare.kind == sfString && len(id.params) == 0 && id.bare.s == name {
+				return true
+			}
 		}
+		return false
 	}
 	var missing []string
-	if !covered["@method"] {
+	if !covered("@method") {
 		missing = append(missing, `"@method"`)
 	}
-	if !covered["@target-uri"] && !(covered["@authority"] && covered["@path"] && covered["@query"]) {
+	if !covered("@target-uri") && !(covered("@authority") && covered("@path") && covered("@query")) {
 		missing = append(missing, `"@target-uri" (or "@authority", "@path" and "@query")`)
 	}
-	if hasBody && !covered["content-digest"] {
+	if hasBody && !covered("content-digest") {
 		missing = append(missing, `"content-digest" (the request has a body)`)
 	}
 	if len(missing) == 0 {

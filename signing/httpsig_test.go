@@ -242,6 +242,20 @@ func TestMessageVerify(t *testing.T) {
 		{name: "two signatures of the merchant, one valid", req: twoResolving,
 			want: signing.ErrMalformed, hint: "exactly one merchant key"},
 		{name: "tampered target", req: otherTarget, want: signing.ErrBadSignature, hint: "does not verify"},
+		{name: "query missing from the signed URL", req: func() signing.MessageRequest {
+			r := bRequest(body)
+			r.Target = "/v1/payments"
+			r = signInput(t, edKey, r, p(""), digest)
+			r.Target = "/v1/payments?x=1"
+			return r
+		}(), want: signing.ErrBadSignature, hint: "omitted the query string"},
+		{name: "signed as http", req: func() signing.MessageRequest {
+			r := bRequest(body)
+			r.Scheme = "http"
+			r = signInput(t, edKey, r, p(""), digest)
+			r.Scheme = "https"
+			return r
+		}(), want: signing.ErrBadSignature, hint: "scheme http"},
 		{name: "tampered method", req: func() signing.MessageRequest { r := valid; r.Method = "PUT"; return r }(), want: signing.ErrBadSignature},
 		{name: "tampered authority", req: func() signing.MessageRequest { r := valid; r.Authority = "evil.test"; return r }(), want: signing.ErrBadSignature},
 		{name: "signature of another key", req: setH(valid, "Signature", rsaSigned.Header["Signature"][0]), want: signing.ErrBadSignature},
