@@ -105,6 +105,9 @@ type MessageVerifier struct {
 	Window time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// IsPlatformKey reports whether keyID is one of Quill's platform key ids;
+	// it only improves the hint when a client sends it by mistake.
+	IsPlatformKey func(keyID string) bool
 }
 
 // Verify checks r's scheme B signature. The checks run in this order, and the
@@ -318,7 +321,11 @@ func (v *MessageVerifier) selectLabel(ctx context.Context, merchant string, inpu
 			if !errors.Is(err, ErrUnknownKey) {
 				return "", sfMember{}, RegisteredKey{}, fmt.Errorf("signing: resolve key %s/%s: %w", merchant, kid.s, err)
 			}
-			unknown = append(unknown, fmt.Sprintf("%s: keyid %q", m.key, kid.s))
+			u := fmt.Sprintf("%s: keyid %q", m.key, kid.s)
+			if v.IsPlatformKey != nil && v.IsPlatformKey(kid.s) {
+				u += " is Quill's platform key id; send your merchant key's id"
+			}
+			unknown = append(unknown, u)
 			continue
 		}
 		found = append(found, m.key)

@@ -65,7 +65,8 @@ func newBFixture(tb testing.TB) *bFixture {
 	for alg, k := range f.keys {
 		keys[merchant+"/K-"+string(alg)] = signing.RegisteredKey{Public: k.Public(), Algorithm: alg}
 	}
-	f.v = &signing.MessageVerifier{Keys: keys, Nonces: f.nonces, Now: clock}
+	f.v = &signing.MessageVerifier{Keys: keys, Nonces: f.nonces, Now: clock,
+		IsPlatformKey: func(id string) bool { return id == platformSerial }}
 	return f
 }
 
@@ -270,6 +271,8 @@ func TestMessageVerify(t *testing.T) {
 			want: signing.ErrMalformed, hint: "no signature in Signature-Input has a keyid"},
 		{name: "unknown keyid", req: signInputRaw(valid, `sig1=`+cover+`;created=1700000000;keyid="nope";nonce="N"`),
 			want: signing.ErrUnknownKey, hint: `sig1: keyid "nope"`},
+		{name: "platform key id sent", req: signInputRaw(valid, `sig1=`+cover+`;created=1700000000;keyid="`+platformSerial+`";nonce="N"`),
+			want: signing.ErrUnknownKey, hint: "is Quill's platform key id"},
 		{name: "wrong merchant: key of another merchant", req: signInput(t, edKey, bRequest(body), cover+`;created=1700000000;keyid="M2-ed";nonce="N"`, digest),
 			want: signing.ErrUnknownKey, hint: `merchant "1900000001", the client certificate's merchant`},
 		{name: "no certificate merchant", req: func() signing.MessageRequest { r := valid; r.Merchant = ""; return r }(), want: signing.ErrWrongMerchant},
