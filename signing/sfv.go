@@ -429,6 +429,18 @@ func (p *sfParser) parseNumber() (sfBare, error) {
 func (p *sfParser) parseString() (sfBare, error) {
 	open := p.pos
 	p.pos++ // '"'
+	// Fast path: a string without escapes is a substring of the field.
+	for i := p.pos; i < len(p.s); i++ {
+		c := p.s[i]
+		if c == '"' {
+			v := p.s[p.pos:i]
+			p.pos = i + 1
+			return sfBare{kind: sfString, s: v}, nil
+		}
+		if c == '\\' || c < 0x20 || c > 0x7e {
+			break
+		}
+	}
 	var b strings.Builder
 	for !p.eof() {
 		c := p.s[p.pos]
