@@ -83,7 +83,9 @@
 //     asks.
 //   - Scheme B: @authority and @target-uri use the Host as received,
 //     lowercased and without the scheme's default port (RFC 9421 §2.2.3); a
-//     proxy that rewrites Host breaks signatures, by design.
+//     proxy that rewrites Host breaks signatures, by design. @query-param
+//     values are decoded and re-encoded as RFC 9421 §2.2.8 prescribes; the
+//     components Quill requires (@target-uri, or @path and @query) are raw.
 //   - Scheme B: expires is honoured without grace: a signature is refused
 //     once Quill's clock passes it. created must also be within the window,
 //     whatever expires says.
