@@ -21,8 +21,10 @@ fi
 # The Node SDK compatibility test (cmd/quill) needs compat/node's packages.
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || _apt_install nodejs npm; then
   npm ci --prefix compat/node --no-audit --no-fund >/dev/null
+  # The RFC 9421 cross-implementation test (signing) needs its package too.
+  npm ci --prefix signing/testdata/npm-httpsig --no-audit --no-fund >/dev/null
 else
-  echo "WARNING: no Node.js/npm and could not install them: SKIPPING the WeChat Pay Node SDK compatibility test" >&2
+  echo "WARNING: no Node.js/npm and could not install them: SKIPPING the WeChat Pay Node SDK and RFC 9421 cross-implementation tests" >&2
   export QUILL_SKIP_NODE_COMPAT=1
 fi
 go vet ./...

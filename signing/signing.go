@@ -22,6 +22,15 @@ var (
 	ErrStale         = errors.New("signing: timestamp outside the window")
 	ErrBadSignature  = errors.New("signing: signature does not verify")
 	ErrReplay        = errors.New("signing: replayed nonce")
+	// ErrCoverage means a scheme B signature does not cover a component Quill
+	// requires (@method, the target, content-digest for a body) or covers one
+	// the message does not have.
+	ErrCoverage = errors.New("signing: signature does not cover the required components")
+	// ErrBadDigest means Content-Digest is missing or does not match the raw body.
+	ErrBadDigest = errors.New("signing: content digest does not match the body")
+	// ErrAlgorithm means a scheme B signature's alg parameter disagrees with the
+	// algorithm its key was registered with.
+	ErrAlgorithm = errors.New("signing: algorithm does not match the key's registration")
 	// ErrUnavailable means the replay guard could not answer with certainty; the
 	// request must be refused with 503 and nothing done.
 	ErrUnavailable = errors.New("signing: replay guard unavailable")
@@ -60,7 +69,19 @@ type Verified struct {
 	KeyID         string
 	Nonce         string
 	Timestamp     time.Time
-	Authorization string
+	Authorization string // scheme A: the Authorization header
+
+	// Scheme B (RFC 9421) evidence. Label is the verified signature's label;
+	// SignatureInput and Signature are that label's members of the two fields,
+	// serialized (e.g. `sig1=("@method" …);created=…` and `sig1=:…:`);
+	// SignatureBase is the exact signature base the signature covers, so an
+	// auditor can re-verify it with the key and check the body against its
+	// content-digest line; Algorithm is the registered algorithm.
+	Label          string
+	SignatureInput string
+	Signature      string
+	SignatureBase  string
+	Algorithm      Algorithm
 }
 
 // KeyResolver finds merchants' verification keys.
@@ -69,6 +90,34 @@ type KeyResolver interface {
 	// usable at t (active, or retiring and still in its grace period). It returns
 	// an error wrapping ErrUnknownKey otherwise.
 	VerifyingKey(ctx context.Context, merchant, keyID string, at time.Time) (crypto.PublicKey, error)
+}
+
+// Algorithm is an RFC 9421 signature algorithm name. It is fixed by a key's
+// registration, never chosen by the request.
+type Algorithm string
+
+// Scheme B algorithms (the HTTP Signature Algorithms registry names).
+const (
+	RSAPKCS1SHA256  Algorithm = "rsa-v1_5-sha256"
+	RSAPSSSHA512    Algorithm = "rsa-pss-sha512" // salt length 64
+	ECDSAP256SHA256 Algorithm = "ecdsa-p256-sha256"
+	Ed25519         Algorithm = "ed25519"
+)
+
+// RegisteredKey is a merchant's verification key with the algorithm it was
+// registered for.
+type RegisteredKey struct {
+	Public    crypto.PublicKey
+	Algorithm Algorithm
+}
+
+// RegisteredKeyResolver finds merchants' scheme B keys. It is separate from
+// KeyResolver because scheme B needs the registered algorithm too.
+type RegisteredKeyResolver interface {
+	// RegisteredKey returns the key merchant registered under keyID, with its
+	// algorithm, if it is usable at t (active, or retiring and still in its
+	// grace period). It returns an error wrapping ErrUnknownKey otherwise.
+	RegisteredKey(ctx context.Context, merchant, keyID string, at time.Time) (RegisteredKey, error)
 }
 
 // NonceStore remembers nonces for the replay window.
