@@ -170,15 +170,20 @@ func (c *Cache) Ready(context.Context) error {
 		return fmt.Errorf("%s: no keys loaded yet", c.o.Name)
 	case cur == nil:
 		return fmt.Errorf("%s: no keys loaded, failing since %s: %w", c.o.Name, since.UTC().Format(time.RFC3339), lastErr)
-	case lastErr == nil:
-		return nil
 	}
 	until := cur.at.Add(c.o.MaxStale)
+	stale := !c.o.Now().Before(until)
 	state := "serving the keys loaded at " + cur.at.UTC().Format(time.RFC3339) + " until " + until.UTC().Format(time.RFC3339)
-	if !c.o.Now().Before(until) {
+	if stale {
 		state = "refusing: the keys loaded at " + cur.at.UTC().Format(time.RFC3339) + " are past the " + c.o.MaxStale.String() + " staleness limit"
 	}
-	return fmt.Errorf("%s: refresh failing since %s (%s): %w", c.o.Name, since.UTC().Format(time.RFC3339), state, lastErr)
+	switch {
+	case lastErr != nil:
+		return fmt.Errorf("%s: refresh failing since %s (%s): %w", c.o.Name, since.UTC().Format(time.RFC3339), state, lastErr)
+	case stale: // no refresh has finished since (one may hang)
+		return fmt.Errorf("%s: %s", c.o.Name, state)
+	}
+	return nil
 }
 
 // snapshot returns the keys to serve, or ErrUnavailable when there are none

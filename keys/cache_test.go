@@ -130,6 +130,16 @@ func TestCacheServesLastGoodUntilStale(t *testing.T) {
 		t.Fatalf("Ready past the limit = %v; want it to say it is refusing", err)
 	}
 
+	// Stale without any failed refresh (one hangs): not ready either.
+	src.restore()
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if err := c.Ready(ctx); err == nil || !strings.Contains(err.Error(), "staleness limit") {
+		t.Fatalf("Ready with stale keys and no failed refresh = %v", err)
+	}
+
 	// Back: ready and serving again.
 	src.restore()
 	if err := c.Refresh(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/keys/vault"
+	"github.com/quillpay/quill/signing"
 )
 
 // keysConfig selects and tunes the key store. With no Vault address the dev
@@ -156,4 +157,16 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 	}
 	go cache.Run(ctx)
 	return servingKeys{keyStore: cache, ready: cache.Ready, close: vs.Close}, nil
+}
+
+// publishedKeys gives GET /v1/certificates the platform keys, with a store
+// that cannot answer mapped to the 503 of the error table.
+type publishedKeys struct{ s keyStore }
+
+func (p publishedKeys) PlatformPublicKeys(ctx context.Context) ([]keys.PublicKey, error) {
+	ks, err := p.s.PlatformPublicKeys(ctx)
+	if errors.Is(err, keys.ErrUnavailable) {
+		return nil, fmt.Errorf("%w: %w", signing.ErrUnavailable, err)
+	}
+	return ks, err
 }

@@ -108,7 +108,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Rules:     checker,
 		Ledger:    store,
 		Reader:    store,
-		Platform:  ks,
+		Platform:  publishedKeys{ks},
 		Log:       log,
 		MaxBody:   c.MaxBody,
 	})

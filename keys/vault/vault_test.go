@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/quillpay/quill/internal/fakeclock"
+	"github.com/quillpay/quill/internal/vaulttest"
 	"github.com/quillpay/quill/keys"
 )
 
@@ -48,7 +49,7 @@ func newCache(tb testing.TB, src keys.Source, clk *fakeclock.Clock) *keys.Cache 
 	return c
 }
 
-func rawClient(tb testing.TB, v *devVault) *api.Client {
+func rawClient(tb testing.TB, v *vaulttest.Vault) *api.Client {
 	tb.Helper()
 	cfg := api.DefaultConfig()
 	cfg.Address = v.Addr
@@ -63,9 +64,9 @@ func rawClient(tb testing.TB, v *devVault) *api.Client {
 // Store, read, rotate, revoke: every change lands in Vault in the documented
 // layout and reads back through the cache with the ring's rules.
 func TestRoundTrip(t *testing.T) {
-	v := sharedVault(t)
+	v := vaulttest.Shared(t)
 	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
-	prefix := uniquePrefix(t)
+	prefix := vaulttest.Prefix()
 	s := openStore(t, v.Addr, v.RootToken, prefix, clk.Now)
 	m := keys.Manager{Rings: s}
 
@@ -189,8 +190,8 @@ func keysOf(m map[string]any) []string {
 // is no longer current, so its check-and-set write fails with ErrConflict
 // and the ring is as the winner left it.
 func TestConcurrentRotationsConflict(t *testing.T) {
-	v := sharedVault(t)
-	s := openStore(t, v.Addr, v.RootToken, uniquePrefix(t), nil)
+	v := vaulttest.Shared(t)
+	s := openStore(t, v.Addr, v.RootToken, vaulttest.Prefix(), nil)
 	m := keys.Manager{Rings: s}
 	if err := m.AddPublicKey(bg, "M1", edPublic(t, "K1")); err != nil {
 		t.Fatal(err)
@@ -277,8 +278,8 @@ func idsOf(ks []keys.PublicKey) string {
 
 // A change that fails (bad input, a broken rule) writes nothing.
 func TestFailedChangeLeavesVaultUnchanged(t *testing.T) {
-	v := sharedVault(t)
-	prefix := uniquePrefix(t)
+	v := vaulttest.Shared(t)
+	prefix := vaulttest.Prefix()
 	s := openStore(t, v.Addr, v.RootToken, prefix, nil)
 	m := keys.Manager{Rings: s}
 	if err := m.AddPublicKey(bg, "M1", edPublic(t, "K1")); err != nil {
@@ -317,10 +318,10 @@ func TestFailedChangeLeavesVaultUnchanged(t *testing.T) {
 // Vault goes away during refreshes: the last good keys serve until the
 // staleness limit, then ErrUnavailable; ready again once it is back.
 func TestVaultStoppedDuringRefresh(t *testing.T) {
-	v := sharedVault(t)
-	proxy := newCutProxy(t, v.Addr)
+	v := vaulttest.Shared(t)
+	proxy := vaulttest.NewProxy(t, v.Addr)
 	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
-	s := openStore(t, proxy.URL(), v.RootToken, uniquePrefix(t), clk.Now)
+	s := openStore(t, proxy.URL(), v.RootToken, vaulttest.Prefix(), clk.Now)
 	m := keys.Manager{Rings: s}
 	if err := m.AddPlatformKey(bg, edPlatform(t, "P1")); err != nil {
 		t.Fatal(err)
@@ -333,7 +334,7 @@ func TestVaultStoppedDuringRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	proxy.cut()
+	proxy.Cut()
 	clk.Advance(10 * time.Second)
 	err := c.Refresh(bg)
 	if !errors.Is(err, keys.ErrUnavailable) || !strings.Contains(err.Error(), "unreachable") {
@@ -366,7 +367,7 @@ func TestVaultStoppedDuringRefresh(t *testing.T) {
 		t.Fatalf("past the staleness limit PlatformKey = %v, want ErrUnavailable", err)
 	}
 
-	proxy.restore(t)
+	proxy.Restore(t)
 	if err := c.Refresh(bg); err != nil {
 		t.Fatalf("Refresh after Vault is back = %v", err)
 	}
@@ -380,11 +381,11 @@ func TestVaultStoppedDuringRefresh(t *testing.T) {
 
 // Vault unreachable at start: not ready, nothing served.
 func TestUnavailableAtStart(t *testing.T) {
-	v := sharedVault(t)
-	proxy := newCutProxy(t, v.Addr)
-	proxy.cut()
+	v := vaulttest.Shared(t)
+	proxy := vaulttest.NewProxy(t, v.Addr)
+	proxy.Cut()
 	clk := fakeclock.New(time.Now())
-	s := openStore(t, proxy.URL(), v.RootToken, uniquePrefix(t), clk.Now)
+	s := openStore(t, proxy.URL(), v.RootToken, vaulttest.Prefix(), clk.Now)
 	c := newCache(t, s, clk)
 	if err := c.Refresh(bg); !errors.Is(err, keys.ErrUnavailable) {
 		t.Fatalf("Refresh = %v, want ErrUnavailable", err)
@@ -402,13 +403,13 @@ func TestUnavailableAtStart(t *testing.T) {
 
 // Vault sealed at start, then unsealed; sealed again later.
 func TestSealed(t *testing.T) {
-	v := startDevVault(t)
+	v := vaulttest.Start(t)
 	clk := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := openStore(t, v.Addr, v.RootToken, "", clk.Now)
 	if err := (keys.Manager{Rings: s}).AddPlatformKey(bg, edPlatform(t, "P1")); err != nil {
 		t.Fatal(err)
 	}
-	v.command(t, "seal")
+	v.Seal(t)
 	c := newCache(t, s, clk)
 	err := c.Refresh(bg)
 	if !errors.Is(err, keys.ErrUnavailable) || !strings.Contains(err.Error(), "sealed") {
@@ -421,7 +422,7 @@ func TestSealed(t *testing.T) {
 		t.Fatalf("Ready = %v; want not ready, sealed", err)
 	}
 
-	v.command(t, "unseal")
+	v.Unseal(t)
 	if err := c.Refresh(bg); err != nil {
 		t.Fatalf("Refresh after unseal = %v", err)
 	}
@@ -429,7 +430,7 @@ func TestSealed(t *testing.T) {
 		t.Fatalf("PlatformKey after unseal = %v, %v", k, err)
 	}
 
-	v.command(t, "seal")
+	v.Seal(t)
 	clk.Advance(30 * time.Second)
 	if err := c.Refresh(bg); err == nil {
 		t.Fatal("Refresh on a sealed Vault succeeded")
@@ -445,7 +446,7 @@ func TestSealed(t *testing.T) {
 // AppRole: log in, keep the short-lived token alive, and never quote the
 // secret id.
 func TestAppRoleLoginAndRenewal(t *testing.T) {
-	v := startDevVault(t, "-approle", "-approle-token-ttl", "2s")
+	v := vaulttest.Start(t, "-approle", "-approle-token-ttl", "2s")
 	renewed := make(chan struct{}, 16)
 	s, err := Open(Config{
 		Address: v.Addr, AppRole: AppRole{RoleID: v.RoleID, SecretID: v.SecretID},
