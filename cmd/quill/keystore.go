@@ -152,6 +152,7 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 		vs.Close()
 		return servingKeys{}, err
 	}
+	klog.Info().Str("store", vs.String()).Dur("refresh", c.Keys.Refresh).Dur("max_stale", c.Keys.MaxStale).Msg("keys served from vault")
 	if err := cache.Refresh(ctx); err != nil && !errors.Is(err, keys.ErrUnavailable) {
 		klog.Error().Err(err).Msg("key rings in vault are invalid")
 	}
