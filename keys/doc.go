@@ -28,7 +28,7 @@
 // which refreshes in the background and on unknown key ids (rate-limited),
 // keeps serving the last good keys for MaxStale when the backend fails, and
 // serves nothing (ErrUnavailable) before its first load or past MaxStale.
-
+//
 // Guarantees and caveats:
 //
 //   - Reads are served from an in-memory snapshot (no I/O on the hot path
