@@ -151,3 +151,35 @@ func TestFileFormatOneStillReads(t *testing.T) {
 func quote(b []byte) string {
 	return `"` + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", `\n`) + `\n"`
 }
+
+func FuzzDecodeRing(f *testing.F) {
+	r, err := newPlatformRecord(NewPrivateKey("P1", Ed25519, mustParse(f, "test-key-ed25519.key.pem")), time.Unix(0, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	r.Version = 1
+	good, _ := (&Ring{owner: PlatformOwner, min: 1, recs: []record{r}}).MarshalJSON()
+	f.Add(PlatformOwner, good)
+	f.Add("M1", []byte(`{"min_version":1,"versions":[{"version":1,"id":"K1","algorithm":"ed25519","status":"active","public_key_pem":""}]}`))
+	f.Add("M1", []byte(`{"min_version":0,"versions":[]}`))
+	f.Fuzz(func(t *testing.T, owner string, b []byte) {
+		ring, err := DecodeRing(owner, b)
+		if err != nil {
+			return
+		}
+		ks, err := ring.Keys()
+		if err != nil {
+			t.Fatalf("a decoded ring does not parse: %v", err)
+		}
+		if ring.MinVersion() < 1 || (len(ks) > 0 && ring.MinVersion() > ring.Latest()) {
+			t.Fatalf("min_version %d outside 1..%d", ring.MinVersion(), ring.Latest())
+		}
+		again, err := ring.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeRing(owner, again); err != nil {
+			t.Fatalf("re-encoded ring does not decode: %v", err)
+		}
+	})
+}
