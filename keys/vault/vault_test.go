@@ -313,6 +313,27 @@ func TestFailedChangeLeavesVaultUnchanged(t *testing.T) {
 	if _, err := kv.Get(bg, prefix+"/rings/"+keys.PlatformOwner); !errors.Is(err, api.ErrSecretNotFound) {
 		t.Fatalf("a failed platform change created the platform ring: %v", err)
 	}
+
+	// Vault goes away between the read and the write of a rotation: the
+	// rotation fails with ErrUnavailable and, once Vault is back, the ring is
+	// as it was.
+	proxy := vaulttest.NewProxy(t, v.Addr)
+	ps := openStore(t, proxy.URL(), v.RootToken, prefix, nil)
+	err = ps.EditRing(bg, "M1", func(r *keys.Ring, now time.Time) error {
+		proxy.Cut()
+		return keys.Manager{Rings: ringOnly{r, now}}.Rotate(bg, "M1", edPublic(t, "K2"), time.Hour)
+	})
+	if !errors.Is(err, keys.ErrUnavailable) {
+		t.Fatalf("rotation with Vault cut before the write = %v, want ErrUnavailable", err)
+	}
+	proxy.Restore(t)
+	rings, err := ps.LoadRings(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks, _ := rings[0].Keys(); idsOf(ks) != "K1:active" {
+		t.Fatalf("ring after a rotation that could not be written: %s", idsOf(ks))
+	}
 }
 
 // Vault goes away during refreshes: the last good keys serve until the
