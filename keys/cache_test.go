@@ -226,3 +226,33 @@ func TestNewCacheRejectsStalenessBelowInterval(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCacheVerifyingKey is the Vault-backed server's hot path: a lookup
+// in the cached snapshot, compared with BenchmarkVerifyingKey (file store).
+func BenchmarkCacheVerifyingKey(b *testing.B) {
+	fs, err := OpenFileStore(b.TempDir(), FileOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		if err := fs.AddPublicKey(ctx, fmt.Sprintf("M%d", i), edPublic(b, "K1")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := NewCache(fs, CacheOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := c.VerifyingKey(ctx, "M42", "K1", now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
