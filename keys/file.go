@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +67,10 @@ type FileStore struct {
 	writeFile func(path string, data []byte, perm os.FileMode) error
 }
 
-var _ Store = (*FileStore)(nil)
+var (
+	_ Store      = (*FileStore)(nil)
+	_ RingEditor = (*FileStore)(nil)
+)
 
 // OpenFileStore opens (creating if needed) the keyring in dir. A missing
 // keyring file is an empty store; an invalid one is an error.
@@ -168,34 +170,31 @@ func (s *FileStore) current() *snapshot {
 
 // PublicKey returns owner's key id whatever its status, or ErrNotFound.
 func (s *FileStore) PublicKey(_ context.Context, owner, id string) (PublicKey, error) {
-	if ok := s.current().owners[owner]; ok != nil {
-		if k, found := ok.byID[id]; found {
-			return k, nil
-		}
+	if k, ok := s.current().publicKey(owner, id); ok {
+		return k, nil
 	}
 	return PublicKey{}, fmt.Errorf("%w: %s/%s", ErrNotFound, owner, id)
 }
 
 // PublicKeys lists owner's keys, newest first (none is not an error).
 func (s *FileStore) PublicKeys(_ context.Context, owner string) ([]PublicKey, error) {
-	if ok := s.current().owners[owner]; ok != nil {
-		return slices.Clone(ok.newestFirst), nil
-	}
-	return nil, nil
+	return s.current().publicKeys(owner), nil
 }
 
 // PlatformKey returns the newest active platform key, or ErrNotFound.
 func (s *FileStore) PlatformKey(context.Context) (PrivateKey, error) {
-	if ok := s.current().owners[PlatformOwner]; ok != nil && ok.platform.Signer() != nil {
-		return ok.platform, nil
-	}
-	return PrivateKey{}, fmt.Errorf("%w: no active platform key", ErrNotFound)
+	return s.current().platformKey()
 }
 
 // VerifyingKey returns owner's key id and its registered algorithm if it
 // verifies at time at; ErrNotFound if there is no such key, ErrRevoked if it
 // is revoked or retired past its NotAfter.
 func (s *FileStore) VerifyingKey(ctx context.Context, owner, id string, at time.Time) (crypto.PublicKey, Algorithm, error) {
+	return verifyingKey(ctx, s, owner, id, at)
+}
+
+// verifyingKey is VerifyingKey over any Store.
+func verifyingKey(ctx context.Context, s Store, owner, id string, at time.Time) (crypto.PublicKey, Algorithm, error) {
 	k, err := s.PublicKey(ctx, owner, id)
 	if err != nil {
 		return nil, "", err
@@ -209,93 +208,39 @@ func (s *FileStore) VerifyingKey(ctx context.Context, owner, id string, at time.
 // PlatformPublicKeys lists, newest first, the platform keys clients may still
 // need to verify responses: active ones and retiring ones within their grace.
 // It is what GET /v1/certificates publishes.
-func (s *FileStore) PlatformPublicKeys(ctx context.Context) ([]PublicKey, error) {
-	all, err := s.PublicKeys(ctx, PlatformOwner)
-	if err != nil {
-		return nil, err
-	}
-	now := s.now()
-	return slices.DeleteFunc(all, func(k PublicKey) bool { return !k.UsableAt(now) }), nil
+func (s *FileStore) PlatformPublicKeys(context.Context) ([]PublicKey, error) {
+	return s.current().platformPublicKeys(s.now()), nil
 }
 
-// AddPublicKey registers k for owner (a merchant id or PayerOwner). Empty
-// Owner, Algorithm, Status and CreatedAt default to owner, AlgorithmOf(k.Public),
-// Active and now. It returns ErrExists if the id is taken. Platform keys go
-// through AddPlatformKey, since they need their private half.
+// AddPublicKey is Manager.AddPublicKey on this store.
 func (s *FileStore) AddPublicKey(ctx context.Context, owner string, k PublicKey) error {
-	if owner == PlatformOwner {
-		return fmt.Errorf("%w: use AddPlatformKey for platform keys", ErrInvalid)
-	}
-	return s.update(ctx, func(d *document, now time.Time) error {
-		r, err := newRecord(owner, k, now)
-		if err != nil {
-			return err
-		}
-		return d.add(owner, r)
-	})
+	return Manager{s}.AddPublicKey(ctx, owner, k)
 }
 
-// AddPlatformKey registers k as an active platform key pair; being the
-// newest, it becomes the one PlatformKey returns. ErrExists if the id is taken.
+// AddPlatformKey is Manager.AddPlatformKey on this store.
 func (s *FileStore) AddPlatformKey(ctx context.Context, k PrivateKey) error {
-	return s.update(ctx, func(d *document, now time.Time) error {
-		r, err := newPlatformRecord(k, now)
-		if err != nil {
-			return err
-		}
-		return d.add(PlatformOwner, r)
-	})
+	return Manager{s}.AddPlatformKey(ctx, k)
 }
 
-// SetStatus sets owner's key id to st; notAfter is the end of the grace
-// period for Retiring (zero: none) and is stored as given otherwise. It
-// returns ErrNotFound for an unknown key and ErrRevoked when asked to
-// reinstate a revoked one.
+// SetStatus is Manager.SetStatus on this store.
 func (s *FileStore) SetStatus(ctx context.Context, owner, id string, st Status, notAfter time.Time) error {
-	return s.update(ctx, func(d *document, _ time.Time) error {
-		return d.setStatus(owner, id, st, notAfter)
-	})
+	return Manager{s}.SetStatus(ctx, owner, id, st, notAfter)
 }
 
-// Rotate adds newKey as owner's active key and marks owner's previously
-// active keys Retiring with NotAfter = now+overlap, so requests signed with
-// them keep verifying during the overlap. Defaults are as for AddPublicKey.
-// If the change cannot be persisted nothing changes.
+// Rotate is Manager.Rotate on this store.
 func (s *FileStore) Rotate(ctx context.Context, owner string, newKey PublicKey, overlap time.Duration) error {
-	if owner == PlatformOwner {
-		return fmt.Errorf("%w: use RotatePlatform for platform keys", ErrInvalid)
-	}
-	if overlap < 0 {
-		return fmt.Errorf("%w: negative overlap", ErrInvalid)
-	}
-	return s.update(ctx, func(d *document, now time.Time) error {
-		r, err := newRecord(owner, newKey, now)
-		if err != nil {
-			return err
-		}
-		return d.rotate(owner, r, now.Add(overlap))
-	})
+	return Manager{s}.Rotate(ctx, owner, newKey, overlap)
 }
 
-// RotatePlatform makes k the active platform key and retires the previous
-// active ones with NotAfter = now+overlap: they stop signing at once but stay
-// published (PlatformPublicKeys) so clients can verify responses in flight.
+// RotatePlatform is Manager.RotatePlatform on this store.
 func (s *FileStore) RotatePlatform(ctx context.Context, k PrivateKey, overlap time.Duration) error {
-	if overlap < 0 {
-		return fmt.Errorf("%w: negative overlap", ErrInvalid)
-	}
-	return s.update(ctx, func(d *document, now time.Time) error {
-		r, err := newPlatformRecord(k, now)
-		if err != nil {
-			return err
-		}
-		return d.rotate(PlatformOwner, r, now.Add(overlap))
-	})
+	return Manager{s}.RotatePlatform(ctx, k, overlap)
 }
 
-// update applies change to the keyring on disk under the writers' lock and
-// publishes the result. Nothing changes if any step fails.
-func (s *FileStore) update(ctx context.Context, change func(d *document, now time.Time) error) error {
+// EditRing applies change to owner's ring on disk under the writers' lock
+// (so concurrent writers serialize rather than conflict) and publishes the
+// result. Nothing changes if any step fails.
+func (s *FileStore) EditRing(ctx context.Context, owner string, change func(r *Ring, now time.Time) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -313,7 +258,11 @@ func (s *FileStore) update(ctx context.Context, change func(d *document, now tim
 	if err != nil {
 		return err // never overwrite a file we cannot read
 	}
-	if err := change(doc, s.now()); err != nil {
+	r, err := doc.ring(owner)
+	if err != nil {
+		return err
+	}
+	if err := change(r, s.now()); err != nil {
 		return err
 	}
 	snap, err := buildSnapshot(doc)
@@ -336,6 +285,29 @@ func (s *FileStore) update(ctx context.Context, change func(d *document, now tim
 		s.seen = nil // unknown: the next check re-reads
 	}
 	return nil
+}
+
+// LoadRings returns every ring in the keyring file as it is on disk now.
+func (s *FileStore) LoadRings(ctx context.Context) ([]*Ring, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(s.path())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("keys: keyring: %w", err)
+	}
+	doc, err := decodeDocument(b)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := buildSnapshot(doc); err != nil {
+		return nil, err
+	}
+	rings := make([]*Ring, 0, len(doc.Rings))
+	for _, r := range doc.Rings {
+		rings = append(rings, r)
+	}
+	return rings, nil
 }
 
 // writeFileAtomic replaces path with data (mode perm); see atomicfile.Write.

@@ -441,7 +441,8 @@ func TestInvalidFileKeepsLastGood(t *testing.T) {
 	badAlg.Algorithm = ECDSAP256SHA256
 	privOnMerchant := goodRecord(t)
 	encode := func(owner string, r record) string {
-		b, err := encodeDocument(&document{Version: 1, Owners: map[string][]record{owner: {r}}})
+		r.Version = 1
+		b, err := encodeDocument(&document{Version: keyringVersion, Rings: map[string]*Ring{owner: {owner: owner, min: 1, recs: []record{r}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,7 +455,10 @@ func TestInvalidFileKeepsLastGood(t *testing.T) {
 	}{
 		{"garbage", "{not json"},
 		{"unknown field", `{"version":1,"owners":{},"extra":true}`},
-		{"wrong version", `{"version":2,"owners":{}}`},
+		{"wrong version", `{"version":3,"rings":{}}`},
+		{"version 2 with version 1 owners", `{"version":2,"owners":{}}`},
+		{"min_version above latest", `{"version":2,"rings":{"M1":{"min_version":2,"versions":[]}}}`},
+		{"versions out of order", strings.Replace(strings.Replace(encode(PlatformOwner, goodRecord(t)), `"version": 1,`, `"version": 0,`, 1), `"version": 2`, `"version": 2`, 1)},
 		{"trailing data", `{"version":1,"owners":{}} {}`},
 		{"bad public key", `{"version":1,"owners":{"M1":[{"id":"K1","algorithm":"ed25519","status":"active","public_key_pem":"x"}]}}`},
 		{"bad status", strings.Replace(encode(PlatformOwner, goodRecord(t)), `"active"`, `"paused"`, 1)},
@@ -576,8 +580,10 @@ func FuzzDecodeKeyring(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, _ := encodeDocument(&document{Version: 1, Owners: map[string][]record{PlatformOwner: {r}}})
+	r.Version = 1
+	good, _ := encodeDocument(&document{Version: keyringVersion, Rings: map[string]*Ring{PlatformOwner: {owner: PlatformOwner, min: 1, recs: []record{r}}}})
 	f.Add(good)
+	f.Add([]byte(`{"version":2,"rings":{"M1":{"min_version":2,"versions":[{"version":1,"id":"K1","algorithm":"ed25519","status":"active","public_key_pem":""}]}}}`))
 	f.Add([]byte(`{"version":1,"owners":{"M1":[{"id":"K1","algorithm":"rsa-v1_5-sha256","status":"retiring","public_key_pem":"","created_at":"2025-01-01T00:00:00Z","not_after":"2025-01-02T00:00:00Z"}]}}`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, b []byte) {

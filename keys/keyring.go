@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"time"
@@ -18,104 +19,183 @@ var ErrExists = errors.New("keys: key id already exists")
 // (bad id or owner, unknown status, platform key without its private half…).
 var ErrInvalid = errors.New("keys: invalid key")
 
+// ErrConflict is returned when a ring changed between the read and the write
+// of a change (another rotation won the race). Nothing was written; reading
+// the ring again and retrying the change is safe.
+var ErrConflict = errors.New("keys: ring changed concurrently, nothing written; retry")
+
 var (
 	ownerPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	idPattern    = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 )
 
-// keyringVersion is the only file format version this package reads.
-const keyringVersion = 1
-
-// document is the keyring as stored: records per owner in insertion order.
-// It holds private-key PEM for the platform owner, so it is never printed.
-type document struct {
-	Version int                 `json:"version"`
-	Owners  map[string][]record `json:"owners"`
-}
+// ValidOwner reports whether owner can name a ring (a merchant id or one of
+// the reserved owners); backends use it before building a storage path.
+func ValidOwner(owner string) bool { return ownerPattern.MatchString(owner) }
 
 // record is one key version as stored.
 type record struct {
+	Version       int       `json:"version"`
 	ID            string    `json:"id"`
 	Algorithm     Algorithm `json:"algorithm"`
 	Status        Status    `json:"status"`
 	PublicKeyPEM  string    `json:"public_key_pem"`
 	PrivateKeyPEM string    `json:"private_key_pem,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
+	RotatedAt     time.Time `json:"rotated_at,omitzero"`
 	NotAfter      time.Time `json:"not_after,omitzero"`
 }
 
 // Format keeps records (which may carry private PEM) out of any printed error.
 func (r record) Format(f fmt.State, _ rune) { fmt.Fprintf(f, "record{id=%s, REDACTED}", r.ID) }
 
-// decodeDocument parses a keyring file strictly; empty input is an empty keyring.
-func decodeDocument(b []byte) (*document, error) {
-	doc := &document{Version: keyringVersion, Owners: map[string][]record{}}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return doc, nil
+// Ring is one owner's key versions, as a backend stores it: version numbers
+// 1, 2, … in the order the keys were added, and a minimum version below which
+// every version is refused (like Vault transit's min_decryption_version).
+// A ring accepts min_version <= v <= latest, minus revoked versions and
+// retiring versions past their NotAfter.
+//
+// A Ring can hold platform private-key PEM, so it cannot be printed. Backends
+// move it as bytes (MarshalJSON, DecodeRing) and change it only through
+// RingEditor.EditRing, which keys' own operations (Manager) drive.
+type Ring struct {
+	owner string
+	min   int
+	recs  []record // ascending by Version
+}
+
+// ringJSON is a ring's stored form, the same in the file and in Vault.
+type ringJSON struct {
+	MinVersion int      `json:"min_version"`
+	Versions   []record `json:"versions"`
+}
+
+// NewRing returns an empty ring for owner, or ErrInvalid for a bad owner.
+func NewRing(owner string) (*Ring, error) {
+	if !ValidOwner(owner) {
+		return nil, fmt.Errorf("%w: owner %q", ErrInvalid, owner)
 	}
+	return &Ring{owner: owner, min: 1}, nil
+}
+
+// DecodeRing parses owner's ring from its stored JSON strictly and checks
+// every version (key material, algorithms, version order). Empty input is an
+// empty ring.
+func DecodeRing(owner string, b []byte) (*Ring, error) {
+	r, err := NewRing(owner)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return r, err
+	}
+	var rj ringJSON
+	if err := decodeStrict(b, &rj); err != nil {
+		return nil, fmt.Errorf("%w: ring %s: %w", ErrInvalid, owner, err)
+	}
+	r.min, r.recs = rj.MinVersion, rj.Versions
+	if _, err := r.parse(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// MarshalJSON encodes the ring in its stored form.
+func (r *Ring) MarshalJSON() ([]byte, error) {
+	return json.Marshal(ringJSON{MinVersion: r.min, Versions: r.recs})
+}
+
+// Owner returns whose keys the ring holds.
+func (r *Ring) Owner() string { return r.owner }
+
+// Latest returns the newest version number (0 for an empty ring).
+func (r *Ring) Latest() int {
+	if len(r.recs) == 0 {
+		return 0
+	}
+	return r.recs[len(r.recs)-1].Version
+}
+
+// MinVersion returns the oldest version the ring still accepts.
+func (r *Ring) MinVersion() int { return r.min }
+
+// String identifies the ring without key material.
+func (r *Ring) String() string {
+	return fmt.Sprintf("keys.Ring{owner=%s, versions=%d..%d, REDACTED}", r.owner, r.min, r.Latest())
+}
+
+// Format prints only String, for every verb.
+func (r *Ring) Format(f fmt.State, _ rune) { fmt.Fprint(f, r.String()) }
+
+// Keys lists the ring's keys, newest first, with effective statuses (a
+// version below MinVersion reads as Revoked).
+func (r *Ring) Keys() ([]PublicKey, error) {
+	ok, err := r.parse()
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(ok.newestFirst), nil
+}
+
+func (r *Ring) clone() *Ring {
+	return &Ring{owner: r.owner, min: r.min, recs: slices.Clone(r.recs)}
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
+func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(doc); err != nil {
-		// json errors quote at most a type or field name, never values.
-		return nil, fmt.Errorf("%w: keyring: %w", ErrInvalid, err)
+	if err := dec.Decode(v); err != nil {
+		return err // json errors quote at most a type or field name, never values
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("%w: keyring: trailing data", ErrInvalid)
+		return errors.New("trailing data")
 	}
-	if doc.Version != keyringVersion {
-		return nil, fmt.Errorf("%w: keyring version %d, want %d", ErrInvalid, doc.Version, keyringVersion)
-	}
-	if doc.Owners == nil {
-		doc.Owners = map[string][]record{}
-	}
-	return doc, nil
+	return nil
 }
 
-// snapshot is an immutable, parsed keyring: what every read is served from.
-type snapshot struct {
-	owners map[string]*ownerKeys
-}
-
+// ownerKeys is one parsed ring: what reads are served from.
 type ownerKeys struct {
 	newestFirst []PublicKey
 	byID        map[string]PublicKey
-	signers     map[string]crypto.Signer // platform owner only
-	platform    PrivateKey               // newest active platform key; zero if none
+	platform    PrivateKey // newest active platform key; zero if none
 }
 
-// buildSnapshot validates every record of doc and parses its keys.
-func buildSnapshot(doc *document) (*snapshot, error) {
-	s := &snapshot{owners: make(map[string]*ownerKeys, len(doc.Owners))}
-	for owner, recs := range doc.Owners {
-		if !ownerPattern.MatchString(owner) {
-			return nil, fmt.Errorf("%w: owner %q", ErrInvalid, owner)
-		}
-		ok := &ownerKeys{byID: make(map[string]PublicKey, len(recs))}
-		signers := map[string]crypto.Signer{}     // platform owner only
-		for _, r := range slices.Backward(recs) { // later records are newer on ties
-			k, signer, err := parseRecord(owner, r)
-			if err != nil {
-				return nil, err
-			}
-			if _, dup := ok.byID[k.ID]; dup {
-				return nil, fmt.Errorf("%w: %s/%s", ErrExists, owner, k.ID)
-			}
-			ok.byID[k.ID] = k
-			ok.newestFirst = append(ok.newestFirst, k)
-			if signer != nil {
-				signers[k.ID] = signer
-			}
-		}
-		slices.SortStableFunc(ok.newestFirst, func(a, b PublicKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
-		for _, k := range ok.newestFirst {
-			if owner == PlatformOwner && k.Status == Active {
-				ok.platform = NewPrivateKey(k.ID, k.Algorithm, signers[k.ID])
-				break
-			}
-		}
-		s.owners[owner] = ok
+// parse validates every version of r and parses its keys.
+func (r *Ring) parse() (*ownerKeys, error) {
+	if !ValidOwner(r.owner) {
+		return nil, fmt.Errorf("%w: owner %q", ErrInvalid, r.owner)
 	}
-	return s, nil
+	if r.min < 1 || r.min > max(r.Latest(), 1) {
+		return nil, fmt.Errorf("%w: %s: min_version %d outside 1..%d", ErrInvalid, r.owner, r.min, r.Latest())
+	}
+	ok := &ownerKeys{byID: make(map[string]PublicKey, len(r.recs))}
+	signers := map[string]crypto.Signer{} // platform owner only
+	for i, rec := range r.recs {
+		if rec.Version < 1 || (i > 0 && rec.Version <= r.recs[i-1].Version) {
+			return nil, fmt.Errorf("%w: %s: version %d out of order", ErrInvalid, r.owner, rec.Version)
+		}
+		k, signer, err := parseRecord(r.owner, rec)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := ok.byID[k.ID]; dup {
+			return nil, fmt.Errorf("%w: %s/%s", ErrExists, r.owner, k.ID)
+		}
+		if k.Version < r.min {
+			k.Status = Revoked
+		}
+		ok.byID[k.ID] = k
+		ok.newestFirst = append(ok.newestFirst, k)
+		if signer != nil {
+			signers[k.ID] = signer
+		}
+	}
+	slices.Reverse(ok.newestFirst)
+	for _, k := range ok.newestFirst {
+		if r.owner == PlatformOwner && k.Status == Active {
+			ok.platform = NewPrivateKey(k.ID, k.Algorithm, signers[k.ID])
+			break
+		}
+	}
+	return ok, nil
 }
 
 // parseRecord checks r and returns its public key and, for the platform
@@ -153,8 +233,8 @@ func parseRecord(owner string, r record) (PublicKey, crypto.Signer, error) {
 		return PublicKey{}, nil, fmt.Errorf("%w: %s: only platform keys may hold a private key", ErrInvalid, where)
 	}
 	return PublicKey{
-		ID: r.ID, Owner: owner, Algorithm: r.Algorithm, Status: r.Status,
-		Public: pub, CreatedAt: r.CreatedAt, NotAfter: r.NotAfter,
+		ID: r.ID, Owner: owner, Version: r.Version, Algorithm: r.Algorithm, Status: r.Status,
+		Public: pub, CreatedAt: r.CreatedAt, RotatedAt: r.RotatedAt, NotAfter: r.NotAfter,
 	}, signer, nil
 }
 
@@ -164,7 +244,7 @@ func samePublic(a, b crypto.PublicKey) bool {
 }
 
 // newRecord validates k for owner and encodes it for storage; created and
-// the Active status fill in zero values.
+// the Active status fill in zero values. The ring assigns the version.
 func newRecord(owner string, k PublicKey, created time.Time) (record, error) {
 	if k.Owner != "" && k.Owner != owner {
 		return record{}, fmt.Errorf("%w: key owner %q, adding to %q", ErrInvalid, k.Owner, owner)
@@ -212,48 +292,134 @@ func newPlatformRecord(k PrivateKey, created time.Time) (record, error) {
 	return r, nil
 }
 
-// add appends r to owner's keys; the caller validates the result with
-// buildSnapshot, which also rejects duplicate ids.
-func (d *document) add(owner string, r record) error {
-	if slices.ContainsFunc(d.Owners[owner], func(x record) bool { return x.ID == r.ID }) {
-		return fmt.Errorf("%w: %s/%s", ErrExists, owner, r.ID)
+// add appends rec to the ring as the next version.
+func (r *Ring) add(rec record) error {
+	if slices.ContainsFunc(r.recs, func(x record) bool { return x.ID == rec.ID }) {
+		return fmt.Errorf("%w: %s/%s", ErrExists, r.owner, rec.ID)
 	}
-	d.Owners[owner] = append(d.Owners[owner], r)
+	rec.Version = r.Latest() + 1
+	r.recs = append(r.recs, rec)
 	return nil
 }
 
-// rotate retires owner's active keys until notAfter and adds r, which must be active.
-func (d *document) rotate(owner string, r record, notAfter time.Time) error {
-	if r.Status != Active {
-		return fmt.Errorf("%w: a rotated-in key must be active, not %q", ErrInvalid, r.Status)
+// rotate retires the ring's active versions until notAfter and adds rec,
+// which must be active, as the next version.
+func (r *Ring) rotate(rec record, now, notAfter time.Time) error {
+	if rec.Status != Active {
+		return fmt.Errorf("%w: a rotated-in key must be active, not %q", ErrInvalid, rec.Status)
 	}
-	recs := d.Owners[owner]
-	for i := range recs {
-		if recs[i].Status == Active {
-			recs[i].Status, recs[i].NotAfter = Retiring, notAfter.UTC()
+	if err := r.add(rec); err != nil {
+		return err
+	}
+	for i := range r.recs[:len(r.recs)-1] {
+		if r.recs[i].Status == Active {
+			r.recs[i].Status, r.recs[i].NotAfter, r.recs[i].RotatedAt = Retiring, notAfter.UTC(), now.UTC()
 		}
 	}
-	return d.add(owner, r)
+	return nil
 }
 
-// setStatus moves owner's key id to st. Revocation is final: a revoked key
-// cannot be brought back (register a new key instead).
-func (d *document) setStatus(owner, id string, st Status, notAfter time.Time) error {
+// setStatus moves key id to st. Revocation is final: a revoked key cannot be
+// brought back (register a new key instead).
+func (r *Ring) setStatus(id string, st Status, notAfter, now time.Time) error {
 	switch st {
 	case Active, Retiring, Revoked:
 	default:
 		return fmt.Errorf("%w: status %q", ErrInvalid, st)
 	}
-	recs := d.Owners[owner]
-	i := slices.IndexFunc(recs, func(r record) bool { return r.ID == id })
+	i := slices.IndexFunc(r.recs, func(x record) bool { return x.ID == id })
 	if i < 0 {
-		return fmt.Errorf("%w: %s/%s", ErrNotFound, owner, id)
+		return fmt.Errorf("%w: %s/%s", ErrNotFound, r.owner, id)
 	}
-	if recs[i].Status == Revoked && st != Revoked {
-		return fmt.Errorf("%w: %s/%s cannot be reinstated", ErrRevoked, owner, id)
+	rec := &r.recs[i]
+	if (rec.Status == Revoked || rec.Version < r.min) && st != Revoked {
+		return fmt.Errorf("%w: %s/%s cannot be reinstated", ErrRevoked, r.owner, id)
 	}
-	recs[i].Status, recs[i].NotAfter = st, notAfter.UTC()
+	if st != Active && rec.Status == Active {
+		rec.RotatedAt = now.UTC()
+	}
+	rec.Status, rec.NotAfter = st, notAfter.UTC()
 	return nil
+}
+
+// setMinVersion refuses every version below v. It only moves forward: an
+// older version, once refused, stays refused.
+func (r *Ring) setMinVersion(v int) error {
+	switch {
+	case len(r.recs) == 0:
+		return fmt.Errorf("%w: %s has no keys", ErrNotFound, r.owner)
+	case v < r.min:
+		return fmt.Errorf("%w: %s: min_version %d below the current %d", ErrRevoked, r.owner, v, r.min)
+	case v > r.Latest():
+		return fmt.Errorf("%w: %s: min_version %d above the latest version %d", ErrInvalid, r.owner, v, r.Latest())
+	}
+	r.min = v
+	return nil
+}
+
+// keyringVersion is the file format this package writes; it also reads
+// version 1 (owners with key lists, before versions were numbered).
+const keyringVersion = 2
+
+// document is the dev store's keyring file: every ring, by owner. It holds
+// private-key PEM for the platform owner, so it is never printed.
+type document struct {
+	Version int              `json:"version"`
+	Rings   map[string]*Ring `json:"rings"`
+}
+
+// fileJSON is every form a keyring file may take.
+type fileJSON struct {
+	Version int                        `json:"version"`
+	Rings   map[string]json.RawMessage `json:"rings,omitempty"`
+	Owners  map[string][]record        `json:"owners,omitempty"` // version 1
+}
+
+// decodeDocument parses a keyring file strictly; empty input is an empty keyring.
+func decodeDocument(b []byte) (*document, error) {
+	doc := &document{Version: keyringVersion, Rings: map[string]*Ring{}}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return doc, nil
+	}
+	var f fileJSON
+	if err := decodeStrict(b, &f); err != nil {
+		return nil, fmt.Errorf("%w: keyring: %w", ErrInvalid, err)
+	}
+	switch f.Version {
+	case 1:
+		for owner, recs := range f.Owners {
+			for i := range recs {
+				recs[i].Version = i + 1
+			}
+			doc.Rings[owner] = &Ring{owner: owner, min: 1, recs: recs}
+		}
+	case keyringVersion:
+		if f.Owners != nil {
+			return nil, fmt.Errorf("%w: keyring version 2 with version 1 owners", ErrInvalid)
+		}
+		for owner, raw := range f.Rings {
+			var rj ringJSON
+			if err := decodeStrict(raw, &rj); err != nil {
+				return nil, fmt.Errorf("%w: keyring: ring %q: %w", ErrInvalid, owner, err)
+			}
+			doc.Rings[owner] = &Ring{owner: owner, min: rj.MinVersion, recs: rj.Versions}
+		}
+	default:
+		return nil, fmt.Errorf("%w: keyring version %d, want %d", ErrInvalid, f.Version, keyringVersion)
+	}
+	return doc, nil
+}
+
+// ring returns owner's ring in d, creating an empty one.
+func (d *document) ring(owner string) (*Ring, error) {
+	if r := d.Rings[owner]; r != nil {
+		return r, nil
+	}
+	r, err := NewRing(owner)
+	if err == nil {
+		d.Rings[owner] = r
+	}
+	return r, err
 }
 
 // encodeDocument renders doc for storage.
@@ -263,4 +429,57 @@ func encodeDocument(d *document) ([]byte, error) {
 		return nil, fmt.Errorf("keys: encode keyring: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// snapshot is an immutable set of parsed rings: what every read is served from.
+type snapshot struct {
+	owners map[string]*ownerKeys
+}
+
+// buildSnapshot validates every ring of doc.
+func buildSnapshot(doc *document) (*snapshot, error) {
+	return newSnapshot(slices.Collect(maps.Values(doc.Rings)))
+}
+
+// newSnapshot validates and parses rings; two rings of one owner are invalid.
+func newSnapshot(rings []*Ring) (*snapshot, error) {
+	s := &snapshot{owners: make(map[string]*ownerKeys, len(rings))}
+	for _, r := range rings {
+		if _, dup := s.owners[r.owner]; dup {
+			return nil, fmt.Errorf("%w: two rings for %q", ErrInvalid, r.owner)
+		}
+		ok, err := r.parse()
+		if err != nil {
+			return nil, err
+		}
+		s.owners[r.owner] = ok
+	}
+	return s, nil
+}
+
+func (s *snapshot) publicKey(owner, id string) (PublicKey, bool) {
+	if ok := s.owners[owner]; ok != nil {
+		k, found := ok.byID[id]
+		return k, found
+	}
+	return PublicKey{}, false
+}
+
+func (s *snapshot) publicKeys(owner string) []PublicKey {
+	if ok := s.owners[owner]; ok != nil {
+		return slices.Clone(ok.newestFirst)
+	}
+	return nil
+}
+
+func (s *snapshot) platformKey() (PrivateKey, error) {
+	if ok := s.owners[PlatformOwner]; ok != nil && ok.platform.Signer() != nil {
+		return ok.platform, nil
+	}
+	return PrivateKey{}, fmt.Errorf("%w: no active platform key", ErrNotFound)
+}
+
+// platformPublicKeys lists the platform keys usable at now, newest first.
+func (s *snapshot) platformPublicKeys(now time.Time) []PublicKey {
+	return slices.DeleteFunc(s.publicKeys(PlatformOwner), func(k PublicKey) bool { return !k.UsableAt(now) })
 }

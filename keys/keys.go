@@ -19,6 +19,7 @@ var (
 const (
 	PlatformOwner = "_platform" // Quill's response-signing keys
 	PayerOwner    = "_payer"    // the login service's payer-JWT verification keys
+	AuditorOwner  = "_auditor"  // the auditor-JWT verification keys
 )
 
 // Status is where a key version is in its life.
@@ -44,12 +45,17 @@ const (
 
 // PublicKey is one registered verification key.
 type PublicKey struct {
-	ID        string
-	Owner     string
+	ID    string
+	Owner string
+	// Version is the key's place in its owner's ring (1, 2, …); the ring
+	// assigns it when the key is added.
+	Version   int
 	Algorithm Algorithm
 	Status    Status
 	Public    crypto.PublicKey
 	CreatedAt time.Time
+	// RotatedAt is when the key stopped being active (zero while active).
+	RotatedAt time.Time
 	// NotAfter ends a retiring key's grace period (zero: no end until revoked).
 	NotAfter time.Time
 }

@@ -7,7 +7,20 @@
 #   4. a deposit into wallet user:42, a signed payment, and a payment query,
 #      each printed with its response-signature check
 # The server then keeps running until Ctrl-C (QUILL_DEMO_EXIT=1: stop after the demo).
+#
+# --vault: keys come from a real Vault, as in production: a dev Vault (Vault
+# v1.14.1 in-process, tools/devvault; in memory, loopback only) is started,
+# the dev key rings are copied into its KV v2 mount with `quill import-keys`,
+# and the server logs in with AppRole. The first build of devvault takes
+# several minutes.
 set -euo pipefail
+USE_VAULT=0
+for arg in "$@"; do
+  case $arg in
+    --vault) USE_VAULT=1 ;;
+    *) echo "usage: $0 [--vault]" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 ensure_services
@@ -34,11 +47,37 @@ if [ -f "$DATA/quill.pid" ] && kill -0 "$(cat "$DATA/quill.pid")" 2>/dev/null; t
   echo "== stopping the previous dev server"
   kill "$(cat "$DATA/quill.pid")"; sleep 1
 fi
+if [ -f "$DATA/devvault.pid" ] && kill -0 "$(cat "$DATA/devvault.pid")" 2>/dev/null; then
+  echo "== stopping the previous dev Vault"
+  kill "$(cat "$DATA/devvault.pid")"; sleep 1
+fi
+rm -f "$DATA/devvault.pid"
+VAULT=
+if [ "$USE_VAULT" = 1 ]; then
+  echo "== building the dev Vault (tools/devvault; the first build takes minutes)"
+  (cd tools/devvault && GOWORK=off go build -o ../../bin/devvault .)
+  echo "== starting the dev Vault (log: $DATA/devvault.log)"
+  bin/devvault -approle >"$DATA/devvault.json" 2>"$DATA/devvault.log" &
+  VAULT=$!
+  echo $VAULT >"$DATA/devvault.pid"
+  for _ in $(seq 600); do
+    [ -s "$DATA/devvault.json" ] && break
+    kill -0 $VAULT 2>/dev/null || { tail -20 "$DATA/devvault.log"; exit 1; }
+    sleep 0.1
+  done
+  field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$DATA/devvault.json"; }
+  export QUILL_VAULT_ADDR; QUILL_VAULT_ADDR=$(field addr)
+  (umask 077; field root_token >"$DATA/vault-root-token"; field secret_id >"$DATA/vault-secret-id")
+  echo "== copying the dev key rings into Vault at $QUILL_VAULT_ADDR"
+  QUILL_VAULT_TOKEN_FILE="$DATA/vault-root-token" bin/quill import-keys --from "$DATA/keys"
+  export QUILL_VAULT_ROLE_ID; QUILL_VAULT_ROLE_ID=$(field role_id)
+  export QUILL_VAULT_SECRET_ID_FILE="$DATA/vault-secret-id"
+fi
 echo "== starting quill (log: $DATA/quill.log)"
 bin/quill serve >"$DATA/quill.log" 2>&1 &
 SERVER=$!
 echo $SERVER >"$DATA/quill.pid"
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' INT TERM
+trap 'kill $SERVER $VAULT 2>/dev/null; wait $SERVER 2>/dev/null' INT TERM
 for _ in $(seq 100); do
   curl -fsS http://127.0.0.1:9090/readyz >/dev/null 2>&1 && break
   kill -0 $SERVER 2>/dev/null || { cat "$DATA/quill.log"; exit 1; }
@@ -68,10 +107,19 @@ cat <<INFO
   platform public key and serial:                 $DATA/platform.pub.pem, platform.serial ($(cat "$DATA/platform.serial"))
   server log:                                     $DATA/quill.log
 INFO
+if [ -n "$VAULT" ]; then
+  cat <<INFO
+  keys are served from the dev Vault:             $QUILL_VAULT_ADDR (mount quill, AppRole role "quill")
+  Vault root token (loopback dev only):           $DATA/vault-root-token
+INFO
+fi
 
 if [ "${QUILL_DEMO_EXIT:-0}" = 1 ]; then
   kill $SERVER; wait $SERVER 2>/dev/null || true
+  [ -z "$VAULT" ] || kill $VAULT 2>/dev/null || true
   exit 0
 fi
 echo; echo "quill is serving on https://127.0.0.1:8443 (ops http://127.0.0.1:9090); Ctrl-C stops it."
-wait $SERVER
+rc=0; wait $SERVER || rc=$?
+[ -z "$VAULT" ] || kill $VAULT 2>/dev/null || true
+exit $rc

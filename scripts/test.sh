@@ -28,4 +28,11 @@ else
   export QUILL_SKIP_NODE_COMPAT=1
 fi
 go vet ./...
+# The Vault tests (keys/vault, cmd/quill) run a real in-process Vault built
+# from tools/devvault, its own module; build it here, outside the test
+# timeout (the first, cold build takes several minutes).
+QUILL_DEVVAULT=$(mktemp -d)/devvault
+(cd tools/devvault && GOWORK=off go build -o "$QUILL_DEVVAULT" .)
+export QUILL_DEVVAULT
+trap 'rm -rf "$(dirname "$QUILL_DEVVAULT")"' EXIT
 go test -race -count=1 -timeout 9m "$@" ./...

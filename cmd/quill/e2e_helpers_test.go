@@ -144,6 +144,7 @@ type harness struct {
 	certs   map[string]tls.Certificate
 	db      *pgx.Conn
 	stop    func() error // cancel the server and wait until it has drained
+	noWait  bool         // a tweak may start a server that is not ready
 }
 
 const (
@@ -152,7 +153,9 @@ const (
 	otherMerch   = "M200"
 )
 
-func startServer(t testing.TB) *harness {
+// startServer starts a server on fresh dev material; each tweak may change
+// its configuration first.
+func startServer(t testing.TB, tweaks ...func(h *harness, c *config)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	now := time.Now().Truncate(time.Second)
@@ -191,6 +194,9 @@ func startServer(t testing.TB) *harness {
 		PayerAlgorithm:  devenv.PayerAlgorithm,
 		Migrate:         true,
 		ShutdownTimeout: 5 * time.Second,
+	}
+	for _, tweak := range tweaks {
+		tweak(h, &c)
 	}
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
@@ -239,7 +245,9 @@ func startServer(t testing.TB) *harness {
 			HTTP: h.httpClient(&mc.TLS), Now: h.clock.Now,
 		}
 	}
-	h.waitReady()
+	if !h.noWait {
+		h.waitReady()
+	}
 	h.db, err = pgx.Connect(context.Background(), h.dsn)
 	if err != nil {
 		t.Fatal(err)

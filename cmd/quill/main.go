@@ -1,7 +1,8 @@
 // Command quill is the Quill payment API server.
 //
-//	quill serve     run the merchant API (mTLS) and the ops listener
-//	quill migrate   apply database migrations and exit
+//	quill serve        run the merchant API (mTLS) and the ops listener
+//	quill migrate      apply database migrations and exit
+//	quill import-keys  copy the dev file store's key rings into Vault
 //
 // Every setting is a flag with a QUILL_ env var; see config.go and the README.
 package main
@@ -32,7 +33,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), migrateCmd())
+	root.AddCommand(serveCmd(), migrateCmd(), importKeysCmd())
 	return root
 }
 

@@ -68,10 +68,11 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	})
 	defer rdb.Close()
 
-	var ks keyStore
-	if ks, err = keys.OpenFileStore(c.keysDir(), keys.FileOptions{Now: o.now}); err != nil {
+	ks, err := openKeys(ctx, c, log, o.now)
+	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
+	defer ks.close()
 	merchants, err := policy.LoadDirectory(c.merchants())
 	if err != nil {
 		return fmt.Errorf("merchants: %w", err)
@@ -107,7 +108,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Rules:     checker,
 		Ledger:    store,
 		Reader:    store,
-		Platform:  ks,
+		Platform:  publishedKeys{ks},
 		Log:       log,
 		MaxBody:   c.MaxBody,
 	})
@@ -121,6 +122,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		}},
 		api.ReadyCheck{Name: "postgres", Check: store.Ping},
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		api.ReadyCheck{Name: "keys", Check: ks.ready},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 	)
 	if c.Pprof {
@@ -211,8 +213,9 @@ func serverTLS(c config) (certs.ServerOptions, error) {
 
 func stdLogger(l zerolog.Logger) *log.Logger { return log.New(l, "", 0) }
 
-// keyStore is what the server needs of a key backend (the dev file store now,
-// Vault next): lookups by owner and id, and the platform keys to publish.
+// keyStore is what the server needs of a key backend (the dev file store, or
+// Vault through keys.Cache): lookups by owner and id, and the platform keys
+// to publish.
 type keyStore interface {
 	keys.Store
 	api.PlatformKeys

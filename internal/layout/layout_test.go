@@ -22,6 +22,7 @@ var adapters = map[string]string{
 	"ledger/postgres": "ledger",
 	"signing/redis":   "signing",
 	"policy/redis":    "policy",
+	"keys/vault":      "keys",
 }
 
 // forbiddenInDomains are imports a domain package must not have.
