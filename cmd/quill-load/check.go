@@ -33,10 +33,10 @@ type checkResult struct {
 	Passed      bool     `json:"passed"`
 	NewEntries  int      `json:"new_entries"`
 	Expected    int      `json:"expected_entries"`
-	Missing     int      `json:"missing"`     // a 2xx without its entry
-	Unexpected  int      `json:"unexpected"`  // an entry nobody was answered 2xx for
-	Mismatched  int      `json:"mismatched"`  // the entry differs from the request or the response
-	Unbalanced  int      `json:"unbalanced"`  // postings do not sum to zero or are incomplete
+	Missing     int      `json:"missing"`    // a 2xx without its entry
+	Unexpected  int      `json:"unexpected"` // an entry nobody was answered 2xx for
+	Mismatched  int      `json:"mismatched"` // the entry differs from the request or the response
+	Unbalanced  int      `json:"unbalanced"` // postings do not sum to zero or are incomplete
 	BalanceDiff int      `json:"balance_mismatches"`
 	Accounts    int      `json:"accounts_checked"`
 	Problems    []string `json:"problems,omitempty"` // the first few, for a human

@@ -100,6 +100,7 @@ or the ledger check failed.`,
 			return err
 		},
 	}
+	cmd.AddCommand(compareCmd())
 	f := cmd.Flags()
 	f.StringVar(&o.URL, "url", envOr("QUILL_URL", o.URL), "server base URL, loopback only (env QUILL_URL)")
 	f.StringVar(&o.DataDir, "data-dir", envOr("QUILL_DATA_DIR", o.DataDir), "dev material directory (env QUILL_DATA_DIR)")

@@ -24,16 +24,16 @@ type summary struct {
 	Connections int     `json:"connections"`
 	TargetRate  float64 `json:"target_rate,omitempty"`
 
-	Planned    int              `json:"requests_planned"`
-	Sent       int64            `json:"requests_sent"`
-	OK         int64            `json:"ok"`
-	Failed     int64            `json:"failed"`
-	Unverified int64            `json:"unverified_responses"`
-	Errors     map[string]int64 `json:"errors"`
+	Planned    int               `json:"requests_planned"`
+	Sent       int64             `json:"requests_sent"`
+	OK         int64             `json:"ok"`
+	Failed     int64             `json:"failed"`
+	Unverified int64             `json:"unverified_responses"`
+	Errors     map[string]int64  `json:"errors"`
 	Examples   map[string]string `json:"error_examples,omitempty"`
-	Seconds    float64          `json:"seconds"`
-	Throughput float64          `json:"ok_per_second"`
-	StoppedBy  string           `json:"stopped_by"`
+	Seconds    float64           `json:"seconds"`
+	Throughput float64           `json:"ok_per_second"`
+	StoppedBy  string            `json:"stopped_by"`
 
 	Latency  latency  `json:"latency_ms"`           // open loop: from the intended send time
 	Service  *latency `json:"service_ms,omitempty"` // open loop: from the actual send
@@ -151,7 +151,11 @@ func writeText(w io.Writer, s *summary) {
 	if s.Mode == "open" {
 		mode = fmt.Sprintf("open loop at %.0f/s", s.TargetRate)
 	}
-	fmt.Fprintf(w, "scenario %s, %s, %d connections, %.1f s (stopped by %s)\n", s.Scenario, mode, s.Connections, s.Seconds, s.StoppedBy)
+	if s.Idle != nil {
+		fmt.Fprintf(w, "scenario idle, %d connections opened one by one, one request each, %.1f s\n", s.Idle.Connections, s.Seconds)
+	} else {
+		fmt.Fprintf(w, "scenario %s, %s, %d connections, %.1f s (stopped by %s)\n", s.Scenario, mode, s.Connections, s.Seconds, s.StoppedBy)
+	}
 	fmt.Fprintf(w, "  sent %d of %d, ok %d (%.1f/s), failed %d, unverified responses %d\n", s.Sent, s.Planned, s.OK, s.Throughput, s.Failed, s.Unverified)
 	l := s.Latency
 	what := "latency"
