@@ -66,6 +66,10 @@ func writeTable(w io.Writer, runs []named) {
 		if s.Mode == "open" {
 			mode = fmt.Sprintf("open %.0f/s", s.TargetRate)
 		}
+		conns := s.Connections
+		if s.Idle != nil {
+			mode, conns = "idle", s.Idle.Connections
+		}
 		ledger := "not run"
 		if s.Ledger != nil {
 			ledger = "FAIL"
@@ -76,10 +80,13 @@ func writeTable(w io.Writer, runs []named) {
 		late := "–"
 		if s.Mode == "open" {
 			late = fmt.Sprint(s.Late)
+			if s.Unsent > 0 {
+				late += fmt.Sprintf(" (+%d unsent)", s.Unsent)
+			}
 		}
 		l := s.Latency
 		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %.0f | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %d | %d | %s |",
-			r.name, s.Scenario, mode, s.Connections, s.OK, s.Throughput, ratio, l.P50, l.P90, l.P99, l.P999, l.Max, late, s.Failed, s.Unverified, ledger)
+			r.name, s.Scenario, mode, conns, s.OK, s.Throughput, ratio, l.P50, l.P90, l.P99, l.P999, l.Max, late, s.Failed, s.Unverified, ledger)
 		if idle {
 			if i := s.Idle; i != nil && i.RSSHeldKB > 0 {
 				fmt.Fprintf(w, " %.1f → %.1f | %.1f |", float64(i.RSSBeforeKB)/1024, float64(i.RSSHeldKB)/1024, i.KBPerConnection)

@@ -126,7 +126,7 @@ func (g *gen) idle(ctx context.Context, sum *summary) error {
 			return nil
 		}
 		c.SetDeadline(time.Now().Add(g.o.Timeout))
-		status, verr, err := oneRequest(c, wire[i], platform)
+		status, body, verr, err := oneRequest(c, wire[i], platform)
 		if err != nil {
 			c.Close()
 			fail(transportClass(err), err.Error())
@@ -137,7 +137,7 @@ func (g *gen) idle(ctx context.Context, sum *summary) error {
 			unverified.Add(1)
 		}
 		if status != http.StatusOK {
-			fail("http "+strconv.Itoa(status), "")
+			fail(codeOf(status, body), string(body))
 		}
 		mu.Lock() // the histogram is not safe for concurrent use
 		hist.RecordValue(max(1, time.Since(t0).Microseconds()))
@@ -188,10 +188,10 @@ func (g *gen) idle(ctx context.Context, sum *summary) error {
 	}
 
 	d := &drive{latency: hist, sent: int64(n), unverified: unverified.Load(), errors: errs, examples: examples,
-		elapsed: time.Since(start), stoppedBy: "requests"}
+		elapsed: time.Duration(res.OpenSeconds * float64(time.Second)), stoppedBy: "requests"}
 	d.ok = int64(res.Opened)
 	for k, v := range errs {
-		if strings.HasPrefix(k, "http ") {
+		if !strings.HasPrefix(k, "transport: ") && !strings.HasPrefix(k, "idle: ") {
 			d.ok -= v
 		}
 	}
@@ -206,22 +206,22 @@ func isTimeout(err error) bool {
 
 // oneRequest writes a pre-built HTTP/1.1 request on c, reads the response and
 // verifies its platform signature.
-func oneRequest(c net.Conn, wire []byte, platform map[string]crypto.PublicKey) (status int, verr error, err error) {
+func oneRequest(c net.Conn, wire []byte, platform map[string]crypto.PublicKey) (status int, body []byte, verr error, err error) {
 	if _, err := c.Write(wire); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	br := bufio.NewReaderSize(c, 4096)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if br.Buffered() > 0 {
-		return 0, nil, fmt.Errorf("unexpected %d bytes after the response", br.Buffered())
+		return 0, nil, nil, fmt.Errorf("unexpected %d bytes after the response", br.Buffered())
 	}
 	sig := signing.ResponseSignature{
 		Timestamp: resp.Header.Get("Wechatpay-Timestamp"),
@@ -231,9 +231,9 @@ func oneRequest(c net.Conn, wire []byte, platform map[string]crypto.PublicKey) (
 	}
 	pub, ok := platform[sig.Serial]
 	if !ok {
-		return resp.StatusCode, fmt.Errorf("unknown platform serial %q", sig.Serial), nil
+		return resp.StatusCode, body, fmt.Errorf("unknown platform serial %q", sig.Serial), nil
 	}
-	return resp.StatusCode, signing.VerifyResponse(pub, sig, body), nil
+	return resp.StatusCode, body, signing.VerifyResponse(pub, sig, body), nil
 }
 
 // serverRSS reads VmRSS (kB) of pid from /proc.

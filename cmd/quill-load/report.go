@@ -26,6 +26,7 @@ type summary struct {
 
 	Planned    int               `json:"requests_planned"`
 	Sent       int64             `json:"requests_sent"`
+	Unsent     int64             `json:"requests_unsent"` // closed loop: --duration ran out first; open loop: the server fell behind the rate
 	OK         int64             `json:"ok"`
 	Failed     int64             `json:"failed"`
 	Unverified int64             `json:"unverified_responses"`
@@ -87,6 +88,7 @@ func (s *summary) fill(d *drive, o options) {
 		s.Planned = s.Idle.Connections
 	}
 	s.Sent, s.OK, s.Unverified = d.sent, d.ok, d.unverified
+	s.Unsent = int64(s.Planned) - d.sent
 	s.Errors, s.Examples = d.errors, d.examples
 	for _, v := range d.errors {
 		s.Failed += v
@@ -152,11 +154,14 @@ func writeText(w io.Writer, s *summary) {
 		mode = fmt.Sprintf("open loop at %.0f/s", s.TargetRate)
 	}
 	if s.Idle != nil {
-		fmt.Fprintf(w, "scenario idle, %d connections opened one by one, one request each, %.1f s\n", s.Idle.Connections, s.Seconds)
+		fmt.Fprintf(w, "scenario idle, %d connections opened by 32 dialers, one request each, %.1f s to open\n", s.Idle.Connections, s.Seconds)
 	} else {
 		fmt.Fprintf(w, "scenario %s, %s, %d connections, %.1f s (stopped by %s)\n", s.Scenario, mode, s.Connections, s.Seconds, s.StoppedBy)
 	}
 	fmt.Fprintf(w, "  sent %d of %d, ok %d (%.1f/s), failed %d, unverified responses %d\n", s.Sent, s.Planned, s.OK, s.Throughput, s.Failed, s.Unverified)
+	if s.Mode == "open" && s.Unsent > 0 {
+		fmt.Fprintf(w, "  NOT SENT: %d requests still queued when --duration + --grace ran out: the server did not keep up with %.0f/s\n", s.Unsent, s.TargetRate)
+	}
 	l := s.Latency
 	what := "latency"
 	if s.Mode == "open" {
