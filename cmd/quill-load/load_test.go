@@ -290,3 +290,23 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatalf("open loop: %v, requests %d, amount %d", err, o.Requests, o.amountMinor)
 	}
 }
+
+func TestCompareTable(t *testing.T) {
+	group := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 8000, Throughput: 400, Ledger: &checkResult{Passed: true}}
+	one := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 2000, Throughput: 100, Ledger: &checkResult{}}
+	open := &summary{Scenario: "hot", Mode: "open", TargetRate: 200, Connections: 64, OK: 1500, Throughput: 50, Late: 7, Unsent: 500}
+	var b strings.Builder
+	writeTable(&b, []named{{"group", group}, {"one-commit", one}, {"open", open}})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("want header, rule and 3 rows:\n%s", b.String())
+	}
+	for i, want := range []string{"| group | hot | closed | 64 | 8000 | 400 | 1.00× |", "| one-commit | hot | closed | 64 | 2000 | 100 | 0.25× |", "| open | hot | open 200/s | 64 | 1500 | 50 | 0.12× |"} {
+		if !strings.HasPrefix(lines[i+2], want) {
+			t.Errorf("row %d = %q, want prefix %q", i, lines[i+2], want)
+		}
+	}
+	if !strings.Contains(lines[2], "| pass |") || !strings.Contains(lines[3], "| FAIL |") || !strings.Contains(lines[4], "7 (+500 unsent)") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

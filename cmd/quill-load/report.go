@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -212,14 +213,19 @@ func writeText(w io.Writer, s *summary) {
 }
 
 // bar is a progress bar on stderr, or nothing when stderr is not a terminal
-// or --quiet.
-type bar struct{ p *progressbar.ProgressBar }
+// or --quiet. set may be called from many goroutines: progressbar's Set is
+// a read then an add, so calls are serialized and only move forward.
+type bar struct {
+	p    *progressbar.ProgressBar
+	mu   sync.Mutex
+	last int
+}
 
 func newBar(max int, what string, quiet bool) *bar {
 	if quiet || !term.IsTerminal(int(os.Stderr.Fd())) {
 		return &bar{}
 	}
-	return &bar{progressbar.NewOptions(max,
+	return &bar{p: progressbar.NewOptions(max,
 		progressbar.OptionSetWriter(os.Stderr),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowCount(),
@@ -231,7 +237,13 @@ func newBar(max int, what string, quiet bool) *bar {
 }
 
 func (b *bar) set(n int) {
-	if b.p != nil {
+	if b.p == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > b.last {
+		b.last = n
 		b.p.Set(n)
 	}
 }
