@@ -45,11 +45,15 @@ type named struct {
 // writeTable prints runs as a Markdown table; the ratio column is each run's
 // throughput over the first's.
 func writeTable(w io.Writer, runs []named) {
-	idle := false
+	idle, cpu := false, false
 	for _, r := range runs {
 		idle = idle || r.s.Idle != nil
+		cpu = cpu || r.s.CPU != nil
 	}
 	head := "| run | scenario | mode | conns | ok | ok/s | ratio | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | late | failed | unverified | ledger |"
+	if cpu {
+		head += " server CPU µs/ok | generator CPU µs/ok | machine busy |"
+	}
 	if idle {
 		head += " server RSS MB | KB/conn |"
 	}
@@ -87,6 +91,17 @@ func writeTable(w io.Writer, runs []named) {
 		l := s.Latency
 		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %.0f | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %d | %d | %s |",
 			r.name, s.Scenario, mode, conns, s.OK, s.Throughput, ratio, l.P50, l.P90, l.P99, l.P999, l.Max, late, s.Failed, s.Unverified, ledger)
+		if cpu {
+			if c := s.CPU; c != nil {
+				srv := "–"
+				if c.ServerSeconds > 0 {
+					srv = fmt.Sprintf("%.0f", c.ServerUsPerOK)
+				}
+				fmt.Fprintf(w, " %s | %.0f | %.0f%% |", srv, c.GeneratorUsPerOK, 100*c.MachineBusy)
+			} else {
+				fmt.Fprint(w, " – | – | – |")
+			}
+		}
 		if idle {
 			if i := s.Idle; i != nil && i.RSSHeldKB > 0 {
 				fmt.Fprintf(w, " %.1f → %.1f | %.1f |", float64(i.RSSBeforeKB)/1024, float64(i.RSSHeldKB)/1024, i.KBPerConnection)

@@ -154,6 +154,20 @@ func TestSmoke(t *testing.T) {
 		if sum.Latency.Count != 300 || sum.Latency.P50 <= 0 || sum.Latency.Max < sum.Latency.P99 {
 			t.Fatalf("latency %+v", sum.Latency)
 		}
+		if c := sum.CPU; c == nil || c.GeneratorSeconds <= 0 || c.MachineSeconds < c.GeneratorSeconds {
+			t.Fatalf("cpu %+v", sum.CPU)
+		}
+	})
+
+	t.Run("server cpu", func(t *testing.T) {
+		o := s.options(scenarioVerify)
+		o.Requests, o.ServerPID = 100, s.pid
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		// Each response is an RSA-2048 signature: well over 100 µs of server CPU.
+		if c := sum.CPU; c == nil || c.ServerUsPerOK < 100 || c.ServerSeconds > c.MachineSeconds {
+			t.Fatalf("cpu %+v", sum.CPU)
+		}
 	})
 
 	t.Run("open-loop", func(t *testing.T) {

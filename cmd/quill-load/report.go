@@ -55,6 +55,7 @@ type summary struct {
 		Seconds          float64 `json:"seconds"`
 	} `json:"setup"`
 
+	CPU    *cpuUse      `json:"cpu,omitempty"`
 	Idle   *idleResult  `json:"idle,omitempty"`
 	Ledger *checkResult `json:"ledger_check,omitempty"`
 
@@ -172,6 +173,16 @@ func writeText(w io.Writer, s *summary) {
 	if s.Service != nil {
 		fmt.Fprintf(w, "  service time ms:  p50 %.2f  p99 %.2f  max %.2f\n", s.Service.P50, s.Service.P99, s.Service.Max)
 		fmt.Fprintf(w, "  late sends (> %.1f ms after intended): %d; lateness p99 %.2f ms, max %.2f ms\n", s.LateMs, s.Late, s.Lateness.P99, s.Lateness.Max)
+	}
+	if c := s.CPU; c != nil {
+		fmt.Fprintf(w, "  CPU per ok request: generator %.0f µs", c.GeneratorUsPerOK)
+		if c.ServerSeconds > 0 {
+			fmt.Fprintf(w, ", server %.0f µs", c.ServerUsPerOK)
+		}
+		if c.MachineSeconds > 0 {
+			fmt.Fprintf(w, ", whole machine %.0f µs (all cores %.0f%% busy)", c.MachineUsPerOK, 100*c.MachineBusy)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, k := range sortedKeys(s.Errors) {
 		fmt.Fprintf(w, "  error %-32s %d\n", k, s.Errors[k])

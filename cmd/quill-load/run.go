@@ -113,7 +113,9 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 	} else {
 		logf("sending up to %d requests on %d connections for at most %s…", len(g.reqs), o.Connections, o.Duration)
 	}
+	c0 := sampleCPU(o.ServerPID)
 	d := g.run(ctx)
+	sum.CPU = cpuBetween(c0, sampleCPU(o.ServerPID), d.ok)
 	sum.fill(d, o)
 
 	var want []expected
