@@ -117,7 +117,7 @@ func freeAddr(t *testing.T) string {
 func (s *server) options(scenario string) options {
 	o := defaultOptions()
 	o.URL, o.DataDir, o.PgDSN, o.Scenario = s.url, s.dir, s.dsn, scenario
-	o.Connections, o.Payers, o.Requests, o.Duration, o.Quiet = 8, 40, 300, time.Minute, true
+	o.Connections, o.Payers, o.Requests, o.Duration, o.Quiet = 8, 20, 300, time.Minute, true
 	return o
 }
 
@@ -148,7 +148,7 @@ func TestSmoke(t *testing.T) {
 		sum, err := run(ctx, s.options(scenarioHot), t.Logf)
 		mustPass(t, sum, err)
 		c := sum.Ledger
-		if c == nil || !c.Passed || c.NewEntries != 300+sum.Setup.Deposits || c.Expected != c.NewEntries || c.Accounts != 2+40 {
+		if c == nil || !c.Passed || c.NewEntries != 300+sum.Setup.Deposits || c.Expected != c.NewEntries || c.Accounts != 2+20 {
 			t.Fatalf("ledger check %+v", c)
 		}
 		if sum.Latency.Count != 300 || sum.Latency.P50 <= 0 || sum.Latency.Max < sum.Latency.P99 {
@@ -186,10 +186,10 @@ func TestSmoke(t *testing.T) {
 
 	t.Run("spread", func(t *testing.T) {
 		o := s.options(scenarioSpread)
-		o.Merchants, o.Requests, o.Connections = 3, 90, 4
+		o.Merchants, o.Requests, o.Payers, o.Connections = 2, 40, 10, 4
 		sum, err := run(ctx, o, t.Logf)
 		mustPass(t, sum, err)
-		if sum.Setup.MerchantsCreated != 3 || sum.Setup.Lanes != 3 || sum.Ledger.Accounts != 1+3+40 {
+		if sum.Setup.MerchantsCreated != 2 || sum.Setup.Lanes != 2 || sum.Ledger.Accounts != 1+2+10 {
 			t.Fatalf("spread setup %+v, ledger %+v", sum.Setup, sum.Ledger)
 		}
 		// Run again: the merchants are reused.
@@ -202,6 +202,7 @@ func TestSmoke(t *testing.T) {
 
 	t.Run("verify-only", func(t *testing.T) {
 		o := s.options(scenarioVerify)
+		o.Requests = 150
 		sum, err := run(ctx, o, t.Logf)
 		mustPass(t, sum, err)
 		if sum.Ledger.NewEntries != 0 || sum.Setup.Deposits != 0 {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"runtime"
 	"sort"
@@ -204,9 +203,6 @@ func (g *gen) finishCheck(ctx context.Context, db *pgx.Conn, before snapshot, co
 	sum.decide()
 	return nil
 }
-
-// errNoServerPID is returned by idle without --server-pid only for the RSS.
-var errNoServerPID = errors.New("no --server-pid: server RSS not measured")
 
 func sortedKeys[M ~map[string]V, V any](m M) []string {
 	out := make([]string, 0, len(m))
