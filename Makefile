@@ -1,9 +1,9 @@
 # make with no target prints help.
 .DEFAULT_GOAL := help
-.PHONY: help dev test build bench fmt vet
+.PHONY: help dev test build bench bench-e2e fmt vet
 
 help: ## this help
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 dev: ## run the service on dev defaults with a demo signed payment (scripts/dev.sh)
 	bash scripts/dev.sh
@@ -16,6 +16,9 @@ build: ## build bin/quill and bin/quillctl
 
 bench: ## run the Go benchmarks
 	bash scripts/bench.sh
+
+bench-e2e: ## end-to-end load run and its --max-batch 1 baseline (scripts/bench-e2e.sh; SCENARIO=hot)
+	bash scripts/bench-e2e.sh $(or $(SCENARIO),hot)
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

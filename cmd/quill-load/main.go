@@ -1,263 +1,148 @@
-// Command quill-load is Quill's load generator: signed payments end to end
-// (mTLS + scheme-A signature + nonce + durable ledger write + signed response),
-// all crediting one merchant, from many pre-funded wallets.
+// Command quill-load is Quill's load generator. It drives the real server end
+// to end — mTLS, scheme-A request signature, nonce, field rules, durable ledger
+// write, signed response — and then checks the ledger the run left behind.
 //
-// To measure the server rather than the client, every request is signed
-// before the clock starts (RSA-2048 signing costs the client ~1 ms each), then
-// the requests are sent by -c workers and each response's platform signature
-// is verified. It stops by itself after -n requests or -duration, whichever
-// comes first, and refuses any target that is not a loopback address.
+// Setup comes before the clock starts: it onboards (or reuses) the merchants
+// of the scenario, funds fresh payer wallets through the API with the TOPUP
+// client (as the dev demo does), signs every request in advance (RSA-2048
+// signing costs the client about 1 ms each: pre-signing keeps that out of the
+// server's figure) and opens the keep-alive connections. Then it runs
+// closed-loop (each connection sends as fast as it is answered) or open-loop
+// (--rate: a fixed arrival rate, latency measured from each request's intended
+// send time, so a stalled server cannot hide its queue — coordinated omission),
+// verifies every response's platform signature, and reports throughput, an HDR
+// latency histogram and errors by problem code. Afterwards it reads the ledger
+// in PostgreSQL: every 2xx has exactly one entry, nothing else was written,
+// every entry balances, and each merchant's balance moved by exactly the
+// accepted amounts minus fees. Any error, unverified response or failed check
+// is a non-zero exit.
 //
-//	quill-load -n 20000 -c 64          # against the dev server of scripts/dev.sh
+// It refuses any target that is not a loopback address and stops by itself.
 package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
-	"path/filepath"
-	"runtime"
-	"slices"
-	"sync"
-	"sync/atomic"
+	"os/signal"
 	"time"
 
-	"github.com/quillpay/quill/internal/client"
-	"github.com/quillpay/quill/internal/devenv"
+	"github.com/spf13/cobra"
 )
 
-type options struct {
-	baseURL     string
-	dir         string
-	merchant    string
-	topUp       string
-	requests    int
-	concurrency int
-	duration    time.Duration
-	wallets     int
-	amount      string
-}
-
 func main() {
-	var o options
-	flag.StringVar(&o.baseURL, "url", "https://127.0.0.1:8443", "server base URL (loopback only)")
-	flag.StringVar(&o.dir, "data-dir", "var/dev", "dev material directory")
-	flag.StringVar(&o.merchant, "merchant", "M100", "merchant every payment credits")
-	flag.StringVar(&o.topUp, "topup", "TOPUP", "client allowed to deposit, funds the wallets")
-	flag.IntVar(&o.requests, "n", 10000, "payments to send (signed in advance)")
-	flag.IntVar(&o.concurrency, "c", 64, "concurrent connections")
-	flag.DurationVar(&o.duration, "duration", 2*time.Minute, "stop after this long even if requests remain")
-	flag.IntVar(&o.wallets, "wallets", 500, "distinct payer wallets")
-	flag.StringVar(&o.amount, "amount", "0.01", "amount of each payment (CNY)")
-	flag.Parse()
-	if err := run(o); err != nil {
+	if err := rootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "quill-load:", err)
 		os.Exit(1)
 	}
 }
 
-// requireLoopback refuses to load anything but this machine.
-func requireLoopback(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
 	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("target %q is not a loopback address", host)
-	}
-	return nil
+	return def
 }
 
-func newClient(o options, id string, conns int) (*client.Client, error) {
-	mc, err := devenv.LoadMerchant(o.dir, id)
-	if err != nil {
-		return nil, err
-	}
-	caPEM, err := os.ReadFile(filepath.Join(o.dir, "ca.pem"))
-	if err != nil {
-		return nil, err
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{mc.TLS}, MinVersion: tls.VersionTLS12},
-		MaxIdleConnsPerHost: conns,
-		MaxConnsPerHost:     conns,
-		ForceAttemptHTTP2:   false, // one request per connection at a time, like most SDKs
-	}
-	return &client.Client{BaseURL: o.baseURL, Merchant: mc.ID, KeyID: mc.KeyID, Key: mc.SigningKey,
-		HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
-}
+const examples = `  # against the dev server of scripts/dev.sh: 64 connections, max rate, 20 s
+  quill-load --scenario hot -c 64 -n 40000 --duration 20s
 
-type signed struct {
-	body []byte
-	auth string
-}
+  # open loop: 500 payments/s for 20 s; latency from the intended send time
+  quill-load --scenario hot -c 64 --rate 500 --duration 20s
 
-func run(o options) error {
-	if err := requireLoopback(o.baseURL); err != nil {
-		return err
-	}
-	if o.requests < 1 || o.concurrency < 1 || o.wallets < 1 {
-		return errors.New("-n, -c and -wallets must be positive")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.duration+5*time.Minute)
-	defer cancel()
-	pay, err := newClient(o, o.merchant, o.concurrency)
-	if err != nil {
-		return err
-	}
-	top, err := newClient(o, o.topUp, 16)
-	if err != nil {
-		return err
-	}
+  # 1,000 payers paying 100 merchants (onboarded on first use, then reused)
+  quill-load --scenario spread --merchants 100 -c 64 -n 20000
 
-	run := fmt.Sprintf("%d", time.Now().UnixNano())
-	fmt.Printf("funding %d wallets…\n", o.wallets)
-	perWallet := o.requests/o.wallets + 1
-	users := make([]string, o.wallets)
-	tokens := make([]string, o.wallets)
-	err = parallel(16, o.wallets, func(i int) error {
-		users[i] = fmt.Sprintf("load-%s-%d", run, i)
-		body := fmt.Sprintf(`{"order_id":"ORD%s%07d","user_id":%q,"amount":"%d.00","currency":"CNY"}`, run[:13], i, users[i], perWallet)
-		r, err := top.Do(ctx, "POST", "/v1/deposits", []byte(body))
-		if err != nil {
+  # signed GETs only: signature and replay checks, no ledger write
+  quill-load --scenario verify-only -c 64 -n 40000
+
+  # hold 1,000 idle mTLS connections and report the server's RSS
+  quill-load --scenario idle --idle-conns 1000 --server-pid "$(cat var/dev/quill.pid)"
+
+  # machine-readable summary (the human one goes to stderr with --json -)
+  quill-load --scenario hot --json result.json`
+
+func rootCmd() *cobra.Command {
+	o := defaultOptions()
+	cmd := &cobra.Command{
+		Use:   "quill-load",
+		Short: "Load Quill end to end over mTLS and check the ledger afterwards (loopback only)",
+		Long: `quill-load sends pre-signed scheme-A requests to a Quill server on this
+machine over mTLS keep-alive connections, verifies every response signature,
+reports throughput and latency percentiles, and then checks the ledger.
+
+Scenarios:
+  hot          --payers wallets pay one merchant (--merchant)
+  spread       --payers wallets pay --merchants merchants (onboarded if missing)
+  verify-only  signed GETs of --verify-target: signature and replay checks, no write
+  idle         opens --idle-conns connections, one request on each, holds them for
+               --hold, reports the server's RSS (needs --server-pid)
+
+The ledger check needs read access to the server's database (--pg-dsn).
+Exit status 1 if any request failed, any response signature did not verify,
+or the ledger check failed.`,
+		Example:       examples,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer stop()
+			sum, err := run(ctx, o, newLogf(o.Quiet))
+			if sum != nil {
+				if werr := writeReports(sum, o.JSON); werr != nil && err == nil {
+					err = werr
+				}
+			}
+			if err == nil && sum != nil && !sum.Passed {
+				err = fmt.Errorf("run failed: %s", sum.Failure)
+			}
 			return err
-		}
-		if r.Status != http.StatusOK {
-			return fmt.Errorf("deposit: %d %s", r.Status, r.Body)
-		}
-		tokens[i], err = devenv.PayerToken(o.dir, users[i], o.duration+10*time.Minute, time.Now())
-		return err
-	})
-	if err != nil {
-		return err
+		},
 	}
-
-	fmt.Printf("signing %d payments in advance on %d cores…\n", o.requests, runtime.NumCPU())
-	reqs := make([]signed, o.requests)
-	err = parallel(runtime.NumCPU(), o.requests, func(i int) error {
-		w := i % o.wallets
-		reqs[i].body = []byte(fmt.Sprintf(`{"order_id":"ORD%s%08d","amount":%q,"currency":"CNY","payer_token":%q}`,
-			run[4:13], i+10_000_000, o.amount, tokens[w]))
-		var err error
-		reqs[i].auth, err = pay.Authorization("POST", "/v1/payments", reqs[i].body)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-
-	fmt.Printf("sending with %d connections…\n", o.concurrency)
-	var (
-		next      atomic.Int64
-		mu        sync.Mutex
-		latencies = make([]time.Duration, 0, o.requests)
-		statuses  = map[int]int{}
-		unsigned  atomic.Int64
-		failures  atomic.Int64
-	)
-	deadline := time.Now().Add(o.duration)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range o.concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				i := int(next.Add(1)) - 1
-				if i >= len(reqs) {
-					return
-				}
-				t0 := time.Now()
-				r, err := pay.Send(ctx, "POST", "/v1/payments", reqs[i].body, reqs[i].auth)
-				took := time.Since(t0)
-				if err != nil {
-					failures.Add(1)
-					continue
-				}
-				if r.Verified != nil {
-					unsigned.Add(1)
-				}
-				mu.Lock()
-				latencies = append(latencies, took)
-				statuses[r.Status]++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-
-	slices.Sort(latencies)
-	pct := func(p float64) time.Duration {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return latencies[min(len(latencies)-1, int(float64(len(latencies))*p))]
-	}
-	ok := statuses[http.StatusOK]
-	report := map[string]any{
-		"requests":              len(latencies),
-		"ok":                    ok,
-		"statuses":              statuses,
-		"transport_errors":      failures.Load(),
-		"unverified_responses":  unsigned.Load(),
-		"seconds":               elapsed.Seconds(),
-		"payments_per_second":   float64(ok) / elapsed.Seconds(),
-		"p50_ms":                ms(pct(0.50)),
-		"p90_ms":                ms(pct(0.90)),
-		"p99_ms":                ms(pct(0.99)),
-		"max_ms":                ms(pct(1)),
-		"concurrency":           o.concurrency,
-		"wallets":               o.wallets,
-		"client_side_verifying": true,
-	}
-	b, _ := json.MarshalIndent(report, "", "  ")
-	fmt.Println(string(b))
-	if ok == 0 || unsigned.Load() > 0 {
-		return fmt.Errorf("%d ok, %d responses failed signature verification", ok, unsigned.Load())
-	}
-	return nil
+	cmd.AddCommand(compareCmd())
+	f := cmd.Flags()
+	f.StringVar(&o.URL, "url", envOr("QUILL_URL", o.URL), "server base URL, loopback only (env QUILL_URL)")
+	f.StringVar(&o.DataDir, "data-dir", envOr("QUILL_DATA_DIR", o.DataDir), "dev material directory (env QUILL_DATA_DIR)")
+	f.StringVar(&o.PgDSN, "pg-dsn", envOr("QUILL_PG_DSN", o.PgDSN), "the server's PostgreSQL database, for the ledger check (env QUILL_PG_DSN)")
+	f.BoolVar(&o.Check, "check", o.Check, "check the ledger after the run (--check=false to skip)")
+	f.StringVar(&o.Scenario, "scenario", o.Scenario, "hot, spread, verify-only or idle")
+	f.StringVar(&o.Merchant, "merchant", o.Merchant, "the merchant of hot and verify-only")
+	f.StringVar(&o.TopUp, "topup", o.TopUp, "the client allowed to deposit; it funds the wallets")
+	f.IntVar(&o.Merchants, "merchants", o.Merchants, "spread: how many merchants the payments are spread over")
+	f.StringVar(&o.MerchantPrefix, "merchant-prefix", o.MerchantPrefix, "spread: merchant ids are this prefix and a number; missing ones are onboarded")
+	f.Int64Var(&o.FeeBps, "fee-bps", o.FeeBps, "spread: fee of merchants it onboards, in basis points")
+	f.IntVar(&o.Payers, "payers", o.Payers, "distinct payer wallets, funded before the run")
+	f.StringVar(&o.PayerPrefix, "payer-prefix", o.PayerPrefix, "payer user ids are this prefix and a number (default: fresh ids per run); reused wallets are topped up")
+	f.IntVarP(&o.Connections, "connections", "c", o.Connections, "concurrent mTLS keep-alive connections (requests in flight)")
+	f.IntVarP(&o.Requests, "requests", "n", o.Requests, "closed loop: requests signed in advance (the run ends when they are sent or --duration passes)")
+	f.DurationVarP(&o.Duration, "duration", "d", o.Duration, "run length bound; open loop: sends --rate × --duration requests")
+	f.Float64Var(&o.Rate, "rate", o.Rate, "open loop: arrival rate in requests/s (0: closed loop, max rate)")
+	f.DurationVar(&o.LateAfter, "late-after", o.LateAfter, "open loop: a send this much after its intended time counts as late")
+	f.DurationVar(&o.Grace, "grace", o.Grace, "open loop: stop sending this long after --duration if the server has fallen behind")
+	f.StringVar(&o.Amount, "amount", o.Amount, "amount of each payment, CNY")
+	f.StringVar(&o.VerifyTarget, "verify-target", o.VerifyTarget, "verify-only: the signed GET target")
+	f.IntVar(&o.IdleConns, "idle-conns", o.IdleConns, "idle: connections to open and hold")
+	f.DurationVar(&o.Hold, "hold", o.Hold, "idle: how long to hold the connections before reading the server's RSS")
+	f.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "idle: the server's process id, to read its RSS from /proc/<pid>/status")
+	f.DurationVar(&o.Window, "replay-window", o.Window, "the server's replay window: pre-signed timestamps must stay inside it for the whole run")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "per-request timeout")
+	f.StringVar(&o.JSON, "json", o.JSON, "write the JSON summary to this file (- for stdout; the text report then goes to stderr)")
+	f.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "no progress bar or setup messages")
+	return cmd
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// parallel runs f(0..n-1) on workers goroutines and returns the first error.
-func parallel(workers, n int, f func(i int) error) error {
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					once.Do(func() { first = err })
-					return
-				}
-			}
-		}()
+// newLogf prints setup progress to stderr unless quiet.
+func newLogf(quiet bool) func(string, ...any) {
+	if quiet {
+		return func(string, ...any) {}
 	}
-	wg.Wait()
-	return first
+	return func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "quill-load: "+format+"\n", a...)
+	}
+}
+
+// runContext bounds the whole run, setup included, so it always stops.
+func runContext(ctx context.Context, o options) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, o.Duration+o.Grace+o.Hold+30*time.Minute)
 }

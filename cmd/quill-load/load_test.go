@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/quillpay/quill/internal/devenv"
+	"github.com/quillpay/quill/internal/testenv"
+	"github.com/quillpay/quill/policy"
+)
+
+// server is a real quill serve subprocess on free loopback ports, with its
+// own dev material, a fresh database and a unique Redis prefix.
+type server struct {
+	url, ops, dir, dsn string
+	pid                int
+}
+
+// startQuill builds bin/quill into a temporary directory and runs it.
+func startQuill(t *testing.T, extra ...string) *server {
+	t.Helper()
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "quill")
+	build := exec.Command("go", "build", "-o", bin, "github.com/quillpay/quill/cmd/quill")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build quill: %v\n%s", err, out)
+	}
+	dir := filepath.Join(tmp, "dev")
+	now := time.Now()
+	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []policy.Merchant{
+		{ID: "M100", Name: "demo", FeeBps: 60},
+		{ID: "TOPUP", Name: "top-up", CanDeposit: true},
+	} {
+		if _, err := devenv.AddMerchant(dir, m, now.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &server{dir: dir, dsn: testenv.Postgres(t)}
+	apiAddr, opsAddr := freeAddr(t), freeAddr(t)
+	s.url, s.ops = "https://"+apiAddr, "http://"+opsAddr
+	logf, err := os.Create(filepath.Join(tmp, "quill.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"serve", "--addr", apiAddr, "--ops-addr", opsAddr, "--data-dir", dir,
+		"--pg-dsn", s.dsn, "--redis-addr", testenv.RedisAddr(t),
+		"--redis-prefix", "quilltest:load:" + testenv.Random(4) + ":", "--redis-timeout", "2s", "--log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.pid = cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("server log:\n%s", b)
+			}
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get(s.ops + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("quill exited: %v\n%s", err, b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("quill not ready in 20 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (s *server) options(scenario string) options {
+	o := defaultOptions()
+	o.URL, o.DataDir, o.PgDSN, o.Scenario = s.url, s.dir, s.dsn, scenario
+	o.Connections, o.Payers, o.Requests, o.Duration, o.Quiet = 8, 20, 300, time.Minute, true
+	return o
+}
+
+func mustPass(t *testing.T, sum *summary, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum == nil {
+		t.Fatal("no summary")
+	}
+	var b strings.Builder
+	writeText(&b, sum)
+	if !sum.Passed || sum.Failed != 0 || sum.Unverified != 0 || sum.OK != int64(sum.Planned) {
+		t.Fatalf("run did not pass:\n%s", b.String())
+	}
+	t.Logf("\n%s", b.String())
+}
+
+// TestSmoke runs the generator against the real server: a few hundred
+// payments, signed GETs and idle connections, each with the ledger check;
+// then shows that the check catches what it is there to catch.
+func TestSmoke(t *testing.T) {
+	s := startQuill(t)
+	ctx := context.Background()
+
+	t.Run("hot", func(t *testing.T) {
+		sum, err := run(ctx, s.options(scenarioHot), t.Logf)
+		mustPass(t, sum, err)
+		c := sum.Ledger
+		if c == nil || !c.Passed || c.NewEntries != 300+sum.Setup.Deposits || c.Expected != c.NewEntries || c.Accounts != 2+20 {
+			t.Fatalf("ledger check %+v", c)
+		}
+		if sum.Latency.Count != 300 || sum.Latency.P50 <= 0 || sum.Latency.Max < sum.Latency.P99 {
+			t.Fatalf("latency %+v", sum.Latency)
+		}
+		if c := sum.CPU; c == nil || c.GeneratorSeconds <= 0 || c.MachineSeconds < c.GeneratorSeconds {
+			t.Fatalf("cpu %+v", sum.CPU)
+		}
+	})
+
+	t.Run("server cpu", func(t *testing.T) {
+		o := s.options(scenarioVerify)
+		o.Requests, o.ServerPID = 100, s.pid
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		// Each response is an RSA-2048 signature: well over 100 µs of server CPU.
+		if c := sum.CPU; c == nil || c.ServerUsPerOK < 100 || c.ServerSeconds > c.MachineSeconds {
+			t.Fatalf("cpu %+v", sum.CPU)
+		}
+	})
+
+	t.Run("open-loop", func(t *testing.T) {
+		o := s.options(scenarioHot)
+		o.Rate, o.Duration = 100, 2*time.Second
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		if sum.Planned != 200 || sum.Mode != "open" || sum.Service == nil || sum.Lateness == nil {
+			t.Fatalf("open loop summary %+v", sum)
+		}
+		// 200 requests at 100/s cannot finish before their last due time.
+		if sum.Seconds < 1.98 {
+			t.Fatalf("open loop took %.2f s, want ≥ 1.99", sum.Seconds)
+		}
+	})
+
+	t.Run("spread", func(t *testing.T) {
+		o := s.options(scenarioSpread)
+		o.Merchants, o.Requests, o.Payers, o.Connections = 2, 40, 10, 4
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		if sum.Setup.MerchantsCreated != 2 || sum.Setup.Lanes != 2 || sum.Ledger.Accounts != 1+2+10 {
+			t.Fatalf("spread setup %+v, ledger %+v", sum.Setup, sum.Ledger)
+		}
+		// Run again: the merchants are reused.
+		sum, err = run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		if sum.Setup.MerchantsCreated != 0 {
+			t.Fatalf("second spread run onboarded %d merchants", sum.Setup.MerchantsCreated)
+		}
+	})
+
+	t.Run("verify-only", func(t *testing.T) {
+		o := s.options(scenarioVerify)
+		o.Requests = 150
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		if sum.Ledger.NewEntries != 0 || sum.Setup.Deposits != 0 {
+			t.Fatalf("verify-only wrote: %+v", sum.Ledger)
+		}
+	})
+
+	t.Run("idle", func(t *testing.T) {
+		o := s.options(scenarioIdle)
+		o.IdleConns, o.Hold, o.ServerPID = 50, 500*time.Millisecond, s.pid
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		i := sum.Idle
+		if i.Opened != 50 || i.StillOpenAtClose != 50 || i.RSSBeforeKB <= 0 || i.RSSHeldKB <= 0 {
+			t.Fatalf("idle %+v", i)
+		}
+	})
+
+	// The check must fail when the ledger and the answers disagree.
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, want []expected) []expected
+		check  func(c *checkResult) bool
+	}{
+		{"entry nobody was answered for", func(t *testing.T, want []expected) []expected {
+			return want[:len(want)-1]
+		}, func(c *checkResult) bool { return c.Unexpected == 1 && c.Missing == 0 && c.BalanceDiff > 0 }},
+		{"2xx without an entry", func(t *testing.T, want []expected) []expected {
+			extra := want[len(want)-1]
+			extra.OrderID += "9"
+			return append(want, extra)
+		}, func(c *checkResult) bool { return c.Missing == 1 && c.Unexpected == 0 }},
+		{"fee differs", func(t *testing.T, want []expected) []expected {
+			want[len(want)-1].Fee++
+			return want
+		}, func(c *checkResult) bool { return c.Mismatched == 1 && c.BalanceDiff == 2 }},
+		{"write outside the run", func(t *testing.T, want []expected) []expected {
+			o := s.options(scenarioHot)
+			g, err := newGen(o, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			top, err := devenv.LoadMerchant(s.dir, "TOPUP")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := fmt.Sprintf(`{"order_id":"ORD%s1999999999","user_id":"stranger","amount":"1.00","currency":"CNY"}`, g.runID)
+			r, err := g.newClient(top, 1).Do(context.Background(), http.MethodPost, "/v1/deposits", []byte(body))
+			if err != nil || r.Status != http.StatusOK {
+				t.Fatalf("foreign deposit: %v %v", err, r)
+			}
+			return want
+		}, func(c *checkResult) bool { return c.Unexpected == 1 && c.Missing == 0 && c.BalanceDiff == 0 }},
+	} {
+		t.Run("check catches "+tc.name, func(t *testing.T) {
+			o := s.options(scenarioHot)
+			o.Requests, o.Payers = 20, 5
+			o.beforeCheck = func(want []expected) []expected { return tc.tamper(t, want) }
+			sum, err := run(ctx, o, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Passed || sum.Ledger == nil || sum.Ledger.Passed || !tc.check(sum.Ledger) {
+				var b strings.Builder
+				writeText(&b, sum)
+				t.Fatalf("check did not catch it:\n%s", b.String())
+			}
+		})
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(o *options)
+		want   string
+	}{
+		{"remote target", func(o *options) { o.URL = "https://10.0.0.1:8443" }, "not a loopback"},
+		{"plain http", func(o *options) { o.URL = "http://127.0.0.1:8443" }, "https"},
+		{"unknown scenario", func(o *options) { o.Scenario = "burst" }, "unknown scenario"},
+		{"mixed not yet", func(o *options) { o.Scenario = "mixed" }, "reports"},
+		{"no connections", func(o *options) { o.Connections = 0 }, "--connections"},
+		{"run outlives the window", func(o *options) { o.Duration = 295 * time.Second }, "replay window"},
+		{"float amount", func(o *options) { o.Amount = "1e3" }, "--amount"},
+		{"idle hold too long", func(o *options) { o.Scenario, o.Hold = scenarioIdle, 2*time.Minute }, "--hold"},
+		{"negative rate", func(o *options) { o.Rate = -1 }, "--rate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := defaultOptions()
+			tc.change(&o)
+			err := o.validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("validate: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	o := defaultOptions()
+	o.Rate, o.Duration = 250, 4*time.Second
+	if err := o.validate(); err != nil || o.Requests != 1000 || o.amountMinor != 1000 {
+		t.Fatalf("open loop: %v, requests %d, amount %d", err, o.Requests, o.amountMinor)
+	}
+}
+
+func TestCompareTable(t *testing.T) {
+	group := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 8000, Throughput: 400, Ledger: &checkResult{Passed: true}}
+	one := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 2000, Throughput: 100, Ledger: &checkResult{}}
+	open := &summary{Scenario: "hot", Mode: "open", TargetRate: 200, Connections: 64, OK: 1500, Throughput: 50, Late: 7, Unsent: 500}
+	var b strings.Builder
+	writeTable(&b, []named{{"group", group}, {"one-commit", one}, {"open", open}})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("want header, rule and 3 rows:\n%s", b.String())
+	}
+	for i, want := range []string{"| group | hot | closed | 64 | 8000 | 400 | 1.00× |", "| one-commit | hot | closed | 64 | 2000 | 100 | 0.25× |", "| open | hot | open 200/s | 64 | 1500 | 50 | 0.12× |"} {
+		if !strings.HasPrefix(lines[i+2], want) {
+			t.Errorf("row %d = %q, want prefix %q", i, lines[i+2], want)
+		}
+	}
+	if !strings.Contains(lines[2], "| pass |") || !strings.Contains(lines[3], "| FAIL |") || !strings.Contains(lines[4], "7 (+500 unsent)") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quillpay/quill/internal/client"
+	"github.com/quillpay/quill/internal/devenv"
+	"github.com/quillpay/quill/keys"
+	"github.com/quillpay/quill/policy"
+	"github.com/quillpay/quill/signing"
+)
+
+// merchant is one merchant the run pays, with its dev material and profile.
+type merchant struct {
+	devenv.Merchant
+	FeeBps int64
+}
+
+// request is one pre-signed request.
+type request struct {
+	method, target string
+	body           []byte
+	auth           string
+	merchant       int32 // index into gen.merchants
+	payer          int32 // index into gen.payers; -1 for a GET
+	orderID        string
+}
+
+// deposit is one wallet top-up made during setup.
+type deposit struct {
+	orderID, user string
+	amount        int64
+	entryID       int64
+}
+
+// gen is one run's state.
+type gen struct {
+	o         options
+	logf      func(string, ...any)
+	runID     string // digits, unique per run: order ids and payer ids carry it
+	roots     *x509.CertPool
+	merchants []merchant
+	payers    []string
+	tokens    []string
+	deposits  []deposit
+	topUp     *client.Client
+	reqs      []request
+	lanes     []*client.Client // connections: one per worker (hot, verify-only) or per merchant (spread)
+	signedAt  time.Time        // the timestamp every pre-signed request carries
+}
+
+func newGen(o options, logf func(string, ...any)) (*gen, error) {
+	caPEM, err := os.ReadFile(filepath.Join(o.DataDir, "ca.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("dev material: %w (run scripts/dev.sh or quillctl dev init)", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("no certificate in ca.pem")
+	}
+	// 13 digits of Unix milliseconds and 2 random ones: order ids stay unique
+	// across runs within the pattern ORD[0-9]{12,29}.
+	run := fmt.Sprintf("%013d%02d", time.Now().UnixMilli(), mrand.IntN(100))
+	return &gen{o: o, logf: logf, runID: run, roots: roots}, nil
+}
+
+// newClient is an mTLS client of m whose transport keeps at most conns
+// HTTP/1.1 keep-alive connections, as most merchant SDKs do.
+func (g *gen) newClient(m devenv.Merchant, conns int) *client.Client {
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: g.roots, Certificates: []tls.Certificate{m.TLS}, MinVersion: tls.VersionTLS12},
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		IdleConnTimeout:     5 * time.Minute,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
+	}
+	return &client.Client{BaseURL: strings.TrimRight(g.o.URL, "/"), Merchant: m.ID, KeyID: m.KeyID, Key: m.SigningKey,
+		HTTP: &http.Client{Transport: tr, Timeout: g.o.Timeout}}
+}
+
+// loadMerchants loads (spread: onboards the missing ones first) the merchants
+// the run pays and reports how long onboarding took.
+func (g *gen) loadMerchants() (created int, took time.Duration, err error) {
+	ids := []string{g.o.Merchant}
+	if g.o.Scenario == scenarioSpread {
+		ids = make([]string, g.o.Merchants)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s%05d", g.o.MerchantPrefix, i+1)
+		}
+		var missing []string
+		for _, id := range ids {
+			if !devenv.MerchantExists(g.o.DataDir, id) {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			g.logf("onboarding %d merchants (RSA-2048 key, client certificate, profile each)…", len(missing))
+			start := time.Now()
+			var done atomic.Int64
+			bar := newBar(len(missing), "onboarding", g.o.Quiet)
+			err := parallel(runtime.NumCPU(), len(missing), func(i int) error {
+				_, err := devenv.AddMerchant(g.o.DataDir, policy.Merchant{ID: missing[i], Name: "load " + missing[i], FeeBps: g.o.FeeBps}, time.Now().Add(-time.Minute))
+				bar.set(int(done.Add(1)))
+				return err
+			})
+			bar.finish()
+			if err != nil {
+				return 0, 0, err
+			}
+			created, took = len(missing), time.Since(start)
+			// The server reloads merchants.json and the key store on its own,
+			// after a short check interval.
+			time.Sleep(1500 * time.Millisecond)
+		}
+	}
+	dir, err := policy.LoadDirectory(filepath.Join(g.o.DataDir, "merchants.json"))
+	if err != nil {
+		return 0, 0, err
+	}
+	g.merchants = make([]merchant, len(ids))
+	err = parallel(runtime.NumCPU(), len(ids), func(i int) error {
+		mc, err := devenv.LoadMerchant(g.o.DataDir, ids[i])
+		if err != nil {
+			return err
+		}
+		prof, err := dir.Merchant(context.Background(), ids[i])
+		if err != nil {
+			return err
+		}
+		g.merchants[i] = merchant{Merchant: mc, FeeBps: prof.FeeBps}
+		return nil
+	})
+	return created, took, err
+}
+
+// orderID is order seq of kind (1 deposit, 2 payment) in this run.
+func (g *gen) orderID(kind, seq int) string {
+	return fmt.Sprintf("ORD%s%d%09d", g.runID, kind, seq)
+}
+
+// payerOf is the payer of request i.
+func (g *gen) payerOf(i int) int { return i % len(g.payers) }
+
+// fundPayers deposits into each payer's wallet exactly what its share of the
+// run's payments needs, through the API with the top-up client.
+func (g *gen) fundPayers(ctx context.Context) error {
+	g.tokens = make([]string, len(g.payers))
+	need := make([]int64, len(g.payers))
+	for i := range g.payers {
+		if !validUser(g.payers[i]) {
+			return fmt.Errorf("payer id %q: want 1 to 64 characters of A-Z a-z 0-9 _ -", g.payers[i])
+		}
+	}
+	for i := range g.o.Requests {
+		need[g.payerOf(i)] += g.o.amountMinor
+	}
+	const maxDeposit = 1_000_000_00 // the default per-request limit, in fen
+	for p, n := range need {
+		for n > 0 {
+			a := min(n, maxDeposit)
+			g.deposits = append(g.deposits, deposit{orderID: g.orderID(1, len(g.deposits)), user: g.payers[p], amount: a})
+			n -= a
+		}
+	}
+	tm, err := devenv.LoadMerchant(g.o.DataDir, g.o.TopUp)
+	if err != nil {
+		return err
+	}
+	g.topUp = g.newClient(tm, 16)
+	ttl := g.o.Duration + g.o.Grace + 30*time.Minute
+	now := time.Now()
+	for i := range g.payers {
+		if g.tokens[i], err = devenv.PayerToken(g.o.DataDir, g.payers[i], ttl, now); err != nil {
+			return err
+		}
+	}
+	g.logf("funding %d wallets with %d deposits through %s…", len(g.payers), len(g.deposits), g.o.TopUp)
+	bar := newBar(len(g.deposits), "deposits", g.o.Quiet)
+	defer bar.finish()
+	var done atomic.Int64
+	return parallel(16, len(g.deposits), func(i int) error {
+		d := &g.deposits[i]
+		body := fmt.Sprintf(`{"order_id":%q,"user_id":%q,"amount":%q,"currency":"CNY"}`, d.orderID, d.user, policy.FormatAmount(d.amount, "CNY"))
+		r, err := g.topUp.Do(ctx, http.MethodPost, "/v1/deposits", []byte(body))
+		if err != nil {
+			return fmt.Errorf("deposit: %w", err)
+		}
+		if r.Verified != nil {
+			return fmt.Errorf("deposit: %w", r.Verified)
+		}
+		if r.Status != http.StatusOK {
+			return fmt.Errorf("deposit: %d %s", r.Status, r.Body)
+		}
+		var rec struct {
+			EntryID int64 `json:"entry_id"`
+		}
+		if err := json.Unmarshal(r.Body, &rec); err != nil {
+			return fmt.Errorf("deposit response: %w", err)
+		}
+		d.entryID = rec.EntryID
+		bar.set(int(done.Add(1)))
+		return nil
+	})
+}
+
+func validUser(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// presign builds and signs every request of the run on all cores. They all
+// carry one timestamp, taken now: the run must end within the replay window
+// of it, which run checks before starting the clock.
+func (g *gen) presign() error {
+	g.reqs = make([]request, g.o.Requests)
+	g.signedAt = time.Now()
+	amount := policy.FormatAmount(g.o.amountMinor, "CNY")
+	bar := newBar(len(g.reqs), "signing", g.o.Quiet)
+	defer bar.finish()
+	var done atomic.Int64
+	return parallel(runtime.NumCPU(), len(g.reqs), func(i int) error {
+		r := &g.reqs[i]
+		r.merchant = int32(i % len(g.merchants))
+		r.payer = -1
+		switch g.o.Scenario {
+		case scenarioVerify:
+			r.method, r.target = http.MethodGet, g.o.VerifyTarget
+		default:
+			p := g.payerOf(i)
+			r.method, r.target, r.payer, r.orderID = http.MethodPost, "/v1/payments", int32(p), g.orderID(2, i)
+			r.body = fmt.Appendf(nil, `{"order_id":%q,"amount":%q,"currency":"CNY","payer_token":%q}`, r.orderID, amount, g.tokens[p])
+		}
+		m := g.merchants[r.merchant]
+		var err error
+		r.auth, err = sign(m.SigningKey, m.ID, m.KeyID, r.method, r.target, r.body, g.signedAt)
+		if n := done.Add(1); n%64 == 0 {
+			bar.set(int(n))
+		}
+		return err
+	})
+}
+
+func sign(key crypto.Signer, merchant, keyID, method, target string, body []byte, ts time.Time) (string, error) {
+	nonce, err := signing.NewNonce(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	return signing.SignRequest(key, merchant, keyID, method, target, body, ts, nonce)
+}
+
+// openLanes creates the connections: for hot and verify-only one client with
+// one connection per worker; for spread one client per merchant, holding up
+// to ceil(C/M) connections. Each is opened, and the platform keys fetched and
+// checked, by a signed GET /v1/certificates before the clock starts.
+func (g *gen) openLanes(ctx context.Context) error {
+	if g.o.Scenario == scenarioSpread {
+		per := (g.o.Connections + len(g.merchants) - 1) / len(g.merchants)
+		g.lanes = make([]*client.Client, len(g.merchants))
+		for i, m := range g.merchants {
+			g.lanes[i] = g.newClient(m.Merchant, per)
+		}
+	} else {
+		g.lanes = make([]*client.Client, g.o.Connections)
+		for i := range g.lanes {
+			g.lanes[i] = g.newClient(g.merchants[0].Merchant, 1)
+		}
+	}
+	g.logf("opening %d mTLS connections…", len(g.lanes))
+	return parallel(min(len(g.lanes), 64), len(g.lanes), func(i int) error {
+		r, err := g.lanes[i].Do(ctx, http.MethodGet, "/v1/certificates", nil)
+		switch {
+		case err != nil:
+			return fmt.Errorf("open connection: %w", err)
+		case r.Verified != nil:
+			return fmt.Errorf("open connection: %w", r.Verified)
+		case r.Status != http.StatusOK:
+			return fmt.Errorf("open connection: GET /v1/certificates: %d %s", r.Status, r.Body)
+		}
+		return nil
+	})
+}
+
+// platformKeys returns the platform's public keys by serial, from a signed
+// GET /v1/certificates whose own signature c has verified.
+func platformKeys(ctx context.Context, c *client.Client) (map[string]crypto.PublicKey, error) {
+	r, err := c.Do(ctx, http.MethodGet, "/v1/certificates", nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.Verified != nil {
+		return nil, r.Verified
+	}
+	if r.Status != http.StatusOK {
+		return nil, fmt.Errorf("GET /v1/certificates: %d %s", r.Status, r.Body)
+	}
+	var list struct {
+		Data []struct {
+			SerialNo  string `json:"serial_no"`
+			PublicKey string `json:"public_key"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.Body, &list); err != nil {
+		return nil, err
+	}
+	out := map[string]crypto.PublicKey{}
+	for _, d := range list.Data {
+		k, err := keys.ParsePublicKeyPEM([]byte(d.PublicKey))
+		if err != nil {
+			return nil, err
+		}
+		out[d.SerialNo] = k
+	}
+	return out, nil
+}
+
+// parallel runs f(0..n-1) on workers goroutines and returns the first error;
+// after an error no new f starts.
+func parallel(workers, n int, f func(i int) error) error {
+	var next atomic.Int64
+	var first error
+	var failed atomic.Bool
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range max(1, min(workers, n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					once.Do(func() { first = err; failed.Store(true) })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# End-to-end benchmark with its baseline measured in the same run:
+#   1. builds bin/quill, bin/quillctl, bin/quill-load; dev material in var/bench
+#   2. for each leg (default: group, then one-commit) starts `quill serve` on a
+#      fresh database, loopback ports of its own and a Redis prefix of its own,
+#      runs quill-load SCENARIO against it (ledger check included), stops it
+#        group        the default group commit (--max-batch 512)
+#        one-commit   --max-batch 1: one commit (one fsync) per payment, the
+#                     row-locked design of the usual peers
+#   3. prints both as one table with the throughput ratio.
+#
+#   scripts/bench-e2e.sh [SCENARIO] [quill-load flags…]
+#   scripts/bench-e2e.sh hot                           # 64 connections, 20 s, both legs
+#   BENCH_LEGS=group scripts/bench-e2e.sh hot --rate 500
+#   scripts/bench-e2e.sh idle --idle-conns 10000 --hold 10s
+#
+# Environment: BENCH_DURATION (20s), BENCH_CONNS (64), BENCH_REQUESTS (40000,
+# closed loop), BENCH_LEGS ("group one-commit"), BENCH_PORT (18443),
+# BENCH_OPS_PORT (19090), BENCH_DATA_DIR (var/bench). Results (JSON, server
+# logs) go to $BENCH_DATA_DIR/results/<time>/. Loopback only; every leg is
+# bounded by quill-load's --duration and a timeout around it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+ensure_services
+
+SCENARIO=${1:-hot}
+[ $# -gt 0 ] && shift
+DATA=${BENCH_DATA_DIR:-var/bench}
+DURATION=${BENCH_DURATION:-20s}
+CONNS=${BENCH_CONNS:-64}
+REQUESTS=${BENCH_REQUESTS:-40000}
+LEGS=${BENCH_LEGS:-group one-commit}
+ADDR=127.0.0.1:${BENCH_PORT:-18443}
+OPS=127.0.0.1:${BENCH_OPS_PORT:-19090}
+ADMIN_DSN="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/postgres?sslmode=disable"
+OUT="$DATA/results/$(date -u +%Y%m%dT%H%M%SZ)-$SCENARIO"
+mkdir -p "$OUT"
+
+# 10,000 idle connections need 10,000 descriptors in the server and as many
+# in the generator.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+echo "== building"
+go build -o bin/ ./cmd/quill ./cmd/quillctl ./cmd/quill-load
+
+echo "== dev material in $DATA"
+bin/quillctl --data-dir "$DATA" dev init >/dev/null
+bin/quillctl --data-dir "$DATA" merchant add M100 --if-missing --name "Bench merchant" --fee-bps 60 >/dev/null
+bin/quillctl --data-dir "$DATA" merchant add TOPUP --if-missing --name "Wallet top-up" --can-deposit --fee-bps 0 >/dev/null
+
+SERVER=
+DB=
+cleanup() {
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  if [ -n "$DB" ]; then psql -q "$ADMIN_DSN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; fi
+  SERVER= DB=
+}
+trap cleanup EXIT INT TERM
+
+# leg NAME SERVER-FLAGS…: one server, one quill-load run.
+leg() {
+  local name=$1; shift
+  DB="quill_bench_$(date +%s)_${name//-/_}"
+  local dsn="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/${DB}?sslmode=disable"
+  go run ./scripts/createdb "$dsn"
+  echo "== leg $name: quill serve $* (database $DB)"
+  bin/quill serve --addr "$ADDR" --ops-addr "$OPS" --data-dir "$DATA" --pg-dsn "$dsn" \
+    --redis-addr "$QUILL_REDIS_ADDR" --redis-prefix "quill:bench:$$:$name:" --log-level warn "$@" \
+    >"$OUT/$name.server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 150); do
+    curl -fsS "http://$OPS/readyz" >/dev/null 2>&1 && break
+    kill -0 "$SERVER" 2>/dev/null || { cat "$OUT/$name.server.log"; exit 1; }
+    sleep 0.2
+  done
+  local rc=0
+  timeout 30m bin/quill-load --scenario "$SCENARIO" --url "https://$ADDR" --data-dir "$DATA" --pg-dsn "$dsn" \
+    -c "$CONNS" -n "$REQUESTS" --duration "$DURATION" --server-pid "$SERVER" \
+    --json "$OUT/$name.json" "${BENCH_ARGS[@]}" || rc=$?
+  echo "   server RSS at the end: $(awk '/VmRSS/ {print $2, $3}' "/proc/$SERVER/status" 2>/dev/null)"
+  cleanup
+  return $rc
+}
+
+BENCH_ARGS=("$@")
+failed=0
+files=()
+for l in $LEGS; do
+  case $l in
+    group) leg group --max-batch 512 || failed=1 ;;
+    one-commit) leg one-commit --max-batch 1 || failed=1 ;;
+    *) echo "unknown leg $l (group, one-commit)" >&2; exit 2 ;;
+  esac
+  [ -f "$OUT/$l.json" ] && files+=("$OUT/$l.json")
+done
+
+echo
+echo "== $SCENARIO, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, results in $OUT"
+[ ${#files[@]} -gt 0 ] && bin/quill-load compare "${files[@]}"
+exit $failed
