@@ -90,4 +90,3 @@ func input(key crypto.Signer, msg []byte) []byte {
 func backends(tb testing.TB) []signing.Crypto {
 	return []signing.Crypto{signing.GoCrypto{}, backend(tb)}
 }
-
