@@ -90,6 +90,9 @@ func (GoCrypto) NewSigner(key crypto.Signer) (crypto.Signer, error) {
 
 // Verify checks sig with crypto/rsa, crypto/ecdsa or crypto/ed25519.
 func (GoCrypto) Verify(pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) error {
+	if opts == nil {
+		return fmt.Errorf("%w: no signature options", ErrUnsupportedKey)
+	}
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		var err error

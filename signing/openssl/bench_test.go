@@ -20,7 +20,7 @@ func BenchmarkSign(b *testing.B) {
 	msg := []byte("1700000000\n593BEC0C930BF1AFEB40B4A08C8FB242\n{\"id\":\"pay_1\"}\n")
 	for _, a := range algorithms {
 		key := loadKey(b, a.file)
-		in := input(key, msg)
+		in := input(a.opts, msg)
 		for _, c := range backends(b) {
 			s, err := c.NewSigner(key)
 			if err != nil {
@@ -37,7 +37,7 @@ func BenchmarkVerify(b *testing.B) {
 	msg := []byte("1700000000\n593BEC0C930BF1AFEB40B4A08C8FB242\n{\"id\":\"pay_1\"}\n")
 	for _, a := range algorithms {
 		key := loadKey(b, a.file)
-		in := input(key, msg)
+		in := input(a.opts, msg)
 		sig, err := key.Sign(rand.Reader, in, a.opts)
 		if err != nil {
 			b.Fatal(err)

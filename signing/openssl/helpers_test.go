@@ -4,9 +4,8 @@ package openssl_test
 
 import (
 	"crypto"
-	"crypto/ed25519"
+	_ "crypto/sha512" // for rsa-pss-sha512
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -70,24 +69,28 @@ func loadKey(tb testing.TB, name string) crypto.Signer {
 type algorithm struct {
 	name string
 	file string
-	opts crypto.SignerOpts
+	opts crypto.SignerOpts // its HashFunc is the digest signed; 0: the message
 }
 
 var algorithms = []algorithm{
 	{"rsa2048-pkcs1v15-sha256", "test-key-rsa.key.pem", crypto.SHA256},
 	{"rsa2048-pss-sha256", "test-key-rsa.key.pem", &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}},
+	// Scheme B's rsa-pss-sha512 (RFC 9421: salt of 64 bytes).
+	{"rsa2048-pss-sha512", "test-key-rsa.key.pem", &rsa.PSSOptions{SaltLength: 64, Hash: crypto.SHA512}},
 	{"ecdsa-p256-sha256", "test-key-ecc-p256.key.pem", crypto.SHA256},
 	{"ed25519", "test-key-ed25519.key.pem", crypto.Hash(0)},
 }
 
-// input is what a signer of key is given for msg: the SHA-256 digest, or
-// the message itself for Ed25519.
-func input(key crypto.Signer, msg []byte) []byte {
-	if _, ok := key.Public().(ed25519.PublicKey); ok {
+// input is what a signer is given for msg under opts: its digest, or the
+// message itself for Ed25519.
+func input(opts crypto.SignerOpts, msg []byte) []byte {
+	h := opts.HashFunc()
+	if h == 0 {
 		return msg
 	}
-	d := sha256.Sum256(msg)
-	return d[:]
+	hh := h.New()
+	hh.Write(msg)
+	return hh.Sum(nil)
 }
 
 // backends are the two implementations under test, Go's first.

@@ -228,6 +228,9 @@ func (s *ed25519Signer) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts
 
 // Verify checks sig in OpenSSL, with the conventions of signing.Crypto.
 func (c *Crypto) Verify(pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) error {
+	if opts == nil {
+		return fmt.Errorf("%w: no signature options", signing.ErrUnsupportedKey)
+	}
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		h := opts.HashFunc()

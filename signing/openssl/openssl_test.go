@@ -73,25 +73,25 @@ func TestCrossVerify(t *testing.T) {
 				t.Fatalf("%s: %s NewSigner: %v", a.name, signer.Name(), err)
 			}
 			msg := []byte("1700000000\n593BEC0C930BF1AFEB40B4A08C8FB242\n{}\n")
-			sig, err := s.Sign(rand.Reader, input(key, msg), a.opts)
+			sig, err := s.Sign(rand.Reader, input(a.opts, msg), a.opts)
 			if err != nil {
 				t.Fatalf("%s: %s Sign: %v", a.name, signer.Name(), err)
 			}
 			for _, verifier := range backends(t) {
 				t.Run(a.name+"/"+signer.Name()+"→"+verifier.Name(), func(t *testing.T) {
-					if err := verifier.Verify(key.Public(), input(key, msg), sig, a.opts); err != nil {
+					if err := verifier.Verify(key.Public(), input(a.opts, msg), sig, a.opts); err != nil {
 						t.Fatalf("Verify: %v", err)
 					}
-					other := input(key, []byte("1700000000\n593BEC0C930BF1AFEB40B4A08C8FB242\n{ }\n"))
+					other := input(a.opts, []byte("1700000000\n593BEC0C930BF1AFEB40B4A08C8FB242\n{ }\n"))
 					if err := verifier.Verify(key.Public(), other, sig, a.opts); !errors.Is(err, signing.ErrBadSignature) {
 						t.Fatalf("Verify of another message = %v, want ErrBadSignature", err)
 					}
 					bad := bytes.Clone(sig)
 					bad[len(bad)/2] ^= 1
-					if err := verifier.Verify(key.Public(), input(key, msg), bad, a.opts); !errors.Is(err, signing.ErrBadSignature) {
+					if err := verifier.Verify(key.Public(), input(a.opts, msg), bad, a.opts); !errors.Is(err, signing.ErrBadSignature) {
 						t.Fatalf("Verify of a changed signature = %v, want ErrBadSignature", err)
 					}
-					if err := verifier.Verify(key.Public(), input(key, msg), sig[:len(sig)-1], a.opts); !errors.Is(err, signing.ErrBadSignature) {
+					if err := verifier.Verify(key.Public(), input(a.opts, msg), sig[:len(sig)-1], a.opts); !errors.Is(err, signing.ErrBadSignature) {
 						t.Fatalf("Verify of a short signature = %v, want ErrBadSignature", err)
 					}
 				})
