@@ -4,8 +4,8 @@ package openssl_test
 
 import (
 	"crypto"
-	_ "crypto/sha512" // for rsa-pss-sha512
 	"crypto/rsa"
+	_ "crypto/sha512" // for rsa-pss-sha512
 	"crypto/x509"
 	"encoding/pem"
 	"os"
