@@ -54,7 +54,7 @@ func BenchmarkVerify(b *testing.B) {
 // no-op nonce store) and ResponseSigner.Sign of a 1 KiB response with an
 // RSA-2048 platform key, through BackendKeys as the server wires it.
 func BenchmarkSchemeA(b *testing.B) {
-	key := loadKey(b, "test-key-rsa.key.pem")
+	key := loadKey(b, "other-rsa.key.pem") // 1024-bit primes, as generated keys have
 	body := bytes.Repeat([]byte("x"), 1024)
 	now := time.Unix(1700000000, 0)
 	clock := func() time.Time { return now }

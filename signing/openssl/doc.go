@@ -23,6 +23,15 @@
 //     The OpenSSL version is logged at start and shown in /readyz.
 //   - ECDSA nonces come from OpenSSL's random generator, not from the
 //     io.Reader passed to Sign (which is ignored, as crypto.Signer allows).
+//
+// Performance caveats (measured, docs/BENCHMARKS.md):
+//
+//   - The 3× gain is for RSA keys with two equal-size primes, which is what
+//     crypto/rsa, OpenSSL and quillctl generate. OpenSSL 3.0 signs with a key
+//     whose primes differ in size (the RFC 9421 test key: 1088 and 960 bits)
+//     about five times slower than with a balanced key, slower than Go.
+//   - Ed25519 is implemented (and pinned equal to Go by tests) but Go's is
+//     faster: about 1.8× for signing and 2× for verifying on the dev VM.
 package openssl
 
 import "errors"
