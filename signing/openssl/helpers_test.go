@@ -74,10 +74,11 @@ type algorithm struct {
 
 // The RSA key is other-rsa.key.pem, whose primes are 1024 bits each like
 // every key crypto/rsa or OpenSSL generates. (The RFC 9421 test key's are
-// 1088 and 960 bits, which OpenSSL signs with about five times slower; it
-// is covered by TestPKCS1v15SameBytes.)
+// 1088 and 960 bits, which OpenSSL signs with several times slower: it is
+// the "unbalanced" entry.)
 var algorithms = []algorithm{
 	{"rsa2048-pkcs1v15-sha256", "other-rsa.key.pem", crypto.SHA256},
+	{"rsa2048-unbalanced-pkcs1v15-sha256", "test-key-rsa.key.pem", crypto.SHA256},
 	{"rsa2048-pss-sha256", "other-rsa.key.pem", &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}},
 	// Scheme B's rsa-pss-sha512 (RFC 9421: salt of 64 bytes).
 	{"rsa2048-pss-sha512", "other-rsa.key.pem", &rsa.PSSOptions{SaltLength: 64, Hash: crypto.SHA512}},
