@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -196,9 +197,18 @@ func (b *BackendKeys) SigningKey(ctx context.Context) (string, crypto.Signer, er
 }
 
 // verifyPKCS1 checks an RSA PKCS#1 v1.5 SHA-256 signature with v.Crypto.
+// Verify keeps digest and sig on its stack; handing them to an interface
+// method (or to GoCrypto.Verify, whose other algorithms let them escape)
+// would move them to the heap on every request, so the Go path calls
+// crypto/rsa itself and only another backend pays for copies.
 func (v *Verifier) verifyPKCS1(pub *rsa.PublicKey, digest, sig []byte) error {
-	if v.Crypto == nil {
-		return GoCrypto{}.Verify(pub, digest, sig, crypto.SHA256)
+	switch c := v.Crypto.(type) {
+	case nil, GoCrypto:
+		if rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig) != nil {
+			return ErrBadSignature
+		}
+		return nil
+	default:
+		return c.Verify(pub, bytes.Clone(digest), bytes.Clone(sig), crypto.SHA256)
 	}
-	return v.Crypto.Verify(pub, digest, sig, crypto.SHA256)
 }
