@@ -2,7 +2,6 @@ package signing
 
 import (
 	"context"
-	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -41,6 +40,8 @@ type Verifier struct {
 	// IsPlatformSerial reports whether serial is one of Quill's platform key
 	// serials; it only improves the hint when a client sends it by mistake.
 	IsPlatformSerial func(serial string) bool
+	// Crypto verifies the signatures; nil means GoCrypto.
+	Crypto Crypto
 }
 
 func (v *Verifier) window() time.Duration {
@@ -150,7 +151,7 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Verified, error) {
 	}
 	sig := sigBuf[:n]
 	digest := digestStringToSign(r.Method, r.Target, c.Timestamp, c.Nonce, r.Body)
-	if rsa.VerifyPKCS1v15(rsaPub, crypto.SHA256, digest[:], sig) != nil {
+	if v.verifyPKCS1(rsaPub, digest[:], sig) != nil {
 		return Verified{}, v.badSignature(rsaPub, sig, r, c)
 	}
 
@@ -214,7 +215,7 @@ func (v *Verifier) badSignature(pub *rsa.PublicKey, sig []byte, r Request, c Cre
 	hints := []string{"signature does not verify over the expected string to sign; it must cover the exact raw body bytes and request-target (path and query) as sent, with Unix-second timestamp and nonce_str from the header"}
 	if i := strings.IndexByte(r.Target, '?'); i >= 0 {
 		d := digestStringToSign(r.Method, r.Target[:i], c.Timestamp, c.Nonce, r.Body)
-		if rsa.VerifyPKCS1v15(pub, crypto.SHA256, d[:], sig) == nil {
+		if v.verifyPKCS1(pub, d[:], sig) == nil {
 			hints = []string{"the signed URL omitted the query string; sign the path and query exactly as sent"}
 		}
 	}

@@ -32,6 +32,8 @@ type config struct {
 	LogLevel        string        // --log-level QUILL_LOG_LEVEL
 	Pprof           bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
 	Keys            keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
+
+	Crypto          string        // --crypto QUILL_CRYPTO: signature backend, auto|go|openssl
 }
 
 func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
@@ -104,6 +106,8 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	bindKeys(fs, &c.Keys)
+
+	fs.StringVar(&c.Crypto, "crypto", envString("QUILL_CRYPTO", cryptoAuto), "signature backend: auto (OpenSSL when libcrypto.so.3 loads, else Go), go or openssl (env QUILL_CRYPTO)")
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
@@ -120,6 +124,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("redis timeout must be positive")
 	case c.PayerAlgorithm == "none" || c.PayerAlgorithm == "":
 		return fmt.Errorf("payer alg must name a signature algorithm")
+	case !validCrypto(c.Crypto):
+		return fmt.Errorf("crypto %q: want auto, go or openssl", c.Crypto)
 	}
 	return c.Keys.validate()
 }

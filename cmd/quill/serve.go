@@ -84,12 +84,22 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	tlsConf := certs.ServerTLSConfig(tlsOpts)
 
+	cryp, err := openCrypto(c.Crypto, log)
+	if err != nil {
+		return err
+	}
+	platform := signing.NewBackendKeys(platformSigner{ks}, cryp)
+	if err := loadPlatformKey(ctx, platform); err != nil {
+		return err
+	}
+
 	verifier := &signing.Verifier{
 		Keys:             merchantKeys{ks},
 		Nonces:           signingredis.NewNonceStore(rdb, c.RedisPrefix),
 		Window:           c.Window,
 		Now:              o.now,
 		IsPlatformSerial: platformSerials{ks}.is,
+		Crypto:           cryp,
 	}
 	checker := policy.NewChecker(&policy.TokenVerifier{
 		Keys:      payerKeys{ks, o.now},
@@ -103,7 +113,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	handler := api.NewHandler(api.Deps{
 		Auth:      verifier,
 		Identify:  func(r *http.Request) (string, error) { return tlsOpts.Identify(r.TLS) },
-		Signer:    &signing.ResponseSigner{Keys: platformSigner{ks}, Now: o.now},
+		Signer:    &signing.ResponseSigner{Keys: platform, Now: o.now},
 		Merchants: merchants,
 		Rules:     checker,
 		Ledger:    store,
@@ -124,6 +134,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		api.ReadyCheck{Name: "keys", Check: ks.ready},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
+		cryptoReady(cryp, platform),
 	)
 	if c.Pprof {
 		mux := http.NewServeMux()

@@ -21,6 +21,7 @@ var domains = []string{"signing", "policy", "ledger", "keys", "certs"}
 var adapters = map[string]string{
 	"ledger/postgres": "ledger",
 	"signing/redis":   "signing",
+	"signing/openssl": "signing",
 	"policy/redis":    "policy",
 	"keys/vault":      "keys",
 }
