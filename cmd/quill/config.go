@@ -32,7 +32,6 @@ type config struct {
 	LogLevel        string        // --log-level QUILL_LOG_LEVEL
 	Pprof           bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
 	Keys            keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
-
 	Crypto          string        // --crypto QUILL_CRYPTO: signature backend, auto|go|openssl
 }
 
