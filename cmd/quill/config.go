@@ -105,7 +105,6 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	bindKeys(fs, &c.Keys)
-
 	fs.StringVar(&c.Crypto, "crypto", envString("QUILL_CRYPTO", cryptoAuto), "signature backend: auto (OpenSSL when libcrypto.so.3 loads, else Go), go or openssl (env QUILL_CRYPTO)")
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
