@@ -35,7 +35,7 @@ var (
 
 // ecKey and edKey return the i-th of three P-256 and Ed25519 keys generated
 // once per test binary.
-func ecKey(tb testing.TB, i int) *ecdsa.PrivateKey { tb.Helper(); genOtherKeys(); return ecKeys[i] }
+func ecKey(tb testing.TB, i int) *ecdsa.PrivateKey  { tb.Helper(); genOtherKeys(); return ecKeys[i] }
 func edKey(tb testing.TB, i int) ed25519.PrivateKey { tb.Helper(); genOtherKeys(); return edKeys[i] }
 
 func genOtherKeys() {
