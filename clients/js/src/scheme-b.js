@@ -10,6 +10,7 @@ import {
 } from './sfv.js';
 import { DEFAULT_RESPONSE_WINDOW_SECONDS, VerificationError, UnknownKeyError, newNonce, privateKeyOf, publicKeyOf, toBytes } from './scheme-a.js';
 
+/** @typedef {import('./scheme-a.js').Signer} Signer */
 /** @typedef {import('./scheme-a.js').SignableRequest} SignableRequest */
 /** @typedef {import('./scheme-a.js').ReceivedResponse} ReceivedResponse */
 /** @typedef {import('./scheme-a.js').KeySource} KeySource */
@@ -407,7 +408,7 @@ function wireRequest(req, headers) {
 /**
  * Scheme B signer and response verifier for one merchant key. The merchant is
  * the one the mTLS client certificate names; only the key id is signed.
- * @implements {import('./scheme-a.js').Signer}
+ * @implements {Signer}
  */
 export class SchemeB {
   #key;
