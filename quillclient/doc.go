@@ -18,8 +18,33 @@
 // hands the base transport a copy of the request whose Body and GetBody yield
 // the same bytes, so a retry by the base transport resends what was signed.
 // Scheme A (WeChat Pay APIv3 style, SchemeA) is the default signer; any Signer
-// can replace it (WithSigner), which is how the RFC 9421 scheme plugs in.
-// Presigned sends a request signed ahead of time (SchemeA.Authorization) as is.
+// can replace it (WithSigner). Presigned sends a request signed ahead of time
+// (SchemeA.Authorization, SchemeB.SignRequest) as is.
+//
+// # Scheme B (RFC 9421)
+//
+// WithSchemeB (or WithSigner with NewSchemeB) signs with RFC 9421 HTTP Message
+// Signatures instead, using signing.RequestSigner:
+//
+//	tr, err := quillclient.NewTransport(
+//		quillclient.WithBase(mtls),
+//		quillclient.WithSchemeB(),
+//		quillclient.WithKeyID(keyID),       // the merchant key's id; the merchant is the certificate's
+//		quillclient.WithPrivateKey(signer), // Ed25519, ECDSA P-256 or RSA
+//	)
+//
+// Each request gets Signature-Input and Signature covering @method,
+// @target-uri (the URL's scheme, the Host sent and the raw path and query),
+// content-type when set and content-digest (sha-256, also set) when there is
+// a body, with parameters created, keyid, nonce and alg. The key type decides
+// the algorithm (ed25519, ecdsa-p256-sha256, rsa-v1_5-sha256); an RSA key
+// registered for rsa-pss-sha512 needs WithAlgorithm(signing.RSAPSSSHA512).
+// Responses are verified with signing.VerifyMessageResponse: signed with
+// Quill's Ed25519 (or P-256) platform key, found by the response's keyid in
+// the same GET /v1/certificates listing (RSA keys listed there are refused for
+// scheme B), covering @status, content-type, content-digest and the request's
+// own signature ("signature";key="sig1";req), so a response cannot be replayed
+// as the answer to another request; created must be within the window.
 //
 // # Responses
 //
@@ -29,7 +54,8 @@
 // failure is a *ResponseError matching ErrUnverified, never a response. The
 // verification key is chosen by the id the response names (Wechatpay-Serial)
 // from GET /v1/certificates on the same host, fetched on first use and cached
-// by id. An unknown id (after a platform-key rotation) triggers one refetch,
+// by id (scheme B: the keyid of the response's Signature-Input). An unknown
+// id (after a platform-key rotation) triggers one refetch,
 // at most once per WithRefetchInterval; the refetched listing replaces the old
 // one, so a key Quill stopped publishing stops verifying. WithPinnedKeys
 // trusts a fixed set instead and never fetches.
@@ -49,9 +75,12 @@
 //     which TLS already prevents.
 //   - Nonces come from crypto/rand. WithNonceSource and WithClock exist for
 //     tests; a predictable nonce source makes requests replayable.
-//   - Private keys are never printed: SchemeA and Transport format as redacted.
+//   - Private keys are never printed: SchemeA, SchemeB and Transport format
+//     as redacted.
+//   - Scheme B covers only the listed components: headers other than
+//     Content-Type (e.g. Idempotency-Key) are not signed.
 //
 // The protocol is described in docs/PROTOCOL.md; the same signing for Node.js
-// is in clients/js, and testdata/vectors/scheme-a.json holds the vectors both
-// are checked against.
+// is in clients/js, and testdata/vectors/scheme-a.json and scheme-b.json hold
+// the vectors both are checked against.
 package quillclient

@@ -188,8 +188,9 @@ func (q *liveQuill) mTLS(merchant string) *http.Transport {
 }
 
 // client is the merchant's signing, verifying client through base (the
-// merchant's mTLS transport when nil).
-func (q *liveQuill) client(merchant string, base http.RoundTripper) *http.Client {
+// merchant's mTLS transport when nil); extra options (e.g. a scheme's) are
+// added to the merchant's identity and key.
+func (q *liveQuill) client(merchant string, base http.RoundTripper, extra ...quillclient.Option) *http.Client {
 	q.t.Helper()
 	mc, err := devenv.LoadMerchant(q.dir, merchant)
 	if err != nil {
@@ -198,8 +199,9 @@ func (q *liveQuill) client(merchant string, base http.RoundTripper) *http.Client
 	if base == nil {
 		base = q.mTLS(merchant)
 	}
-	tr, err := quillclient.NewTransport(quillclient.WithBase(base), quillclient.WithMerchant(mc.ID),
-		quillclient.WithKeyID(mc.KeyID), quillclient.WithPrivateKey(mc.SigningKey))
+	opts := append([]quillclient.Option{quillclient.WithBase(base), quillclient.WithMerchant(mc.ID),
+		quillclient.WithKeyID(mc.KeyID), quillclient.WithPrivateKey(mc.SigningKey)}, extra...)
+	tr, err := quillclient.NewTransport(opts...)
 	if err != nil {
 		q.t.Fatal(err)
 	}
@@ -245,16 +247,46 @@ func (c *countingBase) RoundTrip(req *http.Request) (*http.Response, error) {
 	return c.next.RoundTrip(req)
 }
 
-// TestAgainstQuill pays through the real server: the server accepts the
-// transport's signatures (a body with odd spacing and UTF-8 is stored byte for
-// byte), every response verifies, errors included, and a platform-key
-// rotation on the running server costs exactly one refetch and no failure.
+// liveScheme is a signature scheme the live tests run against the real
+// server. When the server speaks scheme B, its row is
+//
+//	{name: "scheme B", opts: []quillclient.Option{quillclient.WithSchemeB()},
+//		responseKeyID: responseKeyIDB, rotate: <rotate the Ed25519 platform key>}
+type liveScheme struct {
+	name string
+	opts []quillclient.Option // added to the merchant's key id and key
+	// responseKeyID is the platform key id a verified response names.
+	responseKeyID func(*http.Response) string
+	// rotate rotates this scheme's platform key under the running server
+	// and returns the new key id.
+	rotate func(dir string) (string, error)
+}
+
+var liveSchemes = []liveScheme{
+	{
+		name:          "scheme A",
+		responseKeyID: func(res *http.Response) string { return res.Header.Get("Wechatpay-Serial") },
+		rotate:        func(dir string) (string, error) { return devenv.RotatePlatformKey(dir, time.Hour, time.Now()) },
+	},
+}
+
+// TestAgainstQuill pays through the real server in each scheme: the server
+// accepts the transport's signatures (a body with odd spacing and UTF-8 is
+// stored byte for byte), every response verifies, errors included, and a
+// platform-key rotation on the running server costs exactly one refetch and
+// no failure.
 func TestAgainstQuill(t *testing.T) {
 	q := startQuill(t)
+	for _, sc := range liveSchemes {
+		t.Run(sc.name, func(t *testing.T) { testAgainstQuill(t, q, sc) })
+	}
+}
+
+func testAgainstQuill(t *testing.T, q *liveQuill, sc liveScheme) {
 	user := "qc-" + testenv.Random(4)
 	q.deposit(user, "50.00")
 	counting := &countingBase{next: q.mTLS("M100")}
-	c := q.client("M100", counting)
+	c := q.client("M100", counting, sc.opts...)
 
 	order := orderID()
 	body := fmt.Sprintf("{ \"order_id\": %q,  \"amount\":\"1.23\",\n\"currency\":\"CNY\",\"payer_token\":%q,\"description\":\"咖啡 café\" }", order, q.token(user))
@@ -290,8 +322,8 @@ func TestAgainstQuill(t *testing.T) {
 
 	// Rotate the platform key under the running server (it reloads the key
 	// store within a second). Requests keep verifying throughout; the first
-	// response under the new serial costs one refetch.
-	serial, err := devenv.RotatePlatformKey(q.dir, time.Hour, time.Now())
+	// response under the new key id costs one refetch.
+	serial, err := sc.rotate(q.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +333,7 @@ func TestAgainstQuill(t *testing.T) {
 		if err != nil || res.StatusCode != http.StatusOK {
 			t.Fatalf("during rotation: %v %s", err, got)
 		}
-		if res.Header.Get("Wechatpay-Serial") == serial {
+		if sc.responseKeyID(res) == serial {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -315,7 +347,7 @@ func TestAgainstQuill(t *testing.T) {
 		}
 	}
 	if n := counting.listings.Load(); n != 2 {
-		t.Fatalf("%d key listings fetched, want 2: one refetch for the new serial", n)
+		t.Fatalf("%d key listings fetched, want 2: one refetch for the new key id", n)
 	}
 }
 

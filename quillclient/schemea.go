@@ -56,6 +56,9 @@ func NewSchemeA(merchant, keyID string, key crypto.Signer, opts ...Option) (*Sch
 	if !ok || pub.Size() < 2048/8 {
 		return nil, errors.New("quillclient: scheme A needs an RSA key of 2048 bits or more")
 	}
+	if o.alg != "" && o.alg != signing.RSAPKCS1SHA256 {
+		return nil, fmt.Errorf("quillclient: scheme A signs with rsa-v1_5-sha256 only, not %s (WithAlgorithm is for scheme B)", o.alg)
+	}
 	s := &SchemeA{merchant: merchant, keyID: keyID, key: key, now: o.now, rand: o.rand, window: o.window}
 	if s.now == nil {
 		s.now = time.Now

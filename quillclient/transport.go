@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/quillpay/quill/signing"
 )
 
 // DefaultMaxResponseBody is the largest response body the transport reads (and
@@ -47,7 +49,9 @@ type settings struct {
 	interval  time.Duration
 	maxBody   int64
 	window    time.Duration
-	hasScheme bool // any of merchant, key id, key given
+	alg       signing.Algorithm // scheme B: the RSA key's algorithm
+	schemeB   bool              // build SchemeB rather than SchemeA
+	hasScheme bool              // any of merchant, key id, key given
 }
 
 // WithBase sets the transport that carries the signed requests; it must
@@ -61,10 +65,11 @@ func WithMerchant(id string) Option {
 }
 
 // WithKeyID sets the id of the merchant's signing key as registered with Quill
-// (scheme A serial_no; not the platform's serial).
+// (scheme A serial_no, scheme B keyid; not the platform's key id).
 func WithKeyID(id string) Option { return func(s *settings) { s.keyID, s.hasScheme = id, true } }
 
-// WithPrivateKey sets the merchant's request-signing key (RSA for scheme A).
+// WithPrivateKey sets the merchant's request-signing key (RSA for scheme A;
+// RSA, ECDSA P-256 or Ed25519 for scheme B).
 // Any crypto.Signer works, so the key may live in an HSM or a KMS.
 func WithPrivateKey(k crypto.Signer) Option {
 	return func(s *settings) { s.key, s.hasScheme = k, true }
@@ -109,12 +114,13 @@ func WithRefetchInterval(d time.Duration) Option { return func(s *settings) { s.
 func WithMaxResponseBody(n int64) Option { return func(s *settings) { s.maxBody = n } }
 
 // WithResponseWindow sets how far a response timestamp may be from the clock
-// (default DefaultResponseWindow). It applies to the scheme A signer that
+// (default DefaultResponseWindow). It applies to the scheme A or B signer that
 // NewTransport builds.
 func WithResponseWindow(d time.Duration) Option { return func(s *settings) { s.window = d } }
 
 // NewTransport returns a signing, verifying transport. It needs a signer:
-// either WithMerchant, WithKeyID and WithPrivateKey (scheme A) or WithSigner;
+// WithMerchant, WithKeyID and WithPrivateKey (scheme A), WithSchemeB with
+// WithKeyID and WithPrivateKey (RFC 9421), or WithSigner;
 // and a response verifier: the signer's own or WithResponseVerifier.
 func NewTransport(opts ...Option) (*Transport, error) {
 	var s settings
@@ -122,8 +128,14 @@ func NewTransport(opts ...Option) (*Transport, error) {
 		o(&s)
 	}
 	switch {
-	case s.signer != nil && s.hasScheme:
-		return nil, errors.New("quillclient: WithSigner excludes WithMerchant, WithKeyID and WithPrivateKey")
+	case s.signer != nil && (s.hasScheme || s.schemeB):
+		return nil, errors.New("quillclient: WithSigner excludes WithMerchant, WithKeyID, WithPrivateKey and WithSchemeB")
+	case s.schemeB:
+		b, err := NewSchemeB(s.keyID, s.key, opts...)
+		if err != nil {
+			return nil, err
+		}
+		s.signer = b
 	case s.signer == nil:
 		a, err := NewSchemeA(s.merchant, s.keyID, s.key, opts...)
 		if err != nil {

@@ -396,6 +396,7 @@ func TestNewTransportRefuses(t *testing.T) {
 	}{
 		{"no key", []quillclient.Option{quillclient.WithMerchant("M1"), quillclient.WithKeyID("K1")}, "private key"},
 		{"ECDSA key", with(quillclient.WithPrivateKey(ec)), "RSA"},
+		{"PSS for scheme A", with(quillclient.WithAlgorithm(signing.RSAPSSSHA512)), "scheme A signs"},
 		{"quote in merchant id", with(quillclient.WithMerchant(`M1",x="`)), "merchant id"},
 		{"empty key id", with(quillclient.WithKeyID("")), "key id"},
 		{"signer and scheme A options", with(quillclient.WithSigner(signerOnly{})), "excludes"},

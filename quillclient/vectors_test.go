@@ -22,7 +22,7 @@ import (
 	"github.com/quillpay/quill/signing"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/vectors/scheme-a.json")
+var update = flag.Bool("update", false, "rewrite testdata/vectors/scheme-a.json and scheme-b.json")
 
 // vectorDir holds the cross-language vectors, shared with clients/js.
 var vectorDir = filepath.Join("..", "testdata", "vectors")

@@ -3,6 +3,7 @@
 import https from 'node:https';
 import { SchemeA, header, publicKeyOf, toBytes } from './scheme-a.js';
 import { PlatformKeys, parseListing, staticKeys } from './platform-keys.js';
+import { SchemeB } from './scheme-b.js';
 
 /** @typedef {import('./scheme-a.js').Signer} Signer */
 /** @typedef {import('./scheme-a.js').SignableRequest} SignableRequest */
@@ -53,7 +54,8 @@ export class QuillClient {
   #timeoutMs;
 
   /**
-   * Either merchantId + keyId + privateKey (scheme A) or signer.
+   * Either merchantId + keyId + privateKey (scheme A), scheme: 'B' + keyId +
+   * privateKey (RFC 9421; the merchant is the client certificate's), or signer.
    * @param {object} options
    * @param {string} options.baseUrl e.g. "https://127.0.0.1:8443"
    * @param {string | Buffer} [options.ca] PEM of the CA that issued Quill's server certificate
@@ -63,7 +65,9 @@ export class QuillClient {
    * @param {string} [options.merchantId]
    * @param {string} [options.keyId]
    * @param {string | Buffer | import('node:crypto').KeyObject} [options.privateKey] the request-signing key
-   * @param {Signer} [options.signer] another scheme (an RFC 9421 signer plugs in here)
+   * @param {'A' | 'B'} [options.scheme] which scheme keyId and privateKey sign with (A)
+   * @param {import('./scheme-b.js').Algorithm} [options.algorithm] scheme B: rsa-pss-sha512 for an RSA key registered for it
+   * @param {Signer} [options.signer] any other signer (SchemeA and SchemeB are two)
    * @param {Array<{id: string, publicKey: string | Buffer | import('node:crypto').KeyObject}>} [options.pinnedKeys]
    *   trust only these platform keys and never fetch GET /v1/certificates
    * @param {number} [options.refetchIntervalMs]
@@ -77,10 +81,13 @@ export class QuillClient {
     const u = new URL(baseUrl);
     if (u.protocol !== 'https:') throw new Error('quill: baseUrl must be https (Quill speaks mutual TLS only)');
     this.#base = u;
-    if (signer && (options.merchantId || options.keyId || options.privateKey)) {
-      throw new Error('quill: give either signer or merchantId/keyId/privateKey');
+    if (signer && (options.merchantId || options.keyId || options.privateKey || options.scheme)) {
+      throw new Error('quill: give either signer or merchantId/keyId/privateKey/scheme');
     }
-    this.#signer = signer ?? new SchemeA({ merchantId: options.merchantId ?? '', keyId: options.keyId ?? '', privateKey: options.privateKey ?? '', now, randomBytes });
+    if (options.scheme !== undefined && options.scheme !== 'A' && options.scheme !== 'B') throw new Error("quill: scheme is 'A' or 'B'");
+    this.#signer = signer ?? (options.scheme === 'B'
+      ? new SchemeB({ keyId: options.keyId ?? '', privateKey: options.privateKey ?? '', algorithm: options.algorithm, now, randomBytes })
+      : new SchemeA({ merchantId: options.merchantId ?? '', keyId: options.keyId ?? '', privateKey: options.privateKey ?? '', now, randomBytes }));
     if (typeof this.#signer.signRequest !== 'function' || typeof this.#signer.verifyResponse !== 'function') {
       throw new Error('quill: a signer needs signRequest and verifyResponse');
     }

@@ -2,7 +2,8 @@
 // (quillclient/js_test.go) starts the server and runs this file with:
 //   QUILL_BASE_URL, QUILL_CA, QUILL_CLIENT_CERT, QUILL_CLIENT_KEY,
 //   QUILL_MCHID, QUILL_KEY_ID, QUILL_SIGNING_KEY  the merchant's dev material
-//   QUILL_PLATFORM_PUB                            the platform public key (PEM)
+//   QUILL_PLATFORM_PUB                            the platform public key (PEM) of the scheme's responses
+//   QUILL_SCHEME                                  A (default) or B (RFC 9421)
 //   QUILL_ORDER_ID, QUILL_PAYMENT_BODY            a fresh order id and the payment to send (2.34 CNY)
 // Without QUILL_BASE_URL it is skipped (QUILL_LIVE_REQUIRED=1 makes that a failure).
 import { test } from 'node:test';
@@ -13,9 +14,27 @@ import { QuillClient, UnverifiedResponseError, UnknownKeyError } from '../index.
 
 const env = process.env;
 const live = Boolean(env.QUILL_BASE_URL);
+const scheme = env.QUILL_SCHEME ?? 'A';
+
+// What differs between the schemes: how the client signs, which platform key
+// id a response names, and the platform key type (for a wrong pinned key).
+const schemes = /** @type {Record<string, {options: () => object, responseKeyId: (h: Record<string, any>) => string, otherPlatformKey: () => import('node:crypto').KeyObject}>} */ ({
+  A: {
+    options: () => ({ merchantId: env.QUILL_MCHID }),
+    responseKeyId: (h) => String(h['wechatpay-serial']),
+    otherPlatformKey: () => generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey,
+  },
+  B: {
+    options: () => ({ scheme: 'B' }),
+    responseKeyId: (h) => /keyid="([^"]*)"/.exec(String(h['signature-input']))?.[1] ?? '',
+    otherPlatformKey: () => generateKeyPairSync('ed25519').publicKey,
+  },
+});
+const sc = schemes[scheme];
 
 test('live configuration', { skip: !live && env.QUILL_LIVE_REQUIRED !== '1' && 'QUILL_BASE_URL not set' }, () => {
   assert.ok(live, 'QUILL_LIVE_REQUIRED=1 but QUILL_BASE_URL is not set');
+  assert.ok(sc, `QUILL_SCHEME=${scheme}: A or B`);
 });
 
 /** @param {object} [extra] */
@@ -25,14 +44,14 @@ function client(extra = {}) {
     ca: readFileSync(env.QUILL_CA ?? ''),
     cert: readFileSync(env.QUILL_CLIENT_CERT ?? ''),
     key: readFileSync(env.QUILL_CLIENT_KEY ?? ''),
-    merchantId: env.QUILL_MCHID,
+    ...sc.options(),
     keyId: env.QUILL_KEY_ID,
     privateKey: readFileSync(env.QUILL_SIGNING_KEY ?? ''),
     ...extra,
   });
 }
 
-test('pay, query and fail through a real Quill', { skip: !live && 'QUILL_BASE_URL not set' }, async (t) => {
+test(`pay, query and fail through a real Quill (scheme ${scheme})`, { skip: !live && 'QUILL_BASE_URL not set' }, async (t) => {
   const c = client();
   t.after(() => c.close());
   const order = env.QUILL_ORDER_ID ?? '';
@@ -50,7 +69,8 @@ test('pay, query and fail through a real Quill', { skip: !live && 'QUILL_BASE_UR
     assert.equal(p.amount, '2.34');
     assert.equal(p.status, 'succeeded');
     assert.equal(p.description, '咖啡 ☕');
-    platformSerial = String(res.headers['wechatpay-serial']);
+    platformSerial = sc.responseKeyId(res.headers);
+    assert.ok(platformSerial);
   });
 
   await t.test('the same payment again is an idempotent replay', async () => {
@@ -76,7 +96,7 @@ test('pay, query and fail through a real Quill', { skip: !live && 'QUILL_BASE_UR
   });
 
   await t.test('a response under another key than the pinned one is refused', async () => {
-    const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+    const other = sc.otherPlatformKey();
     const pinned = client({ pinnedKeys: [{ id: platformSerial, publicKey: other }] });
     t.after(() => pinned.close());
     await assert.rejects(pinned.request('GET', `/v1/payments/${order}`), (err) => {
