@@ -29,6 +29,7 @@ type config struct {
 	PayerAlgorithm  string        // --payer-alg QUILL_PAYER_ALG: the pinned JWT alg
 	Migrate         bool          // --migrate QUILL_MIGRATE: apply migrations at start (dev)
 	ShutdownTimeout time.Duration // --shutdown-timeout QUILL_SHUTDOWN_TIMEOUT: drain budget
+	ReadTimeout     time.Duration // --read-timeout QUILL_READ_TIMEOUT: a request's headers and body; past it 408
 	LogLevel        string        // --log-level QUILL_LOG_LEVEL
 	Pprof           bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
 }
@@ -101,6 +102,7 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.StringVar(&c.PayerAlgorithm, "payer-alg", envString("QUILL_PAYER_ALG", "EdDSA"), "the one JWT alg accepted for payer tokens (env QUILL_PAYER_ALG)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", envDuration("QUILL_READ_TIMEOUT", 15*time.Second), "time allowed to read a request's headers and body; a body still arriving is answered 408 (env QUILL_READ_TIMEOUT)")
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
@@ -118,6 +120,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("redis timeout must be positive")
 	case c.PayerAlgorithm == "none" || c.PayerAlgorithm == "":
 		return fmt.Errorf("payer alg must name a signature algorithm")
+	case c.ReadTimeout < 100*time.Millisecond || c.ReadTimeout > 10*time.Minute:
+		return fmt.Errorf("read timeout %s outside 100ms..10m", c.ReadTimeout)
 	}
 	return nil
 }

@@ -152,7 +152,18 @@ const (
 	otherMerch   = "M200"
 )
 
+// serverOptions vary one test's server from the shared defaults.
+type serverOptions struct {
+	config func(*config) // adjusts the configuration before it is validated
+	logs   io.Writer     // receives the server's log; nil discards it
+}
+
 func startServer(t testing.TB) *harness {
+	t.Helper()
+	return startServerWith(t, serverOptions{})
+}
+
+func startServerWith(t testing.TB, o serverOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	now := time.Now().Truncate(time.Second)
@@ -191,6 +202,10 @@ func startServer(t testing.TB) *harness {
 		PayerAlgorithm:  devenv.PayerAlgorithm,
 		Migrate:         true,
 		ShutdownTimeout: 5 * time.Second,
+		ReadTimeout:     15 * time.Second,
+	}
+	if o.config != nil {
+		o.config(&c)
 	}
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
@@ -207,7 +222,10 @@ func startServer(t testing.TB) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logger := zerolog.New(io.Discard)
-	if os.Getenv("QUILL_TEST_LOG") != "" {
+	switch {
+	case o.logs != nil:
+		logger = zerolog.New(o.logs)
+	case os.Getenv("QUILL_TEST_LOG") != "":
 		logger = zerolog.New(os.Stderr)
 	}
 	go func() { done <- run(ctx, c, logger, runOptions{api: apiLn, ops: opsLn, now: h.clock.Now}) }()
@@ -302,7 +320,9 @@ func (h *harness) raw(cert *tls.Certificate, method, target string, body []byte,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := h.httpClient(cert).Do(req)
+	hc := h.httpClient(cert)
+	defer hc.CloseIdleConnections() // one client per call: leave no idle connection behind
+	res, err := hc.Do(req)
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", method, target, err)
 	}

@@ -147,8 +147,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	apiSrv := &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConf,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadHeaderTimeout: min(5*time.Second, c.ReadTimeout),
+		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
