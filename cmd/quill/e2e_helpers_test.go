@@ -203,6 +203,15 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 		Migrate:         true,
 		ShutdownTimeout: 5 * time.Second,
 		ReadTimeout:     15 * time.Second,
+		// The limits are generous: the shared server's clock does not move,
+		// so refusals from every test add up in one window.
+		MaxConns:            1024,
+		MaxConnsPerMerchant: 512,
+		MaxHandshakes:       64,
+		HandshakeTimeout:    5 * time.Second,
+		AuthFailMax:         100000,
+		AuthFailWindow:      10 * time.Second,
+		ConnLogInterval:     time.Minute,
 	}
 	if o.config != nil {
 		o.config(&c)

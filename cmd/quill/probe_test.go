@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -428,5 +429,65 @@ func TestNoClientByteCausesA500(t *testing.T) {
 	h.stop()
 	if errs := logs.lines(`"level":"error"`, `"code":"internal"`); len(errs) != 0 {
 		t.Fatalf("%d internal errors logged, first: %s", len(errs), errs[0])
+	}
+}
+
+// TestEveryLogLineIsJSONWithLevel is issue 5 item 8: with Redis unreachable
+// and clients failing their TLS handshakes, every line the server writes is
+// one JSON object with a level; go-redis's own messages are among them, and
+// the handshake failures are one summary line with their count, not a line
+// each.
+func TestEveryLogLineIsJSONWithLevel(t *testing.T) {
+	logs := &syncBuffer{}
+	h := startServerWith(t, serverOptions{logs: logs, config: func(c *config) {
+		c.ConnLogInterval = time.Hour // only the summary written at shutdown
+	}})
+	h.do(demoMerchant, "GET", "/v1/certificates", nil) // the client now knows the platform key
+	// Redis goes away for good: pooled connections are cut, new dials refused.
+	h.proxy.set(proxyStopped)
+	h.proxy.ln.Close()
+	user := "u-logs-" + fmt.Sprint(time.Now().UnixNano())
+	for i := 0; i < 2; i++ {
+		if r := h.do(demoMerchant, "POST", "/v1/payments", paymentBody(newOrderID(), "1.00", h.token(user))); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("with Redis down: %d %s", r.Status, r.Body)
+		}
+	}
+	const failures = 5
+	for i := 0; i < failures; i++ {
+		if _, err := h.httpClient(nil).Get(h.base + "/v1/certificates"); err == nil {
+			t.Fatal("served without a client certificate")
+		}
+	}
+	h.stop()
+
+	var redisLines, summaries int
+	for _, line := range strings.Split(strings.TrimRight(logs.String(), "\n"), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not one JSON object: %q", line)
+		}
+		switch ev["level"] {
+		case "debug", "info", "warn", "error":
+		default:
+			t.Fatalf("no level: %q", line)
+		}
+		if strings.Contains(line, "TLS handshake error") {
+			t.Fatalf("a handshake failure logged on its own: %q", line)
+		}
+		if ev["component"] == "redis" {
+			redisLines++
+		}
+		if ev["message"] == "connection summary" {
+			summaries++
+			if ev["tls_handshake_failures"] != float64(failures) || ev["last_failure"] == nil {
+				t.Fatalf("summary %q, want %d failures and a sample", line, failures)
+			}
+		}
+	}
+	if redisLines == 0 {
+		t.Fatalf("no go-redis line captured while Redis was down:\n%s", logs)
+	}
+	if summaries != 1 {
+		t.Fatalf("%d summary lines, want 1", summaries)
 	}
 }
