@@ -24,6 +24,7 @@ var (
 	errTargetTooLong     = errors.New("api: request-target too long")
 	errMalformedRequest  = errors.New("api: malformed request")
 	errBodyTimeout       = errors.New("api: request body not received in time")
+	errTooManyFailures   = errors.New("api: too many refused requests from this merchant")
 )
 
 // detailed is an error with a detail written for the client, which the
@@ -82,6 +83,7 @@ var errorTable = []errorRule{
 	{errTargetTooLong, http.StatusRequestURITooLong, "uri_too_long", "The request-target is longer than 4096 bytes"},
 	{errMalformedRequest, http.StatusBadRequest, "malformed_request", "The request is malformed; detail says how"},
 	{errBodyTimeout, http.StatusRequestTimeout, "request_timeout", "The request body was not received in time"},
+	{errTooManyFailures, http.StatusTooManyRequests, "too_many_failures", "Too many refused requests from this merchant; refusals are answered 429 until Retry-After has passed"},
 	{ledger.ErrUnbalanced, http.StatusUnprocessableEntity, "invalid_entry", "The request cannot be recorded as a ledger entry"},
 	{ledger.ErrInvalidEntry, http.StatusUnprocessableEntity, "invalid_entry", "The request cannot be recorded as a ledger entry"},
 	{context.Canceled, statusClientClosed, "client_closed_request", "The client closed the request"},

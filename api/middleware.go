@@ -71,6 +71,9 @@ type recorder struct {
 	// set by writeError, for the access log
 	err  error
 	code string
+	// presigned: the Wechatpay-* headers are already set for this body
+	// (limitFailures' cached 429), so envelope does not sign again.
+	presigned bool
 }
 
 func (r *recorder) Header() http.Header { return r.header }
@@ -143,8 +146,13 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 				rec.body.Reset() // a HEAD response carries no body, so none is signed
 			}
 			h := w.Header()
-			sig, err := sign(rec.body.Bytes())
-			if err != nil {
+			var sig signing.ResponseSignature
+			if !rec.presigned {
+				sig, err = sign(rec.body.Bytes())
+			}
+			switch {
+			case rec.presigned:
+			case err != nil:
 				// Only a crypto failure gets here, after the handler ran: the
 				// outcome must not be reported as "nothing was done".
 				rec.err, rec.code = fmt.Errorf("api: sign response: %w", err), internalRule.code
@@ -153,7 +161,7 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 					h.Del(k)
 				}
 				writeError(rec, r, rec.err)
-			} else {
+			default:
 				h.Set("Wechatpay-Timestamp", sig.Timestamp)
 				h.Set("Wechatpay-Nonce", sig.Nonce)
 				h.Set("Wechatpay-Serial", sig.Serial)

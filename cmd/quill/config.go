@@ -38,6 +38,7 @@ type config struct {
 	HandshakeTimeout    time.Duration // --handshake-timeout QUILL_HANDSHAKE_TIMEOUT
 	AuthFailMax         int           // --auth-fail-max QUILL_AUTH_FAIL_MAX: refusals per merchant per window before 429
 	AuthFailWindow      time.Duration // --auth-fail-window QUILL_AUTH_FAIL_WINDOW
+	AuthFailDelay       time.Duration // --auth-fail-delay QUILL_AUTH_FAIL_DELAY: how long a throttled 429 is held
 	ConnLogInterval     time.Duration // --conn-log-interval QUILL_CONN_LOG_INTERVAL: handshake-failure summary period
 	LogLevel            string        // --log-level QUILL_LOG_LEVEL
 	Pprof               bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
@@ -118,6 +119,7 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", envDuration("QUILL_HANDSHAKE_TIMEOUT", 5*time.Second), "time from connect to a finished TLS handshake (env QUILL_HANDSHAKE_TIMEOUT)")
 	fs.IntVar(&c.AuthFailMax, "auth-fail-max", int(envInt("QUILL_AUTH_FAIL_MAX", 20)), "requests per merchant refused before authentication (401, 4xx) per window; past it such refusals are a cached, signed 429 (env QUILL_AUTH_FAIL_MAX)")
 	fs.DurationVar(&c.AuthFailWindow, "auth-fail-window", envDuration("QUILL_AUTH_FAIL_WINDOW", 10*time.Second), "window of --auth-fail-max (env QUILL_AUTH_FAIL_WINDOW)")
+	fs.DurationVar(&c.AuthFailDelay, "auth-fail-delay", envDuration("QUILL_AUTH_FAIL_DELAY", time.Second), "how long a throttled 429 is held before it is sent, so a looping client gets few answers (env QUILL_AUTH_FAIL_DELAY)")
 	fs.DurationVar(&c.ConnLogInterval, "conn-log-interval", envDuration("QUILL_CONN_LOG_INTERVAL", time.Minute), "period of the one log line summarising failed TLS handshakes and refused connections (env QUILL_CONN_LOG_INTERVAL)")
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
@@ -150,6 +152,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("auth fail max %d outside 1..1000000", c.AuthFailMax)
 	case c.AuthFailWindow < time.Second || c.AuthFailWindow > time.Hour:
 		return fmt.Errorf("auth fail window %s outside 1s..1h", c.AuthFailWindow)
+	case c.AuthFailDelay < 0 || c.AuthFailDelay > 10*time.Second:
+		return fmt.Errorf("auth fail delay %s outside 0..10s", c.AuthFailDelay)
 	case c.ConnLogInterval < time.Second || c.ConnLogInterval > 24*time.Hour:
 		return fmt.Errorf("conn log interval %s outside 1s..24h", c.ConnLogInterval)
 	}

@@ -211,6 +211,7 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 		HandshakeTimeout:    5 * time.Second,
 		AuthFailMax:         100000,
 		AuthFailWindow:      10 * time.Second,
+		AuthFailDelay:       10 * time.Millisecond,
 		ConnLogInterval:     time.Minute,
 	}
 	if o.config != nil {

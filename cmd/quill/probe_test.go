@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -489,5 +490,64 @@ func TestEveryLogLineIsJSONWithLevel(t *testing.T) {
 	}
 	if summaries != 1 {
 		t.Fatalf("%d summary lines, want 1", summaries)
+	}
+}
+
+// forgedAuth is what a client holding only a merchant's certificate can
+// send: a well-formed header whose signature does not verify.
+func (h *harness) forgedAuth(merchant string) string {
+	h.t.Helper()
+	return h.sign(merchant, forgeKey(h.t), h.clients[merchant].KeyID, "GET", "/v1/certificates", nil, h.clock.Now())
+}
+
+var forged struct {
+	once sync.Once
+	key  *rsa.PrivateKey
+}
+
+func forgeKey(t testing.TB) *rsa.PrivateKey {
+	forged.once.Do(func() { forged.key = rsaKey(t) })
+	return forged.key
+}
+
+// TestRefusalsThrottledPerMerchant is issue 5 item 6 (failures): past the
+// limit, a merchant's refused requests get a signed 429 with Retry-After whose
+// signature is reused, not computed per request; its correctly signed
+// requests and other merchants are unaffected; the window ends.
+func TestRefusalsThrottledPerMerchant(t *testing.T) {
+	h := startServerWith(t, serverOptions{config: func(c *config) {
+		c.AuthFailMax, c.AuthFailWindow = 3, 10*time.Second
+	}})
+	attacker := h.certs[otherMerch]
+	bad := func() *client.Response {
+		return h.raw(&attacker, "GET", "/v1/certificates", nil, h.forgedAuth(otherMerch))
+	}
+	for i := 0; i < 3; i++ {
+		if r := bad(); r.Status != http.StatusUnauthorized {
+			t.Fatalf("refusal %d: %d %s", i+1, r.Status, r.Body)
+		}
+	}
+	var sig string
+	for i := 0; i < 3; i++ {
+		r := bad() // raw fails the test unless the response verifies
+		if r.Status != http.StatusTooManyRequests || problem(t, r)["code"] != "too_many_failures" || r.Header.Get("Retry-After") != "10" {
+			t.Fatalf("throttled: %d Retry-After %q %s", r.Status, r.Header.Get("Retry-After"), r.Body)
+		}
+		if i == 0 {
+			sig = r.Header.Get("Wechatpay-Signature")
+		} else if r.Header.Get("Wechatpay-Signature") != sig {
+			t.Fatal("each 429 signed afresh")
+		}
+	}
+	if r := h.do(otherMerch, "GET", "/v1/certificates", nil); r.Status != http.StatusOK {
+		t.Fatalf("correctly signed request while throttled: %d %s", r.Status, r.Body)
+	}
+	demo := h.certs[demoMerchant]
+	if r := h.raw(&demo, "GET", "/v1/certificates", nil, h.forgedAuth(demoMerchant)); r.Status != http.StatusUnauthorized {
+		t.Fatalf("another merchant throttled: %d", r.Status)
+	}
+	h.clock.Advance(10 * time.Second)
+	if r := bad(); r.Status != http.StatusUnauthorized {
+		t.Fatalf("after the window: %d %s", r.Status, r.Body)
 	}
 }

@@ -111,6 +111,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Platform:  ks,
 		Log:       log,
 		MaxBody:   c.MaxBody,
+		Failures:  api.NewFailureLimiter(c.AuthFailMax, c.AuthFailWindow, c.AuthFailDelay, o.now),
 	})
 	var draining atomic.Bool
 	ops := api.NewOpsHandler(2*time.Second,
