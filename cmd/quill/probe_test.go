@@ -551,3 +551,54 @@ func TestRefusalsThrottledPerMerchant(t *testing.T) {
 		t.Fatalf("after the window: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestConnectionCapPerMerchant is issue 5 item 6 (connections) through the
+// real server: a merchant's connections past its cap are closed after the
+// handshake, without an answer; other merchants and a freed slot are served.
+func TestConnectionCapPerMerchant(t *testing.T) {
+	h := startServerWith(t, serverOptions{config: func(c *config) { c.MaxConnsPerMerchant = 2 }})
+	demo, other := h.certs[demoMerchant], h.certs[otherMerch]
+	// served reports whether a request on conn gets an answer.
+	served := func(conn *tls.Conn) bool {
+		auth := h.forgedAuth(demoMerchant) // any answer will do: a 401 is one
+		if _, err := io.WriteString(conn, rawRequest("GET", "/v1/certificates", []string{"Authorization: " + auth}, nil)); err != nil {
+			return false
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return true
+	}
+	a, b := h.dialTLS(&demo), h.dialTLS(&demo)
+	defer a.Close()
+	defer b.Close()
+	if !served(a) || !served(b) {
+		t.Fatal("connections under the cap refused")
+	}
+	c := h.dialTLS(&demo) // the TLS 1.3 client finishes before the server refuses
+	defer c.Close()
+	if served(c) {
+		t.Fatal("a third connection of the same merchant was served over a cap of 2")
+	}
+	o := h.dialTLS(&other)
+	defer o.Close()
+	if !served(o) {
+		t.Fatal("another merchant refused")
+	}
+	a.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := h.dialTLS(&demo)
+		ok := served(d)
+		d.Close()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection served after one of the merchant's closed")
+		}
+		time.Sleep(20 * time.Millisecond) // the server sees the close asynchronously
+	}
+}
