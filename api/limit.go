@@ -98,8 +98,13 @@ type presigned429 struct {
 	at  time.Time
 }
 
-func newPresigned429(signer ResponseSigner, now func() time.Time) *presigned429 {
-	body, _ := json.Marshal(problemFor(errTooManyFailures, ""))
+// newPresigned429 is the throttled answer; for HEAD, whose response carries
+// no body (and so signs none), it is the empty body.
+func newPresigned429(signer ResponseSigner, now func() time.Time, head bool) *presigned429 {
+	var body []byte
+	if !head {
+		body, _ = json.Marshal(problemFor(errTooManyFailures, ""))
+	}
 	return &presigned429{signer: signer, now: now, body: body}
 }
 
@@ -132,7 +137,7 @@ func limitFailures(l *FailureLimiter, identify Identify, signer ResponseSigner) 
 		if l == nil {
 			return next
 		}
-		answer := newPresigned429(signer, l.now)
+		answers := map[bool]*presigned429{false: newPresigned429(signer, l.now, false), true: newPresigned429(signer, l.now, true)}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			next.ServeHTTP(w, r)
 			rec, ok := w.(*recorder)
@@ -156,6 +161,7 @@ func limitFailures(l *FailureLimiter, identify Identify, signer ResponseSigner) 
 			rec.header.Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
 			rec.status = 0
 			rec.body.Reset()
+			answer := answers[r.Method == http.MethodHead]
 			sig, err := answer.signature(r.Context())
 			if err != nil {
 				writeError(rec, r, reason) // envelope signs it, or refuses unsigned

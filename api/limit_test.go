@@ -119,6 +119,14 @@ func TestThrottledRefusalsCostNoSignature(t *testing.T) {
 	if got := signer.n.Load(); got != 4 {
 		t.Fatalf("%d signatures after 4 throttled refusals, want 4 (3 refusals + the cached 429)", got)
 	}
+	// HEAD sends no body, so its 429 signs none.
+	head := httptest.NewRequest("HEAD", "/v1/certificates", nil)
+	head.Header.Set("X-Cert", "M1")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, head)
+	if rec.Code != http.StatusTooManyRequests || rec.Body.Len() != 0 || !strings.HasSuffix(rec.Header().Get("Wechatpay-Signature"), "-len0") {
+		t.Fatalf("HEAD: %d, %d body bytes, signature %q", rec.Code, rec.Body.Len(), rec.Header().Get("Wechatpay-Signature"))
+	}
 	// A correctly signed request of the same merchant is served, and signed.
 	if rec := send("M1", "good", "/v1/certificates"); rec.Code != 200 {
 		t.Fatalf("verified request while throttled: %d %s", rec.Code, rec.Body)

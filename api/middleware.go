@@ -146,26 +146,23 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 				rec.body.Reset() // a HEAD response carries no body, so none is signed
 			}
 			h := w.Header()
-			var sig signing.ResponseSignature
-			if !rec.presigned {
-				sig, err = sign(rec.body.Bytes())
-			}
-			switch {
-			case rec.presigned:
-			case err != nil:
-				// Only a crypto failure gets here, after the handler ran: the
-				// outcome must not be reported as "nothing was done".
-				rec.err, rec.code = fmt.Errorf("api: sign response: %w", err), internalRule.code
-				rec.status, rec.body = 0, bytes.Buffer{}
-				for _, k := range []string{"Idempotent-Replayed", "Content-Type"} {
-					h.Del(k)
+			if !rec.presigned { // limitFailures' cached 429 already carries its signature
+				sig, err := sign(rec.body.Bytes())
+				if err != nil {
+					// Only a crypto failure gets here, after the handler ran: the
+					// outcome must not be reported as "nothing was done".
+					rec.err, rec.code = fmt.Errorf("api: sign response: %w", err), internalRule.code
+					rec.status, rec.body = 0, bytes.Buffer{}
+					for _, k := range []string{"Idempotent-Replayed", "Content-Type"} {
+						h.Del(k)
+					}
+					writeError(rec, r, rec.err)
+				} else {
+					h.Set("Wechatpay-Timestamp", sig.Timestamp)
+					h.Set("Wechatpay-Nonce", sig.Nonce)
+					h.Set("Wechatpay-Serial", sig.Serial)
+					h.Set("Wechatpay-Signature", sig.Signature)
 				}
-				writeError(rec, r, rec.err)
-			default:
-				h.Set("Wechatpay-Timestamp", sig.Timestamp)
-				h.Set("Wechatpay-Nonce", sig.Nonce)
-				h.Set("Wechatpay-Serial", sig.Serial)
-				h.Set("Wechatpay-Signature", sig.Signature)
 			}
 			h.Set("Content-Length", strconv.Itoa(rec.body.Len()))
 			w.WriteHeader(rec.status)
