@@ -10,6 +10,14 @@
 // field rules; the ledger write is last. A failed check answers at once and
 // changes nothing.
 //
+// Before the signature is checked, a request that could be read two ways is
+// refused (checkRequest): a repeated Authorization or Content-Type header, a
+// request-target not in origin form. Path parameters are decoded and checked
+// before any lookup, so no client byte reaches the database as a 500.
+//
+// Refused requests cost a platform signature each; FailureLimiter throttles a
+// merchant's refusals past a limit to one cached, signed 429.
+//
 // Every response, errors included, is signed with the platform key
 // (Wechatpay-Timestamp, -Nonce, -Serial, -Signature over TS\nNONCE\nBODY\n).
 // Errors are RFC 9457 problem details with a stable code from errorTable. An

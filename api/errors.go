@@ -22,8 +22,31 @@ var (
 	errPaymentNotFound   = errors.New("api: payment not found")
 	errSignerUnavailable = errors.New("api: response signer unavailable")
 	errTargetTooLong     = errors.New("api: request-target too long")
-	errTargetMalformed   = errors.New("api: request-target is not valid UTF-8 text")
+	errMalformedRequest  = errors.New("api: malformed request")
+	errBodyTimeout       = errors.New("api: request body not received in time")
+	errTooManyFailures   = errors.New("api: too many refused requests from this merchant")
 )
+
+// detailed is an error with a detail written for the client, which the
+// problem carries; the cause, if any, goes only to the log.
+type detailed struct {
+	err    error
+	detail string
+	cause  error
+}
+
+func (e *detailed) Error() string {
+	if e.cause != nil {
+		return e.err.Error() + ": " + e.detail + ": " + e.cause.Error()
+	}
+	return e.err.Error() + ": " + e.detail
+}
+
+// Unwrap returns only the sentinel: the cause must not pick another rule.
+func (e *detailed) Unwrap() error { return e.err }
+
+// malformed is a 400 malformed_request saying what is wrong.
+func malformed(detail string) error { return &detailed{err: errMalformedRequest, detail: detail} }
 
 // errorRule maps one error to its HTTP answer. Codes are stable: clients branch
 // on them.
@@ -58,7 +81,9 @@ var errorTable = []errorRule{
 	{errRouteNotFound, http.StatusNotFound, "not_found", "No such route"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed on this route"},
 	{errTargetTooLong, http.StatusRequestURITooLong, "uri_too_long", "The request-target is longer than 4096 bytes"},
-	{errTargetMalformed, http.StatusBadRequest, "malformed_request", "The request-target is not valid UTF-8 text"},
+	{errMalformedRequest, http.StatusBadRequest, "malformed_request", "The request is malformed; detail says how"},
+	{errBodyTimeout, http.StatusRequestTimeout, "request_timeout", "The request body was not received in time"},
+	{errTooManyFailures, http.StatusTooManyRequests, "too_many_failures", "Too many refused requests from this merchant; refusals are answered 429 until Retry-After has passed"},
 	{ledger.ErrUnbalanced, http.StatusUnprocessableEntity, "invalid_entry", "The request cannot be recorded as a ledger entry"},
 	{ledger.ErrInvalidEntry, http.StatusUnprocessableEntity, "invalid_entry", "The request cannot be recorded as a ledger entry"},
 	{context.Canceled, statusClientClosed, "client_closed_request", "The client closed the request"},
@@ -94,7 +119,8 @@ type Problem struct {
 }
 
 // problemFor builds the client-facing problem for err. Only messages written for
-// clients are copied: hints from signing failures and field errors from policy.
+// clients are copied: hints from signing failures, field errors from policy and
+// the detail of a detailed error.
 func problemFor(err error, requestID string) Problem {
 	rule := ruleFor(err)
 	p := Problem{
@@ -109,6 +135,10 @@ func problemFor(err error, requestID string) Problem {
 		p.Detail = f.Err.Error()
 		p.Hint = f.Hint
 		p.Expected = f.Expected
+	}
+	var d *detailed
+	if errors.As(err, &d) && d.err == rule.err {
+		p.Detail = d.detail
 	}
 	var v *policy.ValidationError
 	if errors.As(err, &v) {

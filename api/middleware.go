@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -70,6 +71,9 @@ type recorder struct {
 	// set by writeError, for the access log
 	err  error
 	code string
+	// presigned: the Wechatpay-* headers are already set for this body
+	// (limitFailures' cached 429), so envelope does not sign again.
+	presigned bool
 }
 
 func (r *recorder) Header() http.Header { return r.header }
@@ -142,21 +146,23 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 				rec.body.Reset() // a HEAD response carries no body, so none is signed
 			}
 			h := w.Header()
-			sig, err := sign(rec.body.Bytes())
-			if err != nil {
-				// Only a crypto failure gets here, after the handler ran: the
-				// outcome must not be reported as "nothing was done".
-				rec.err, rec.code = fmt.Errorf("api: sign response: %w", err), internalRule.code
-				rec.status, rec.body = 0, bytes.Buffer{}
-				for _, k := range []string{"Idempotent-Replayed", "Content-Type"} {
-					h.Del(k)
+			if !rec.presigned { // limitFailures' cached 429 already carries its signature
+				sig, err := sign(rec.body.Bytes())
+				if err != nil {
+					// Only a crypto failure gets here, after the handler ran: the
+					// outcome must not be reported as "nothing was done".
+					rec.err, rec.code = fmt.Errorf("api: sign response: %w", err), internalRule.code
+					rec.status, rec.body = 0, bytes.Buffer{}
+					for _, k := range []string{"Idempotent-Replayed", "Content-Type"} {
+						h.Del(k)
+					}
+					writeError(rec, r, rec.err)
+				} else {
+					h.Set("Wechatpay-Timestamp", sig.Timestamp)
+					h.Set("Wechatpay-Nonce", sig.Nonce)
+					h.Set("Wechatpay-Serial", sig.Serial)
+					h.Set("Wechatpay-Signature", sig.Signature)
 				}
-				writeError(rec, r, rec.err)
-			} else {
-				h.Set("Wechatpay-Timestamp", sig.Timestamp)
-				h.Set("Wechatpay-Nonce", sig.Nonce)
-				h.Set("Wechatpay-Serial", sig.Serial)
-				h.Set("Wechatpay-Signature", sig.Signature)
 			}
 			h.Set("Content-Length", strconv.Itoa(rec.body.Len()))
 			w.WriteHeader(rec.status)
@@ -214,6 +220,51 @@ type Identify func(r *http.Request) (string, error)
 // stored with a ledger entry.
 const maxTarget = 4096
 
+// singleHeaders are the headers what is verified, routed or decoded depends
+// on; each may appear at most once. net/http already refuses a repeated Host
+// and conflicting Content-Length or Transfer-Encoding headers.
+var singleHeaders = []string{"Authorization", "Content-Type"}
+
+// checkRequest refuses, before a nonce is spent on it, a request whose parts
+// could be read two ways: a repeated header the signature or the decoding
+// depends on (a proxy may read the last where Quill reads the first), or a
+// request-target other than an origin-form path, since the signature covers
+// the target as sent and an absolute form would name a host the routing
+// ignores. The target is also stored as evidence, so what the ledger would
+// refuse (over long, not UTF-8, NUL) is refused here.
+func checkRequest(r *http.Request) error {
+	for _, h := range singleHeaders {
+		if len(r.Header.Values(h)) > 1 {
+			return malformed("more than one " + h + " header")
+		}
+	}
+	switch {
+	case len(r.RequestURI) > maxTarget:
+		return errTargetTooLong
+	case !strings.HasPrefix(r.RequestURI, "/"):
+		return malformed("the request-target must be in origin form (a path starting with /); absolute-form targets are refused")
+	case !utf8.ValidString(r.RequestURI) || strings.ContainsRune(r.RequestURI, 0):
+		return malformed("the request-target is not valid UTF-8 text")
+	}
+	return nil
+}
+
+// bodyError classifies a failed body read. Each cause is the client's: a body
+// over the limit, one that did not arrive before the server's read timeout
+// (a slow or stalled client), or one cut short or badly framed.
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		return errBodyTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		return &detailed{err: errBodyTimeout, detail: "the body did not arrive within the server's read timeout", cause: err}
+	default:
+		return &detailed{err: errMalformedRequest, detail: "the body ended before its declared length or is badly framed", cause: err}
+	}
+}
+
 // authenticate runs checks 2–6: the merchant in the signature equals the
 // certificate's, the key resolves, the timestamp is in the window, the
 // signature verifies over the raw request-target and body, the nonce is new.
@@ -226,23 +277,13 @@ func authenticate(a Authenticator, identify Identify, maxBody int64) func(http.H
 				writeError(w, r, fmt.Errorf("%w: %w", errNoClientIdentity, err))
 				return
 			}
-			// The target is stored as evidence: refuse what the ledger would
-			// refuse before a nonce is spent on it.
-			if len(r.RequestURI) > maxTarget {
-				writeError(w, r, errTargetTooLong)
-				return
-			}
-			if !utf8.ValidString(r.RequestURI) || strings.ContainsRune(r.RequestURI, 0) {
-				writeError(w, r, errTargetMalformed)
+			if err := checkRequest(r); err != nil {
+				writeError(w, r, err)
 				return
 			}
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 			if err != nil {
-				var tooLarge *http.MaxBytesError
-				if errors.As(err, &tooLarge) {
-					err = errBodyTooLarge
-				}
-				writeError(w, r, err)
+				writeError(w, r, bodyError(err))
 				return
 			}
 			v, err := a.Verify(r.Context(), signing.Request{

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -97,7 +100,7 @@ func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Write
 // it is answered as an idempotent replay and nil returned; a different one is
 // ErrOrderConflict; with no such entry the rules' error (failed) stands.
 func retryOfRecorded(w http.ResponseWriter, r *http.Request, reader ledger.Reader, merchant, orderID string, kind ledger.Kind, failed error, same func(ledger.Recorded) bool) error {
-	if orderID == "" {
+	if !plausibleID(orderID) {
 		return failed
 	}
 	rec, err := reader.Entry(r.Context(), merchant, orderID)
@@ -200,7 +203,12 @@ func respondRecorded(w http.ResponseWriter, rec ledger.Recorded) {
 func handleGetPayment(reader ledger.Reader) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := stateFrom(r.Context())
-		rec, err := reader.Entry(r.Context(), st.verified.Merchant, chi.URLParam(r, "order_id"))
+		orderID, ok := pathParam(r, "order_id")
+		if !ok {
+			writeError(w, r, errPaymentNotFound) // no order id can hold it
+			return
+		}
+		rec, err := reader.Entry(r.Context(), st.verified.Merchant, orderID)
 		if errors.Is(err, ledger.ErrNotFound) || (err == nil && rec.Kind != ledger.KindPayment) {
 			err = errPaymentNotFound
 		}
@@ -210,6 +218,37 @@ func handleGetPayment(reader ledger.Reader) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, toResponse(rec))
 	}
+}
+
+// pathParam returns the decoded path parameter name, and false if it cannot be
+// an id: empty, over maxTarget bytes, not UTF-8, or holding a control
+// character (NUL included). chi matches on the escaped path when the target
+// has escapes that decoding would change (r.URL.RawPath set) and on the
+// decoded path otherwise, so the parameter is unescaped only in the first case:
+// decoding twice would turn %2531 into 1.
+func pathParam(r *http.Request, name string) (string, bool) {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath != "" {
+		var err error
+		if v, err = url.PathUnescape(v); err != nil {
+			return "", false
+		}
+	}
+	return v, plausibleID(v)
+}
+
+// plausibleID reports whether s could be an id stored in the ledger; checked
+// before a lookup so client bytes the database refuses are a miss, not a 500.
+func plausibleID(s string) bool {
+	if s == "" || len(s) > maxTarget || !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // certificate describes one platform response-signing key, selected by serial.

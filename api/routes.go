@@ -44,7 +44,8 @@ type Deps struct {
 	Reader    ledger.Reader
 	Platform  PlatformKeys
 	Log       zerolog.Logger
-	MaxBody   int64 // DefaultMaxBody if zero
+	MaxBody   int64           // DefaultMaxBody if zero
+	Failures  *FailureLimiter // throttles refused requests per merchant; nil: no limit
 }
 
 // NewHandler returns the merchant API. All routes are here.
@@ -54,6 +55,7 @@ func NewHandler(d Deps) http.Handler {
 	}
 	r := chi.NewRouter()
 	r.Use(envelope(newRequestIDs(), d.Signer, d.Log))
+	r.Use(limitFailures(d.Failures, d.Identify, d.Signer))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errRouteNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })
 	r.Group(func(r chi.Router) {

@@ -29,10 +29,21 @@ type config struct {
 	PayerAlgorithm  string        // --payer-alg QUILL_PAYER_ALG: the pinned JWT alg
 	Migrate         bool          // --migrate QUILL_MIGRATE: apply migrations at start (dev)
 	ShutdownTimeout time.Duration // --shutdown-timeout QUILL_SHUTDOWN_TIMEOUT: drain budget
-	LogLevel        string        // --log-level QUILL_LOG_LEVEL
-	Pprof           bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
-	Keys            keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
-	Crypto          string        // --crypto QUILL_CRYPTO: signature backend, auto|go|openssl
+	ReadTimeout     time.Duration // --read-timeout QUILL_READ_TIMEOUT: a request's headers and body; past it 408
+
+	// Limits on what one client can make the server do (issue 5).
+	MaxConns            int           // --max-conns QUILL_MAX_CONNS: concurrent connections, all clients
+	MaxConnsPerMerchant int           // --max-conns-per-merchant QUILL_MAX_CONNS_PER_MERCHANT
+	MaxHandshakes       int           // --max-handshakes QUILL_MAX_HANDSHAKES: concurrent TLS handshakes
+	HandshakeTimeout    time.Duration // --handshake-timeout QUILL_HANDSHAKE_TIMEOUT
+	AuthFailMax         int           // --auth-fail-max QUILL_AUTH_FAIL_MAX: refusals per merchant per window before 429
+	AuthFailWindow      time.Duration // --auth-fail-window QUILL_AUTH_FAIL_WINDOW
+	AuthFailDelay       time.Duration // --auth-fail-delay QUILL_AUTH_FAIL_DELAY: how long a throttled 429 is held
+	ConnLogInterval     time.Duration // --conn-log-interval QUILL_CONN_LOG_INTERVAL: handshake-failure summary period
+	LogLevel            string        // --log-level QUILL_LOG_LEVEL
+	Pprof               bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
+	Keys                keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
+	Crypto              string        // --crypto QUILL_CRYPTO: signature backend, auto|go|openssl
 }
 
 func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
@@ -103,6 +114,15 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.StringVar(&c.PayerAlgorithm, "payer-alg", envString("QUILL_PAYER_ALG", "EdDSA"), "the one JWT alg accepted for payer tokens (env QUILL_PAYER_ALG)")
 	fs.BoolVar(&c.Migrate, "migrate", envBool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", envDuration("QUILL_READ_TIMEOUT", 15*time.Second), "time allowed to read a request's headers and body; a body still arriving is answered 408 (env QUILL_READ_TIMEOUT)")
+	fs.IntVar(&c.MaxConns, "max-conns", int(envInt("QUILL_MAX_CONNS", 2048)), "concurrent connections to the merchant API, all clients; more are closed at once (env QUILL_MAX_CONNS)")
+	fs.IntVar(&c.MaxConnsPerMerchant, "max-conns-per-merchant", int(envInt("QUILL_MAX_CONNS_PER_MERCHANT", 256)), "concurrent connections per merchant certificate; more are closed after the handshake (env QUILL_MAX_CONNS_PER_MERCHANT)")
+	fs.IntVar(&c.MaxHandshakes, "max-handshakes", int(envInt("QUILL_MAX_HANDSHAKES", 64)), "concurrent TLS handshakes; more wait for a slot, up to the handshake timeout (env QUILL_MAX_HANDSHAKES)")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", envDuration("QUILL_HANDSHAKE_TIMEOUT", 5*time.Second), "time from connect to a finished TLS handshake (env QUILL_HANDSHAKE_TIMEOUT)")
+	fs.IntVar(&c.AuthFailMax, "auth-fail-max", int(envInt("QUILL_AUTH_FAIL_MAX", 20)), "requests per merchant refused before authentication (401, 4xx) per window; past it such refusals are a cached, signed 429 (env QUILL_AUTH_FAIL_MAX)")
+	fs.DurationVar(&c.AuthFailWindow, "auth-fail-window", envDuration("QUILL_AUTH_FAIL_WINDOW", 10*time.Second), "window of --auth-fail-max (env QUILL_AUTH_FAIL_WINDOW)")
+	fs.DurationVar(&c.AuthFailDelay, "auth-fail-delay", envDuration("QUILL_AUTH_FAIL_DELAY", time.Second), "how long a throttled 429 is held before it is sent, so a looping client gets few answers (env QUILL_AUTH_FAIL_DELAY)")
+	fs.DurationVar(&c.ConnLogInterval, "conn-log-interval", envDuration("QUILL_CONN_LOG_INTERVAL", time.Minute), "period of the one log line summarising failed TLS handshakes and refused connections (env QUILL_CONN_LOG_INTERVAL)")
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	bindKeys(fs, &c.Keys)
 	fs.StringVar(&c.Crypto, "crypto", envString("QUILL_CRYPTO", cryptoAuto), "signature backend: auto (OpenSSL when libcrypto.so.3 loads, else Go), go or openssl (env QUILL_CRYPTO)")
@@ -124,6 +144,24 @@ func (c *config) validate() error {
 		return fmt.Errorf("payer alg must name a signature algorithm")
 	case !validCrypto(c.Crypto):
 		return fmt.Errorf("crypto %q: want auto, go or openssl", c.Crypto)
+	case c.ReadTimeout < 100*time.Millisecond || c.ReadTimeout > 10*time.Minute:
+		return fmt.Errorf("read timeout %s outside 100ms..10m", c.ReadTimeout)
+	case c.MaxConns < 1 || c.MaxConns > 1_000_000:
+		return fmt.Errorf("max conns %d outside 1..1000000", c.MaxConns)
+	case c.MaxConnsPerMerchant < 1 || c.MaxConnsPerMerchant > c.MaxConns:
+		return fmt.Errorf("max conns per merchant %d outside 1..max conns (%d)", c.MaxConnsPerMerchant, c.MaxConns)
+	case c.MaxHandshakes < 1 || c.MaxHandshakes > c.MaxConns:
+		return fmt.Errorf("max handshakes %d outside 1..max conns (%d)", c.MaxHandshakes, c.MaxConns)
+	case c.HandshakeTimeout < 100*time.Millisecond || c.HandshakeTimeout > time.Minute:
+		return fmt.Errorf("handshake timeout %s outside 100ms..1m", c.HandshakeTimeout)
+	case c.AuthFailMax < 1 || c.AuthFailMax > 1_000_000:
+		return fmt.Errorf("auth fail max %d outside 1..1000000", c.AuthFailMax)
+	case c.AuthFailWindow < time.Second || c.AuthFailWindow > time.Hour:
+		return fmt.Errorf("auth fail window %s outside 1s..1h", c.AuthFailWindow)
+	case c.AuthFailDelay < 0 || c.AuthFailDelay > 10*time.Second:
+		return fmt.Errorf("auth fail delay %s outside 0..10s", c.AuthFailDelay)
+	case c.ConnLogInterval < time.Second || c.ConnLogInterval > 24*time.Hour:
+		return fmt.Errorf("conn log interval %s outside 1s..24h", c.ConnLogInterval)
 	}
 	return c.Keys.validate()
 }

@@ -153,9 +153,23 @@ const (
 	otherMerch   = "M200"
 )
 
+// serverOptions vary one test's server from the shared defaults.
+type serverOptions struct {
+	config func(*config) // adjusts the configuration before it is validated
+	logs   io.Writer     // receives the server's log; nil discards it
+	// tweaks may change the configuration and reach the harness too (the
+	// Vault tests put their store in front of the server this way).
+	tweaks []func(h *harness, c *config)
+}
+
 // startServer starts a server on fresh dev material; each tweak may change
 // its configuration first.
 func startServer(t testing.TB, tweaks ...func(h *harness, c *config)) *harness {
+	t.Helper()
+	return startServerWith(t, serverOptions{tweaks: tweaks})
+}
+
+func startServerWith(t testing.TB, o serverOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	now := time.Now().Truncate(time.Second)
@@ -194,8 +208,22 @@ func startServer(t testing.TB, tweaks ...func(h *harness, c *config)) *harness {
 		PayerAlgorithm:  devenv.PayerAlgorithm,
 		Migrate:         true,
 		ShutdownTimeout: 5 * time.Second,
+		ReadTimeout:     15 * time.Second,
+		// The limits are generous: the shared server's clock does not move,
+		// so refusals from every test add up in one window.
+		MaxConns:            1024,
+		MaxConnsPerMerchant: 512,
+		MaxHandshakes:       64,
+		HandshakeTimeout:    5 * time.Second,
+		AuthFailMax:         100000,
+		AuthFailWindow:      10 * time.Second,
+		AuthFailDelay:       10 * time.Millisecond,
+		ConnLogInterval:     time.Minute,
 	}
-	for _, tweak := range tweaks {
+	if o.config != nil {
+		o.config(&c)
+	}
+	for _, tweak := range o.tweaks {
 		tweak(h, &c)
 	}
 	if err := c.validate(); err != nil {
@@ -213,7 +241,10 @@ func startServer(t testing.TB, tweaks ...func(h *harness, c *config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logger := zerolog.New(io.Discard)
-	if os.Getenv("QUILL_TEST_LOG") != "" {
+	switch {
+	case o.logs != nil:
+		logger = zerolog.New(o.logs)
+	case os.Getenv("QUILL_TEST_LOG") != "":
 		logger = zerolog.New(os.Stderr)
 	}
 	go func() { done <- run(ctx, c, logger, runOptions{api: apiLn, ops: opsLn, now: h.clock.Now}) }()
@@ -310,7 +341,9 @@ func (h *harness) raw(cert *tls.Certificate, method, target string, body []byte,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := h.httpClient(cert).Do(req)
+	hc := h.httpClient(cert)
+	defer hc.CloseIdleConnections() // one client per call: leave no idle connection behind
+	res, err := hc.Do(req)
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", method, target, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/quillpay/quill/api"
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/netlimit"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger/postgres"
 	"github.com/quillpay/quill/policy"
@@ -47,6 +47,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	if o.now == nil {
 		o.now = time.Now
 	}
+	routeLibraryLogs(log)
 	if c.Migrate {
 		if err := postgres.Migrate(ctx, c.PostgresDSN); err != nil {
 			return fmt.Errorf("migrate: %w", err)
@@ -121,6 +122,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Platform:  publishedKeys{ks},
 		Log:       log,
 		MaxBody:   c.MaxBody,
+		Failures:  api.NewFailureLimiter(c.AuthFailMax, c.AuthFailWindow, c.AuthFailDelay, o.now),
 	})
 	var draining atomic.Bool
 	ops := api.NewOpsHandler(2*time.Second,
@@ -160,8 +162,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	apiSrv := &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConf,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadHeaderTimeout: min(5*time.Second, c.ReadTimeout),
+		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
@@ -171,8 +173,26 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	opsSrv := &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, ErrorLog: stdLogger(errLog)}
 
+	apiLn := netlimit.Listen(o.api, tlsConf, netlimit.Options{
+		MaxConns:         c.MaxConns,
+		MaxHandshakes:    c.MaxHandshakes,
+		MaxConnsPerKey:   c.MaxConnsPerMerchant,
+		HandshakeTimeout: c.HandshakeTimeout,
+		Key: func(cs tls.ConnectionState) string {
+			m, _ := certs.PeerMerchant(&cs) // VerifyConnection already refused a certificate without one
+			return m
+		},
+	})
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	statsDone := make(chan struct{})
+	go func() {
+		defer close(statsDone)
+		logConnStats(statsCtx, apiLn, log.With().Str("component", "tls").Logger(), c.ConnLogInterval)
+	}()
+	defer func() { stopStats(); <-statsDone }()
+
 	errc := make(chan error, 2)
-	go func() { errc <- apiSrv.Serve(tls.NewListener(o.api, tlsConf)) }()
+	go func() { errc <- apiSrv.Serve(apiLn) }()
 	go func() { errc <- opsSrv.Serve(o.ops) }()
 	log.Info().Str("addr", o.api.Addr().String()).Str("ops_addr", o.ops.Addr().String()).
 		Dur("replay_window", c.Window).Msg("quill serving")
@@ -221,8 +241,6 @@ func serverTLS(c config) (certs.ServerOptions, error) {
 		IsRevoked:   revoked.IsRevoked,
 	}, nil
 }
-
-func stdLogger(l zerolog.Logger) *log.Logger { return log.New(l, "", 0) }
 
 // keyStore is what the server needs of a key backend (the dev file store, or
 // Vault through keys.Cache): lookups by owner and id, and the platform keys
