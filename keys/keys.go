@@ -19,6 +19,7 @@ var (
 const (
 	PlatformOwner = "_platform" // Quill's response-signing keys
 	PayerOwner    = "_payer"    // the login service's payer-JWT verification keys
+	AuditorOwner  = "_auditor"  // the auditor-token (JWT) verification keys
 )
 
 // Status is where a key version is in its life.
