@@ -1,0 +1,25 @@
+-- 0004: signed checkpoints of the hash chain, and the index that turns an
+-- "as of" time into a chain position.
+
+-- A checkpoint is Quill's signature over (seq, head hash, time, key id) with
+-- its platform key: see ledger.CheckpointMessage. Append-only like the ledger.
+CREATE TABLE checkpoints (
+	id         bigserial   PRIMARY KEY,
+	seq        bigint      NOT NULL CONSTRAINT checkpoints_seq_nonnegative CHECK (seq >= 0),
+	head_hash  bytea       NOT NULL CONSTRAINT checkpoints_head_len CHECK (length(head_hash) = 32),
+	created_at timestamptz NOT NULL,
+	key_id     text        NOT NULL,
+	algorithm  text        NOT NULL,
+	signature  bytea       NOT NULL
+);
+CREATE INDEX checkpoints_seq_idx ON checkpoints (seq, id);
+
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints
+	FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+
+-- "As of T" resolves to the last entry created at or before T: one descending
+-- probe of this index. It grows at its right edge only (created_at follows the
+-- chain), so it costs the write path little.
+CREATE INDEX entries_created_at_idx ON entries (created_at, id);
