@@ -133,12 +133,19 @@ func (s *Store) AuditChain(ctx context.Context, from, to int64, keys ledger.Chec
 		}
 		rep.Checkpoints = len(cps)
 		if keys != nil {
+			// A checkpoint whose signature fails proves nothing about the
+			// chain: it is reported and left out of the walk.
+			good := cps[:0:0]
 			for _, c := range cps {
 				if reason := checkSignature(ctx, keys, c); reason != "" {
-					rep.BadCheckpoint, rep.CheckpointReason = c.ID, reason
-					break
+					if rep.BadCheckpoint == 0 {
+						rep.BadCheckpoint, rep.CheckpointReason = c.ID, reason
+					}
+					continue
 				}
+				good = append(good, c)
 			}
+			cps = good
 		}
 		prev := ledger.GenesisHash
 		if from > 1 {
