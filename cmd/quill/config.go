@@ -31,6 +31,7 @@ type config struct {
 	ShutdownTimeout time.Duration // --shutdown-timeout QUILL_SHUTDOWN_TIMEOUT: drain budget
 	LogLevel        string        // --log-level QUILL_LOG_LEVEL
 	Pprof           bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
+	Audit           auditConfig   // --audit-* and --checkpoint-interval: see audit.go
 }
 
 func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
@@ -102,6 +103,7 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.BoolVar(&c.Migrate, "migrate", envBool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
+	bindAudit(fs, &c.Audit)
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
@@ -119,5 +121,5 @@ func (c *config) validate() error {
 	case c.PayerAlgorithm == "none" || c.PayerAlgorithm == "":
 		return fmt.Errorf("payer alg must name a signature algorithm")
 	}
-	return nil
+	return c.Audit.validate()
 }
