@@ -278,10 +278,14 @@ func (s *Store) Statement(ctx context.Context, q ledger.StatementQuery) (ledger.
 			}
 		}
 		st.FromEntry, st.ToEntry, st.Opening, st.Closing = pos.FromEntry, pos.ToEntry, pos.Opening, pos.Closing
+		// The page of postings first (an index-only range scan), then their
+		// entries by id: the planner cannot wander the whole entries table.
 		rows, err := tx.Query(ctx, `SELECT p.entry_id, p.seq, p.amount, e.created_at, e.kind, e.merchant_id, e.order_id
-			FROM postings p JOIN entries e ON e.id = p.entry_id
-			WHERE p.account_id = $1 AND p.entry_id <= $2 AND p.entry_id >= $3 AND (p.entry_id, p.seq) > ($3, $4)
-			ORDER BY p.entry_id, p.seq LIMIT $5`, accountID, pos.ToEntry, pos.AfterEntry, pos.AfterSeq, limit+1)
+			FROM (SELECT entry_id, seq, amount FROM postings
+				WHERE account_id = $1 AND entry_id <= $2 AND entry_id >= $3 AND (entry_id, seq) > ($3, $4)
+				ORDER BY entry_id, seq LIMIT $5) p
+			JOIN entries e ON e.id = p.entry_id
+			ORDER BY p.entry_id, p.seq`, accountID, pos.ToEntry, pos.AfterEntry, pos.AfterSeq, limit+1)
 		if err != nil {
 			return translate(err)
 		}
