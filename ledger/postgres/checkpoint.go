@@ -71,6 +71,9 @@ func (s *Store) CreateCheckpoint(ctx context.Context, now time.Time, keyID strin
 	if err != nil {
 		return c, false, translate(err)
 	}
+	// Keep the report blocks current off the request path; a failure here
+	// only means the next report builds them.
+	_ = s.ensureBlocks(ctx)
 	return c, true, nil
 }
 

@@ -91,6 +91,9 @@ func resolvePeriod(ctx context.Context, tx pgx.Tx, p ledger.Period, head int64) 
 // when asOf is the head and every merchant is included, the stored balances
 // are compared with them in the same snapshot.
 func (s *Store) TrialBalance(ctx context.Context, asOf ledger.AsOf, merchants []string) (ledger.TrialBalance, error) {
+	if err := s.ensureBlocks(ctx); err != nil {
+		return ledger.TrialBalance{}, err
+	}
 	var tb ledger.TrialBalance
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {
 		head, err := headSeq(ctx, tx)
@@ -110,9 +113,18 @@ func (s *Store) TrialBalance(ctx context.Context, asOf ledger.AsOf, merchants []
 		const sums = `coalesce(sum(p.amount) FILTER (WHERE p.amount > 0), 0) AS debit,
 			coalesce(-sum(p.amount) FILTER (WHERE p.amount < 0), 0) AS credit`
 		if merchants == nil {
+			// Built blocks below the position, plus the postings above them.
+			var nb int64
+			if nb, err = fullBlocks(ctx, tx, tb.AsOfEntry); err != nil {
+				return err
+			}
 			rows, err = tx.Query(ctx, `SELECT a.code, a.currency, a.type, t.debit, t.credit FROM (
-				SELECT p.account_id, `+sums+` FROM postings p WHERE p.entry_id <= $1 GROUP BY p.account_id) t
-				JOIN accounts a ON a.id = t.account_id ORDER BY a.code, a.currency`, tb.AsOfEntry)
+				SELECT account_id, sum(debit) AS debit, sum(credit) AS credit FROM (
+					SELECT account_id, debit, credit FROM posting_blocks WHERE size = $2 AND block < $3
+					UNION ALL
+					SELECT p.account_id, `+sums+` FROM postings p WHERE p.entry_id > $3::bigint * $2::bigint AND p.entry_id <= $1 GROUP BY p.account_id
+				) u GROUP BY account_id) t
+				JOIN accounts a ON a.id = t.account_id ORDER BY a.code, a.currency`, tb.AsOfEntry, blockSize, nb)
 		} else {
 			rows, err = tx.Query(ctx, `SELECT a.code, a.currency, a.type, t.debit, t.credit FROM (
 				SELECT p.account_id, `+sums+` FROM postings p JOIN entries e ON e.id = p.entry_id
@@ -238,6 +250,11 @@ func (s *Store) Statement(ctx context.Context, q ledger.StatementQuery) (ledger.
 	if limit <= 0 || limit > maxStatementPage {
 		limit = maxStatementPage
 	}
+	if q.After == nil {
+		if err := s.ensureBlocks(ctx); err != nil {
+			return ledger.Statement{}, err
+		}
+	}
 	st := ledger.Statement{Account: q.Account, Currency: q.Currency}
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {
 		var accountID int64
@@ -263,17 +280,17 @@ func (s *Store) Statement(ctx context.Context, q ledger.StatementQuery) (ledger.
 			if err != nil {
 				return err
 			}
-			var opening, moved int64
-			if err := tx.QueryRow(ctx, `SELECT
-				coalesce(sum(amount) FILTER (WHERE entry_id < $2), 0),
-				coalesce(sum(amount) FILTER (WHERE entry_id >= $2 AND entry_id <= $3), 0)
-				FROM postings WHERE account_id = $1 AND entry_id <= greatest($3, $2 - 1)`, accountID, from, to).
-				Scan(&opening, &moved); err != nil {
-				return translate(err)
+			opening, err := accountNetThrough(ctx, tx, accountID, from-1)
+			if err != nil {
+				return err
+			}
+			closing, err := accountNetThrough(ctx, tx, accountID, max(to, from-1))
+			if err != nil {
+				return err
 			}
 			pos = ledger.StatementPosition{
 				AccountID: accountID, FromEntry: from, ToEntry: to,
-				Opening: sign * opening, Closing: sign * (opening + moved),
+				Opening: sign * opening, Closing: sign * closing,
 				AfterEntry: from - 1, AfterSeq: 1<<31 - 1, Running: sign * opening,
 			}
 		}

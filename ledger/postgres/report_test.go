@@ -382,3 +382,37 @@ func TestEntryEvidence(t *testing.T) {
 		t.Errorf("in scope: %v", err)
 	}
 }
+
+// TestReportsWithBlocks reruns the report tests with blocks of three entries,
+// so trial balances and statements combine built blocks with the postings
+// above them at every position (and blocks are built as the ledger grows).
+func TestReportsWithBlocks(t *testing.T) {
+	old := blockSize
+	blockSize = 3
+	t.Cleanup(func() { blockSize = old })
+	t.Run("trial balance", TestTrialBalanceAsOfEveryEntry)
+	t.Run("statements", TestStatementPages)
+	t.Run("tampered balance", TestTrialBalanceSeesBalanceTampering)
+
+	ctx := context.Background()
+	s, _ := newStore(t, Options{})
+	m := seed(t, s)
+	if _, err := s.TrialBalance(ctx, ledger.AsOf{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var built int64
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM posting_blocks_built WHERE size = 3").Scan(&built); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(m.recs)) / 3; built != want {
+		t.Fatalf("%d blocks built, want %d", built, want)
+	}
+	// The blocks hold the sums of their postings.
+	var bad int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM posting_blocks b CROSS JOIN LATERAL (
+		SELECT coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS d, coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS c
+		FROM postings p WHERE p.account_id = b.account_id AND p.entry_id > b.block * 3 AND p.entry_id <= (b.block + 1) * 3) x
+		WHERE b.size = 3 AND (b.debit <> x.d OR b.credit <> x.c)`).Scan(&bad); err != nil || bad != 0 {
+		t.Fatalf("%d blocks differ from their postings (%v)", bad, err)
+	}
+}

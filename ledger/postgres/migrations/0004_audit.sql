@@ -30,3 +30,37 @@ CREATE INDEX entries_created_at_idx ON entries (created_at, id);
 -- so the write path maintains no more indexes than before.
 CREATE INDEX postings_account_entry_seq_idx ON postings (account_id, entry_id, seq) INCLUDE (amount);
 DROP INDEX postings_account_entry_idx;
+
+-- Block totals: per account, the debit and credit sums of the postings of
+-- entries block*size+1 .. (block+1)*size, for blocks entirely below the head.
+-- Entries never change, so a built block never does either; reports add the
+-- blocks below a position to the few postings above the last full block
+-- instead of summing millions of postings. They are derived from the
+-- postings, append-only like them, and the trial balance of the head is
+-- checked against the balances table, which any disagreement would show.
+CREATE TABLE posting_blocks (
+	size       bigint  NOT NULL CONSTRAINT posting_blocks_size_positive CHECK (size > 0),
+	block      bigint  NOT NULL CONSTRAINT posting_blocks_block_nonnegative CHECK (block >= 0),
+	account_id bigint  NOT NULL CONSTRAINT posting_blocks_account_fkey REFERENCES accounts (id),
+	debit      numeric NOT NULL,
+	credit     numeric NOT NULL,
+	CONSTRAINT posting_blocks_pkey PRIMARY KEY (size, block, account_id)
+);
+CREATE INDEX posting_blocks_account_idx ON posting_blocks (size, account_id, block) INCLUDE (debit, credit);
+
+-- A row here marks a block complete; blocks are built in order from 0.
+CREATE TABLE posting_blocks_built (
+	size     bigint      NOT NULL,
+	block    bigint      NOT NULL,
+	built_at timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT posting_blocks_built_pkey PRIMARY KEY (size, block)
+);
+
+CREATE TRIGGER posting_blocks_append_only BEFORE UPDATE OR DELETE ON posting_blocks
+	FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER posting_blocks_no_truncate BEFORE TRUNCATE ON posting_blocks
+	FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER posting_blocks_built_append_only BEFORE UPDATE OR DELETE ON posting_blocks_built
+	FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER posting_blocks_built_no_truncate BEFORE TRUNCATE ON posting_blocks_built
+	FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
