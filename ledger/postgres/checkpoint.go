@@ -164,12 +164,26 @@ func (s *Store) AuditChain(ctx context.Context, from, to int64, keys ledger.Chec
 		}
 		a := chainAuditor{rep: &rep, cps: cps, lastGood: from - 1}
 		a.passed(from-1, prev)
-		for lo := from; lo <= to && rep.FirstBad == 0; lo += auditChunk {
-			hi := min(lo+auditChunk-1, to)
-			if prev, err = a.chunk(ctx, tx, lo, hi, prev); err != nil {
-				return err
+		// One goroutine reads chunks and computes each entry's own digests
+		// while this one walks the chain through the previous chunk.
+		fctx, cancel := context.WithCancel(ctx)
+		chunks := make(chan auditChunkData, 1)
+		go fetchChunks(fctx, tx, from, to, chunks)
+		for c := range chunks {
+			if c.err != nil && rep.FirstBad == 0 {
+				cancel()
+				for range chunks {
+				}
+				return c.err
+			}
+			if rep.FirstBad == 0 {
+				prev = a.walk(c, prev)
+			}
+			if rep.FirstBad != 0 {
+				cancel() // stop reading; drain what is in flight
 			}
 		}
+		cancel()
 		if rep.FirstBad != 0 {
 			return nil
 		}
@@ -250,18 +264,60 @@ func (a *chainAuditor) passed(seq int64, hash [32]byte) {
 
 func (a *chainAuditor) fail(id int64, reason string) { a.rep.FirstBad, a.rep.Reason = id, reason }
 
-func (a *chainAuditor) chunk(ctx context.Context, tx pgx.Tx, lo, hi int64, prev [32]byte) ([32]byte, error) {
-	rows, err := tx.Query(ctx, `SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee,
+// auditEntry is a stored entry with the digests that depend on it alone.
+type auditEntry struct {
+	storedEntry
+	bodyOK      bool
+	fingerprint [32]byte
+	evidence    [32]byte
+}
+
+type auditChunkData struct {
+	lo, hi  int64
+	entries []auditEntry
+	orphan  int64 // first posting entry id without its entry (0: none)
+	err     error
+}
+
+// fetchChunks reads entries from..to in chunks, one round trip each, and
+// sends them with their own digests computed; it closes out when done.
+// Accounts are resolved from a cache filled as new ids appear.
+func fetchChunks(ctx context.Context, tx pgx.Tx, from, to int64, out chan<- auditChunkData) {
+	defer close(out)
+	accounts := map[int64]ledger.Posting{}
+	for lo := from; lo <= to; lo += auditChunk {
+		hi := min(lo+auditChunk-1, to)
+		c := readChunk(ctx, tx, lo, hi, accounts)
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return
+		}
+		if c.err != nil {
+			return
+		}
+	}
+}
+
+func readChunk(ctx context.Context, tx pgx.Tx, lo, hi int64, accounts map[int64]ledger.Posting) auditChunkData {
+	c := auditChunkData{lo: lo, hi: hi}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee,
 		description, fingerprint, hash, created_at, prev_hash, evidence_scheme, evidence_key_id,
 		authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256
 		FROM entries WHERE id BETWEEN $1 AND $2 ORDER BY id`, lo, hi)
+	b.Queue(`SELECT entry_id, account_id, amount FROM postings WHERE entry_id BETWEEN $1 AND $2 ORDER BY entry_id, seq`, lo, hi)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	rows, err := br.Query()
 	if err != nil {
-		return prev, translate(err)
+		c.err = translate(err)
+		return c
 	}
-	entries := make([]storedEntry, 0, hi-lo+1)
+	c.entries = make([]auditEntry, 0, hi-lo+1)
 	for rows.Next() {
 		var (
-			e        storedEntry
+			e        auditEntry
 			kind     string
 			fp, hash []byte
 		)
@@ -269,85 +325,136 @@ func (a *chainAuditor) chunk(ctx context.Context, tx pgx.Tx, lo, hi int64, prev 
 			&e.rec.Amount, &e.rec.Fee, &e.rec.Description, &fp, &hash, &e.rec.CreatedAt, &e.prevHash,
 			&e.ev.Scheme, &e.ev.KeyID, &e.ev.Authorization, &e.ev.Method, &e.ev.Target, &e.ev.Body, &e.bodySum); err != nil {
 			rows.Close()
-			return prev, translate(err)
+			c.err = translate(err)
+			return c
 		}
 		e.rec.Kind = ledger.Kind(kind)
 		copy(e.rec.Fingerprint[:], fp)
 		copy(e.rec.Hash[:], hash)
-		entries = append(entries, e)
+		c.entries = append(c.entries, e)
 	}
 	if err := rows.Err(); err != nil {
-		return prev, translate(err)
+		c.err = translate(err)
+		return c
 	}
-	rows, err = tx.Query(ctx, `SELECT p.entry_id, a.code, a.currency, p.amount
-		FROM postings p JOIN accounts a ON a.id = p.account_id
-		WHERE p.entry_id BETWEEN $1 AND $2 ORDER BY p.entry_id, p.seq`, lo, hi)
+	type raw struct{ entry, account, amount int64 }
+	var ps []raw
+	var missing []int64
+	rows, err = br.Query()
 	if err != nil {
-		return prev, translate(err)
+		c.err = translate(err)
+		return c
+	}
+	for rows.Next() {
+		var r raw
+		if err := rows.Scan(&r.entry, &r.account, &r.amount); err != nil {
+			rows.Close()
+			c.err = translate(err)
+			return c
+		}
+		if _, ok := accounts[r.account]; !ok {
+			accounts[r.account] = ledger.Posting{}
+			missing = append(missing, r.account)
+		}
+		ps = append(ps, r)
+	}
+	if err := rows.Err(); err != nil {
+		c.err = translate(err)
+		return c
+	}
+	if err := br.Close(); err != nil {
+		c.err = translate(err)
+		return c
+	}
+	if len(missing) > 0 {
+		rows, err := tx.Query(ctx, `SELECT id, code, currency FROM accounts WHERE id = ANY($1)`, missing)
+		if err != nil {
+			c.err = translate(err)
+			return c
+		}
+		for rows.Next() {
+			var id int64
+			var a ledger.Posting
+			if err := rows.Scan(&id, &a.Account, &a.Currency); err != nil {
+				rows.Close()
+				c.err = translate(err)
+				return c
+			}
+			accounts[id] = a
+		}
+		if err := rows.Err(); err != nil {
+			c.err = translate(err)
+			return c
+		}
 	}
 	i := 0
-	orphan := int64(0)
-	for rows.Next() {
-		var (
-			id int64
-			p  ledger.Posting
-		)
-		if err := rows.Scan(&id, &p.Account, &p.Currency, &p.Amount); err != nil {
-			rows.Close()
-			return prev, translate(err)
-		}
-		for i < len(entries) && entries[i].rec.ID < id {
+	for _, r := range ps {
+		for i < len(c.entries) && c.entries[i].rec.ID < r.entry {
 			i++
 		}
-		if i < len(entries) && entries[i].rec.ID == id {
-			entries[i].postings = append(entries[i].postings, p)
-		} else if orphan == 0 {
-			orphan = id
+		if i < len(c.entries) && c.entries[i].rec.ID == r.entry {
+			p := accounts[r.account]
+			p.Amount = r.amount
+			c.entries[i].postings = append(c.entries[i].postings, p)
+		} else if c.orphan == 0 {
+			c.orphan = r.entry
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return prev, translate(err)
+	for j := range c.entries {
+		e := &c.entries[j]
+		e.bodyOK = bodyMatches(e.ev.Body, e.bodySum)
+		e.fingerprint = ledger.Fingerprint(ledger.Entry{
+			Kind: e.rec.Kind, Merchant: e.rec.Merchant, OrderID: e.rec.OrderID, Payer: e.rec.Payer,
+			Currency: e.rec.Currency, Amount: e.rec.Amount, Fee: e.rec.Fee, Description: e.rec.Description,
+			Postings: e.postings,
+		})
+		e.evidence = ledger.EvidenceDigest(e.ev)
 	}
+	return c
+}
 
-	for j := range entries {
-		e := &entries[j]
-		id := lo + int64(j)
-		if orphan != 0 && orphan < e.rec.ID {
-			a.fail(orphan, "entry is missing but its postings remain")
-			return prev, nil
+// walk checks one chunk's entries in order against the chain so far and
+// returns the chain value after them; it stops at the first failure.
+func (a *chainAuditor) walk(c auditChunkData, prev [32]byte) [32]byte {
+	for j := range c.entries {
+		e := &c.entries[j]
+		id := c.lo + int64(j)
+		if c.orphan != 0 && c.orphan < e.rec.ID {
+			a.fail(c.orphan, "entry is missing but its postings remain")
+			return prev
 		}
 		switch {
 		case e.rec.ID != id:
 			a.fail(id, "entry is missing")
 		case string(e.prevHash) != string(prev[:]):
 			a.fail(id, fmt.Sprintf("prev_hash does not link to entry %d", id-1))
-		case !bodyMatches(e.ev.Body, e.bodySum):
+		case !e.bodyOK:
 			a.fail(id, "evidence body does not match its digest")
-		case ledger.Fingerprint(ledger.Entry{
-			Kind: e.rec.Kind, Merchant: e.rec.Merchant, OrderID: e.rec.OrderID, Payer: e.rec.Payer,
-			Currency: e.rec.Currency, Amount: e.rec.Amount, Fee: e.rec.Fee, Description: e.rec.Description,
-			Postings: e.postings,
-		}) != e.rec.Fingerprint:
+		case e.fingerprint != e.rec.Fingerprint:
 			a.fail(id, "content or postings do not match the fingerprint")
 		}
 		if a.rep.FirstBad != 0 {
-			return prev, nil
+			return prev
 		}
-		h := ledger.ChainHash(prev, e.rec, e.postings, ledger.EvidenceDigest(e.ev))
+		h := ledger.ChainHash(prev, e.rec, e.postings, e.evidence)
 		if h != e.rec.Hash {
 			a.fail(id, "hash does not match the content")
-			return prev, nil
+			return prev
 		}
 		prev = h
 		a.rep.Entries++
 		if a.passed(id, h); a.rep.FirstBad != 0 {
-			return prev, nil
+			return prev
 		}
 	}
-	if n := int64(len(entries)); n != hi-lo+1 {
-		a.fail(lo+n, "entry is missing")
+	if n := int64(len(c.entries)); n != c.hi-c.lo+1 {
+		if c.orphan != 0 && c.orphan < c.lo+n {
+			a.fail(c.orphan, "entry is missing but its postings remain")
+		} else {
+			a.fail(c.lo+n, "entry is missing")
+		}
 	}
-	return prev, nil
+	return prev
 }
 
 func bodyMatches(body, sum []byte) bool {
