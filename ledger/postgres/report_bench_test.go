@@ -64,6 +64,19 @@ func BenchmarkReportTrialBalance(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/report")
 		})
 	}
+	// The same report summing every posting (no blocks of this size exist),
+	// to see what the blocks buy in the same run.
+	b.Run("now-without-blocks", func(b *testing.B) {
+		old := blockSize
+		blockSize = 1 << 40
+		defer func() { blockSize = old }()
+		for b.Loop() {
+			if _, err := s.TrialBalance(context.Background(), ledger.AsOf{}, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/report")
+	})
 }
 
 // BenchmarkReportStatementPage: target ≤ 20 ms a page (100 lines) of the
