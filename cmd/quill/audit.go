@@ -109,11 +109,11 @@ func readCursorKey(c config) ([]byte, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("audit cursor secret: %w", err)
+		return nil, fmt.Errorf("audit cursor secret (create it with quillctl dev init, point --audit-cursor-secret-file at one, or pass --audit-addr off): %w", err)
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("audit cursor secret %s: not hex", path)
+	if err != nil || len(key) < 32 {
+		return nil, fmt.Errorf("audit cursor secret %s: want at least 32 bytes, hex-encoded", path)
 	}
 	return key, nil
 }
