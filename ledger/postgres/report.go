@@ -91,9 +91,7 @@ func resolvePeriod(ctx context.Context, tx pgx.Tx, p ledger.Period, head int64) 
 // when asOf is the head and every merchant is included, the stored balances
 // are compared with them in the same snapshot.
 func (s *Store) TrialBalance(ctx context.Context, asOf ledger.AsOf, merchants []string) (ledger.TrialBalance, error) {
-	if err := s.ensureBlocks(ctx); err != nil {
-		return ledger.TrialBalance{}, err
-	}
+	s.blocksBestEffort(ctx)
 	var tb ledger.TrialBalance
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {
 		head, err := headSeq(ctx, tx)
@@ -251,9 +249,7 @@ func (s *Store) Statement(ctx context.Context, q ledger.StatementQuery) (ledger.
 		limit = maxStatementPage
 	}
 	if q.After == nil {
-		if err := s.ensureBlocks(ctx); err != nil {
-			return ledger.Statement{}, err
-		}
+		s.blocksBestEffort(ctx)
 	}
 	st := ledger.Statement{Account: q.Account, Currency: q.Currency}
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {
