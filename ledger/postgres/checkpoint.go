@@ -15,8 +15,9 @@ import (
 
 var _ ledger.Checkpoints = (*Store)(nil)
 
-// auditChunk is how many entries AuditChain reads per round trip pair.
-const auditChunk = 5000
+// auditChunk is how many entries AuditChain reads per round trip (a variable
+// so tests can make every range span many chunks and both readers).
+var auditChunk int64 = 5000
 
 // CreateCheckpoint implements ledger.Checkpoints. Before signing it recomputes
 // the chain from the newest checkpoint to the head (and checks that
@@ -164,26 +165,48 @@ func (s *Store) AuditChain(ctx context.Context, from, to int64, keys ledger.Chec
 		}
 		a := chainAuditor{rep: &rep, cps: cps, lastGood: from - 1}
 		a.passed(from-1, prev)
-		// One goroutine reads chunks and computes each entry's own digests
-		// while this one walks the chain through the previous chunk.
+		// Readers fetch chunks (alternately, each on its own connection in
+		// the same snapshot) and compute each entry's own digests, while this
+		// goroutine walks the chain in order.
+		readers := []pgx.Tx{tx}
+		if to-from+1 > auditChunk {
+			if tx2, err := s.sharedSnapshot(ctx, tx); err == nil {
+				defer tx2.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+				readers = append(readers, tx2)
+			}
+		}
 		fctx, cancel := context.WithCancel(ctx)
-		chunks := make(chan auditChunkData, 1)
-		go fetchChunks(fctx, tx, from, to, chunks)
-		for c := range chunks {
-			if c.err != nil && rep.FirstBad == 0 {
-				cancel()
-				for range chunks {
+		n := int64(len(readers))
+		chans := make([]chan auditChunkData, n)
+		for i, rtx := range readers {
+			chans[i] = make(chan auditChunkData, 1)
+			go fetchChunks(fctx, rtx, from+int64(i)*auditChunk, to, n*auditChunk, chans[i])
+		}
+		// Every reader has stopped before the snapshot's transactions end.
+		stop := func() {
+			cancel()
+			for _, ch := range chans {
+				for range ch {
 				}
+			}
+		}
+		for i := int64(0); ; i++ {
+			c, ok := <-chans[i%n]
+			if !ok {
+				break
+			}
+			if c.err != nil && rep.FirstBad == 0 {
+				stop()
 				return c.err
 			}
 			if rep.FirstBad == 0 {
 				prev = a.walk(c, prev)
 			}
 			if rep.FirstBad != 0 {
-				cancel() // stop reading; drain what is in flight
+				break
 			}
 		}
-		cancel()
+		stop()
 		if rep.FirstBad != 0 {
 			return nil
 		}
@@ -212,6 +235,29 @@ func (s *Store) AuditChain(ctx context.Context, from, to int64, keys ledger.Chec
 		return nil
 	})
 	return rep, err
+}
+
+// sharedSnapshot opens a second read-only transaction on tx's snapshot
+// (pg_export_snapshot), so two connections read one consistent state.
+func (s *Store) sharedSnapshot(ctx context.Context, tx pgx.Tx) (pgx.Tx, error) {
+	var id string
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&id); err != nil {
+		return nil, err
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'F' || r == '-') {
+			return nil, fmt.Errorf("unexpected snapshot id %q", id)
+		}
+	}
+	tx2, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx2.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+id+`'`); err != nil {
+		tx2.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+		return nil, err
+	}
+	return tx2, nil
 }
 
 func checkSignature(ctx context.Context, keys ledger.CheckpointKeys, c ledger.Checkpoint) string {
@@ -279,13 +325,14 @@ type auditChunkData struct {
 	err     error
 }
 
-// fetchChunks reads entries from..to in chunks, one round trip each, and
-// sends them with their own digests computed; it closes out when done.
+// fetchChunks reads the chunks starting at from, from+step, … up to to, one
+// round trip each, and sends them with their own digests computed; it closes
+// out when done.
 // Accounts are resolved from a cache filled as new ids appear.
-func fetchChunks(ctx context.Context, tx pgx.Tx, from, to int64, out chan<- auditChunkData) {
+func fetchChunks(ctx context.Context, tx pgx.Tx, from, to, step int64, out chan<- auditChunkData) {
 	defer close(out)
 	accounts := map[int64]ledger.Posting{}
-	for lo := from; lo <= to; lo += auditChunk {
+	for lo := from; lo <= to; lo += step {
 		hi := min(lo+auditChunk-1, to)
 		c := readChunk(ctx, tx, lo, hi, accounts)
 		select {

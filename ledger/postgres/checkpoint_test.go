@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/quillpay/quill/ledger"
 )
 
@@ -225,6 +227,49 @@ func rehash(t *testing.T, s *Store, dsn string, from int64) {
 		h = next
 	}
 	if _, err := conn.Exec(ctx, "UPDATE ledger_head SET hash = $1", h[:]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChainAuditInSmallChunks reruns the chain tests with chunks of two
+// entries, so every range spans many chunks read by both readers and every
+// failure lands in, or at the edge of, a chunk other than the first.
+func TestChainAuditInSmallChunks(t *testing.T) {
+	old := auditChunk
+	auditChunk = 2
+	t.Cleanup(func() { auditChunk = old })
+	t.Run("checkpoints", TestCheckpoints)
+	t.Run("tamper", TestChainTamper)
+	t.Run("refuse", TestCheckpointRefusesBrokenChain)
+}
+
+// TestSharedSnapshot: the second reader sees exactly the first one's state,
+// not entries committed after it began.
+func TestSharedSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t, Options{})
+	mustRecord(t, s, deposit("D1", "42", 1_000))
+	err := s.snapshot(ctx, func(tx pgx.Tx) error {
+		var before int64
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM entries").Scan(&before); err != nil {
+			return err
+		}
+		mustRecord(t, s, deposit("D2", "42", 1_000)) // committed after the snapshot
+		tx2, err := s.sharedSnapshot(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer tx2.Rollback(ctx)
+		var seen int64
+		if err := tx2.QueryRow(ctx, "SELECT count(*) FROM entries").Scan(&seen); err != nil {
+			return err
+		}
+		if seen != before || before != 1 {
+			t.Errorf("second reader sees %d entries, first %d", seen, before)
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
