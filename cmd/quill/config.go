@@ -44,6 +44,7 @@ type config struct {
 	Pprof               bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
 	Keys                keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
 	Crypto              string        // --crypto QUILL_CRYPTO: signature backend, auto|go|openssl
+	Audit               auditConfig   // --audit-* and --checkpoint-interval: see audit.go
 }
 
 func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
@@ -126,6 +127,7 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	bindKeys(fs, &c.Keys)
 	fs.StringVar(&c.Crypto, "crypto", envString("QUILL_CRYPTO", cryptoAuto), "signature backend: auto (OpenSSL when libcrypto.so.3 loads, else Go), go or openssl (env QUILL_CRYPTO)")
+	bindAudit(fs, &c.Audit)
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
@@ -163,5 +165,8 @@ func (c *config) validate() error {
 	case c.ConnLogInterval < time.Second || c.ConnLogInterval > 24*time.Hour:
 		return fmt.Errorf("conn log interval %s outside 1s..24h", c.ConnLogInterval)
 	}
-	return c.Keys.validate()
+	if err := c.Keys.validate(); err != nil {
+		return err
+	}
+	return c.Audit.validate()
 }

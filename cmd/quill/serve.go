@@ -39,6 +39,7 @@ func newLogger(level string) zerolog.Logger {
 // runOptions are what tests inject: sockets already bound (port 0) and a clock.
 type runOptions struct {
 	api, ops net.Listener     // nil: listen on c.Addr and c.OpsAddr
+	audit    net.Listener     // nil: listen on c.Audit.Addr (unless "off")
 	now      func() time.Time // nil: time.Now
 }
 
@@ -146,6 +147,12 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		ops = mux
 	}
+
+	stopAudit, err := serveAudit(c, log, o, store, ks, tlsOpts)
+	if err != nil {
+		return fmt.Errorf("auditor API: %w", err)
+	}
+	defer stopAudit()
 
 	if o.api == nil {
 		if o.api, err = net.Listen("tcp", c.Addr); err != nil {

@@ -12,6 +12,8 @@
 //	<dir>/platform.pub.pem                the current platform public key; its serial
 //	                                      is in platform.serial
 //	<dir>/payer-signer.key.pem, .kid      the dev login service's payer-JWT key
+//	<dir>/auditor-signer.key.pem, .kid    the dev auditor identity provider's JWT key
+//	<dir>/audit-cursor.secret             HMAC key of the auditor API's opaque cursors
 //	<dir>/merchants/<id>/client.pem, client.key.pem   mTLS client certificate
 //	<dir>/merchants/<id>/signing.key.pem, key_id      request-signing key and serial_no
 //
@@ -80,6 +82,9 @@ func Init(dir string, now time.Time) error {
 			return err
 		}
 	} else if err != nil {
+		return err
+	}
+	if err := ensureAuditMaterial(dir, store, now); err != nil {
 		return err
 	}
 	if !exists(filepath.Join(dir, "payer-signer.key.pem")) {

@@ -15,7 +15,7 @@ const module = "github.com/quillpay/quill/"
 
 // domains own the rules; they import no other domain, no api, no transport and
 // no driver.
-var domains = []string{"signing", "policy", "ledger", "keys", "certs"}
+var domains = []string{"signing", "policy", "ledger", "keys", "certs", "audit"}
 
 // adapters pull exactly one driver and import exactly one domain package.
 var adapters = map[string]string{
