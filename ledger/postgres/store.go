@@ -70,6 +70,15 @@ type account struct {
 // Migrate) and starts the writer. It returns an error wrapping
 // ledger.ErrUnavailable if the server cannot be reached.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("ledger/postgres: dsn: %w", err)
+	}
+	return open(ctx, cfg, opts)
+}
+
+// open is Open on a parsed pool configuration (tests add session settings).
+func open(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
 	}
@@ -81,10 +90,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("ledger/postgres: dsn: %w", err)
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns

@@ -42,7 +42,7 @@ const (
 	INSERT INTO balances (account_id, balance, allow_negative) SELECT id, 0, allow_negative FROM ins`
 
 	sqlBalancesByCode = `SELECT x.id, u.code, u.currency, x.type, x.allow_negative, x.balance
-	FROM unnest($1::text[], $2::text[]) AS u(code, currency)
+	FROM unnest($1::text[], $2::char(3)[]) AS u(code, currency)
 	CROSS JOIN LATERAL (
 		SELECT a.id, a.type, a.allow_negative, b.balance
 		FROM accounts a JOIN balances b ON b.account_id = a.id
