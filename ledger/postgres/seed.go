@@ -47,7 +47,7 @@ type SeedOptions struct {
 // SeedResult says what Seed wrote and how long it took.
 type SeedResult struct {
 	Entries, Postings, Accounts int
-	Write, Analyze               time.Duration
+	Write, Analyze              time.Duration
 	// SetChecked says the per-row triggers were off and each chunk was
 	// checked with one set-based query instead (see Seed).
 	SetChecked bool
