@@ -8,7 +8,8 @@
 // one deposit per wallet and then payments from the wallets (round robin) to
 // merchants M1…M<n> with a 1 % fee, with valid postings, balances, hash chain
 // and (synthetic, key id SEED) evidence, and runs ANALYZE at the end. See
-// postgres.Seed.
+// postgres.Seed. With --analyze-only it only runs ANALYZE on an existing
+// ledger (scripts/dev.sh does, after migrating).
 package main
 
 import (
@@ -36,6 +37,7 @@ func main() {
 	fs.StringVar(&opts.Currency, "currency", "CNY", "currency of every entry")
 	fs.IntVar(&opts.Chunk, "chunk", 50_000, "entries per transaction")
 	fs.BoolVar(&opts.SkipAnalyze, "skip-analyze", false, "leave the tables without planner statistics")
+	analyzeOnly := fs.Bool("analyze-only", false, "only refresh the planner statistics of an existing ledger, write nothing")
 	_ = fs.Parse(os.Args[1:])
 	if dsn == "" {
 		fmt.Fprintln(os.Stderr, "quill-seed: --dsn or QUILL_PG_DSN is required")
@@ -43,6 +45,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *analyzeOnly {
+		if err := postgres.Analyze(ctx, dsn); err != nil {
+			fmt.Fprintln(os.Stderr, "quill-seed:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	start := time.Now()
 	opts.Progress = func(n int) {
 		el := time.Since(start)

@@ -133,8 +133,8 @@ func Seed(ctx context.Context, dsn string, opts SeedOptions) (SeedResult, error)
 	}
 	if !opts.SkipAnalyze {
 		start = time.Now()
-		if _, err := conn.Exec(ctx, "ANALYZE accounts, balances, entries, postings, ledger_head"); err != nil {
-			return res, translate(err)
+		if err := analyze(ctx, conn); err != nil {
+			return res, err
 		}
 		res.Analyze = time.Since(start)
 	}

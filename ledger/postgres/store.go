@@ -91,6 +91,15 @@ func open(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// A Record returns only after its commit is durable, whatever the
+	// server's default: the sessions run with synchronous_commit on (or the
+	// stricter value the DSN names), never off.
+	switch v := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; v {
+	case "":
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	case "off":
+		return nil, fmt.Errorf("ledger/postgres: dsn: synchronous_commit=off would acknowledge entries that a crash can lose")
+	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
