@@ -49,7 +49,10 @@ const (
 		WHERE a.code = u.code AND a.currency = u.currency
 		LIMIT 1 FOR UPDATE OF b) x`
 
-	sqlBalancesByID = `SELECT account_id, balance FROM balances WHERE account_id = ANY($1::bigint[]) FOR UPDATE`
+	// Row locks are taken under the chain-head lock, which every writer takes
+	// first, so their order cannot deadlock; ORDER BY keeps it deterministic.
+	sqlBalancesByID = `SELECT account_id, balance FROM balances WHERE account_id = ANY($1::bigint[])
+	ORDER BY account_id FOR UPDATE`
 
 	sqlInsertEntries = `INSERT INTO entries (id, kind, merchant_id, order_id, payer, currency, amount, fee,
 		description, fingerprint, prev_hash, hash, created_at, evidence_scheme, evidence_key_id,
