@@ -93,19 +93,16 @@ func splitList(s string) []string {
 	return out
 }
 
-// size names a ledger by its entry count to two significant digits, so that
-// what a run appends does not rename it.
+// size names a ledger by its entry count to one significant digit, so that
+// what a run appends does not rename it between -count runs.
 func size(tb testing.TB, dsn string) string {
 	tb.Helper()
 	var n int64
 	if err := connect(tb, dsn).QueryRow(context.Background(), "SELECT seq FROM ledger_head").Scan(&n); err != nil {
 		tb.Fatalf("%s: %v", dsn, err)
 	}
-	switch {
-	case n >= 10_000_000:
+	if n >= 1_000_000 {
 		return fmt.Sprintf("%dM", n/1_000_000)
-	case n >= 1_000_000:
-		return fmt.Sprintf("%.1fM", float64(n/100_000)/10)
 	}
 	return fmt.Sprintf("%dk", n/1000)
 }

@@ -73,7 +73,7 @@ type SeedResult struct {
 // and instead checks the same rules over each chunk in one set-based query
 // before that chunk commits: every entry has exactly its declared postings,
 // they balance per currency, and every posting names an existing account and
-// its entry's posting count. Otherwise the triggers run (about 3× slower).
+// its entry's posting count. Otherwise the triggers run, row by row.
 //
 // Each chunk of opts.Chunk entries is one transaction that also moves the
 // balances and the head, so an interrupted Seed leaves a valid, shorter
