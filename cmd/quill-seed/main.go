@@ -63,7 +63,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "quill-seed:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("seeded %d entries, %d postings, %d accounts in %s (%.0f entries/s); ANALYZE %s\n",
+	fmt.Printf("seeded %d entries, %d postings, %d accounts in %s (%.0f entries/s); VACUUM FULL balances + ANALYZE %s\n",
 		res.Entries, res.Postings, res.Accounts, res.Write.Round(time.Millisecond),
 		float64(res.Entries)/res.Write.Seconds(), res.Analyze.Round(time.Millisecond))
 }
