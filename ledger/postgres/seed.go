@@ -48,8 +48,8 @@ type SeedOptions struct {
 // SeedResult says what Seed wrote and how long it took.
 type SeedResult struct {
 	Entries, Postings, Accounts int
-	Write   time.Duration
-	Analyze time.Duration // VACUUM FULL balances and ANALYZE
+	Write                       time.Duration
+	Analyze                     time.Duration // VACUUM FULL balances and ANALYZE
 	// SetChecked says the per-row triggers were off and each chunk was
 	// checked with one set-based query instead (see Seed).
 	SetChecked bool
