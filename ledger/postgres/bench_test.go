@@ -61,19 +61,28 @@ func BenchmarkRecordPayments(b *testing.B) {
 			b.Run(l.name+"/"+c.name, func(b *testing.B) {
 				const wallets = 1000
 				opts := Options{MaxBatch: c.maxBatch, Now: time.Now}
-				var s *Store
-				if l.dsn == "" {
-					s, _ = newStore(b, opts)
+				dsn := l.dsn
+				if dsn == "" {
+					var s *Store
+					s, dsn = newStore(b, opts)
 					fund(b, s, wallets)
-				} else {
-					var err error
-					if s, err = Open(context.Background(), l.dsn, opts); err != nil {
+					s.Close() // its sessions' statistics are flushed before the count starts
+				}
+				before := blocks(b, dsn)
+				s, err := Open(context.Background(), dsn, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchPayments(b, s, wallets)
+				s.Close()
+				after := blocks(b, dsn)
+				b.ReportMetric(float64(after.hit+after.read-before.hit-before.read)/float64(b.N), "blocks/payment")
+				b.ReportMetric(float64(after.read-before.read)/float64(b.N), "reads/payment")
+				if l.dsn == "" {
+					if s, err = Open(context.Background(), dsn, opts); err != nil {
 						b.Fatal(err)
 					}
 					defer s.Close()
-				}
-				benchPayments(b, s, wallets)
-				if l.dsn == "" {
 					if err := s.CheckBalances(context.Background()); err != nil {
 						b.Fatal(err)
 					}
@@ -105,6 +114,24 @@ func size(tb testing.TB, dsn string) string {
 		return fmt.Sprintf("%dM", n/1_000_000)
 	}
 	return fmt.Sprintf("%dk", n/1000)
+}
+
+type blockCount struct{ hit, read int64 }
+
+// blocks returns how many shared-buffer block accesses (hits, and reads from
+// outside shared buffers) the server has counted for dsn's database: the
+// work behind each payment, which unlike the elapsed time does not depend on
+// what else the machine runs. Backends flush their counts when they exit, so
+// the Store is closed before counting; the short wait lets the exits finish.
+func blocks(tb testing.TB, dsn string) blockCount {
+	tb.Helper()
+	time.Sleep(300 * time.Millisecond)
+	var c blockCount
+	if err := connect(tb, dsn).QueryRow(context.Background(), `SELECT blks_hit, blks_read
+		FROM pg_stat_database WHERE datname = current_database()`).Scan(&c.hit, &c.read); err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }
 
 // fund deposits enough into wallets 0..n-1 for any benchmark run.
