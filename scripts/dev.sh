@@ -37,6 +37,9 @@ go build -o bin/ ./cmd/quill ./cmd/quillctl
 echo "== database"
 go run ./scripts/createdb "$QUILL_PG_DSN"
 bin/quill migrate
+# Planner statistics: the write path does not need them, reports do, and
+# autovacuum may be off (docs/OPERATIONS.md, "PostgreSQL settings").
+go run ./cmd/quill-seed --analyze-only --dsn "$QUILL_PG_DSN"
 
 echo "== dev material in $DATA"
 bin/quillctl dev init

@@ -108,3 +108,21 @@ func applyOne(ctx context.Context, conn *pgx.Conn, m migration) error {
 		return err
 	})
 }
+
+// Analyze refreshes the planner statistics of the ledger tables. The write
+// path does not depend on them (its plans are index lookups by construction),
+// but reports and ad-hoc queries do; run it after Migrate on a new database,
+// after Seed, and whenever autovacuum is off.
+func Analyze(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return translate(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return analyze(ctx, conn)
+}
+
+func analyze(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, "ANALYZE accounts, balances, entries, postings, ledger_head")
+	return translate(err)
+}
