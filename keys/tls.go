@@ -306,3 +306,34 @@ func (s *FileStore) EditTLS(ctx context.Context, name TLSName, change func(it *T
 func validTLSName(name TLSName) bool { return slices.Contains(TLSNames, name) }
 
 var _ TLSStore = (*FileStore)(nil)
+
+// ImportTLS copies every TLS item of from that to does not hold yet (for
+// moving a dev store into Vault) and returns the names copied. An item
+// already in to is left alone.
+func ImportTLS(ctx context.Context, from, to TLSStore) ([]TLSName, error) {
+	var copied []TLSName
+	for _, name := range TLSNames {
+		it, err := from.TLSItem(ctx, name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return copied, err
+		}
+		err = to.EditTLS(ctx, name, func(cur *TLSItem, _ time.Time) error {
+			if cur.Validate() == nil {
+				return ErrExists
+			}
+			*cur = it
+			return nil
+		})
+		switch {
+		case errors.Is(err, ErrExists):
+		case err != nil:
+			return copied, fmt.Errorf("TLS item %s: %w", name, err)
+		default:
+			copied = append(copied, name)
+		}
+	}
+	return copied, nil
+}

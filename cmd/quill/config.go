@@ -34,10 +34,6 @@ type config struct {
 	Keys            keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
 }
 
-func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
-func (c *config) tlsKey() string    { return filepath.Join(c.DataDir, "server.key.pem") }
-func (c *config) clientCA() string  { return filepath.Join(c.DataDir, "ca.pem") }
-func (c *config) revoked() string   { return filepath.Join(c.DataDir, "revoked-serials.txt") }
 func (c *config) keysDir() string   { return filepath.Join(c.DataDir, "keys") }
 func (c *config) merchants() string { return filepath.Join(c.DataDir, "merchants.json") }
 

@@ -99,8 +99,10 @@ func (k keysConfig) vaultConfig(now func() time.Time) (vault.Config, error) {
 // servingKeys is the key store the server reads, and what /readyz asks it.
 type servingKeys struct {
 	keyStore
-	ready func(context.Context) error
-	close func()
+	tls    keys.TLSStore // the TLS material (tls.go)
+	ready  func(context.Context) error
+	reload func(context.Context) error // now, on SIGHUP
+	close  func()
 }
 
 // openKeys opens the configured key store. For Vault it loads the rings once
@@ -113,7 +115,7 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 		if err != nil {
 			return servingKeys{}, err
 		}
-		return servingKeys{keyStore: fs, close: func() {}, ready: func(context.Context) error {
+		return servingKeys{keyStore: fs, tls: fs, reload: func(context.Context) error { return fs.Reload() }, close: func() {}, ready: func(context.Context) error {
 			if err := fs.LastError(); err != nil {
 				return fmt.Errorf("file store %s: reload failing, serving the last good keys: %w", c.keysDir(), err)
 			}
@@ -157,7 +159,7 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 		klog.Error().Err(err).Msg("key rings in vault are invalid")
 	}
 	go cache.Run(ctx)
-	return servingKeys{keyStore: cache, ready: cache.Ready, close: vs.Close}, nil
+	return servingKeys{keyStore: cache, tls: vs, ready: cache.Ready, reload: cache.Refresh, close: vs.Close}, nil
 }
 
 // publishedKeys gives GET /v1/certificates the platform keys, with a store

@@ -43,6 +43,9 @@ func vaultServer(t *testing.T, v *vaulttest.Vault, proxy *vaulttest.Proxy, notRe
 				t.Fatal(err)
 			}
 		}
+		if _, err := keys.ImportTLS(context.Background(), fs, vs); err != nil {
+			t.Fatal(err)
+		}
 		tokenFile := filepath.Join(h.dir, "vault-token")
 		if err := os.WriteFile(tokenFile, []byte(v.RootToken+"\n"), 0o600); err != nil {
 			t.Fatal(err)
