@@ -3,13 +3,13 @@ package certs
 import (
 	"bufio"
 	"context"
-	"encoding/pem"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -91,9 +91,9 @@ func leaf(tb testing.TB, c tls.Certificate) *x509.Certificate {
 
 // memSource is a Source held in memory; tests change it and call Reload.
 type memSource struct {
-	mu                      sync.Mutex
+	mu                     sync.Mutex
 	cert, key, bundle, crl []byte
-	err                     error
+	err                    error
 }
 
 func (m *memSource) ServerPair(context.Context) ([]byte, []byte, error) {
@@ -660,16 +660,28 @@ func TestParseMaterial(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{
-		"bundle: a leaf":        func() error { _, err := ParseBundle(srvCert); return err }(),
-		"bundle: empty":         func() error { _, err := ParseBundle(nil); return err }(),
-		"bundle: a key":         func() error { _, err := ParseBundle(caKey); return err }(),
-		"pair: client cert":     func() error { _, err := ParseServerPair(cliCert, cliKey); return err }(),
-		"pair: mismatched key":  func() error { _, err := ParseServerPair(srvCert, cliKey); return err }(),
-		"csr: not a CSR":        func() error { _, err := ParseCSR(srvCert); return err }(),
-		"crl: two blocks":       func() error { c, _ := NewCRL(ca, time.Now()); _, err := ParseCRL(append(c, c...), []*x509.Certificate{ca.Cert}); return err }(),
-		"revoke: twice":         func() error { c, _ := Revoke(ca, nil, big.NewInt(5), time.Now()); _, err := Revoke(ca, c, big.NewInt(5), time.Now()); return err }(),
-		"revoke: other CA list": func() error { c, _ := NewCRL(newCA(t, "O"), time.Now()); _, err := Revoke(ca, c, big.NewInt(5), time.Now()); return err }(),
-		"revoke: zero serial":   func() error { _, err := Revoke(ca, nil, big.NewInt(0), time.Now()); return err }(),
+		"bundle: a leaf":       func() error { _, err := ParseBundle(srvCert); return err }(),
+		"bundle: empty":        func() error { _, err := ParseBundle(nil); return err }(),
+		"bundle: a key":        func() error { _, err := ParseBundle(caKey); return err }(),
+		"pair: client cert":    func() error { _, err := ParseServerPair(cliCert, cliKey); return err }(),
+		"pair: mismatched key": func() error { _, err := ParseServerPair(srvCert, cliKey); return err }(),
+		"csr: not a CSR":       func() error { _, err := ParseCSR(srvCert); return err }(),
+		"crl: two blocks": func() error {
+			c, _ := NewCRL(ca, time.Now())
+			_, err := ParseCRL(append(c, c...), []*x509.Certificate{ca.Cert})
+			return err
+		}(),
+		"revoke: twice": func() error {
+			c, _ := Revoke(ca, nil, big.NewInt(5), time.Now())
+			_, err := Revoke(ca, c, big.NewInt(5), time.Now())
+			return err
+		}(),
+		"revoke: other CA list": func() error {
+			c, _ := NewCRL(newCA(t, "O"), time.Now())
+			_, err := Revoke(ca, c, big.NewInt(5), time.Now())
+			return err
+		}(),
+		"revoke: zero serial": func() error { _, err := Revoke(ca, nil, big.NewInt(0), time.Now()); return err }(),
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
