@@ -42,7 +42,7 @@ type FileOptions struct {
 // Reads are served from an immutable in-memory snapshot. At most once per
 // ReloadEvery, a read stats the file and, if it changed (another process such
 // as quillctl wrote it), parses it again; if the new file is unreadable or
-// invalid the last good snapshot keeps serving and LastError reports why.
+// invalid the last good snapshot keeps serving and Ready reports why.
 // A change is seen as a new file (rename, as every writer here does) or a new
 // size or modification time; an in-place edit that keeps the size within one
 // filesystem clock tick can go unnoticed until the next change.
@@ -102,15 +102,12 @@ func (s *FileStore) String() string { return "keys.FileStore{dir=" + s.dir + "}"
 // Format prints only String, for every verb including %#v.
 func (s *FileStore) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
 
-// LastError returns why the latest reload failed, or nil if it succeeded.
-func (s *FileStore) LastError() error { return s.snap.LastError() }
-
 // Ready is the readiness answer: nil, or why the file fails to reload since
 // when (the last good keys keep serving).
 func (s *FileStore) Ready(context.Context) error { return s.snap.Err() }
 
 // Reload re-reads the keyring file now if it changed since it was last read.
-// On error the current snapshot stays and LastError returns the error.
+// On error the current snapshot stays and Ready reports the error.
 func (s *FileStore) Reload() error { return s.snap.Reload(context.Background()) }
 
 // load is the snapshot's reload.LoadFunc.

@@ -486,7 +486,7 @@ func TestInvalidFileKeepsLastGood(t *testing.T) {
 			if p, err := s.PlatformKey(ctx); err != nil || p.ID() != "P1" {
 				t.Fatalf("PlatformKey = %v, %v; want the last good P1", p, err)
 			}
-			lastErr := s.LastError()
+			lastErr := s.Ready(ctx)
 			if lastErr == nil {
 				t.Fatal("LastError = nil for an invalid file")
 			}
@@ -506,8 +506,8 @@ func TestInvalidFileKeepsLastGood(t *testing.T) {
 				t.Fatal(err)
 			}
 			clk.Advance(time.Second)
-			if _, err := s.PlatformKey(ctx); err != nil || s.LastError() != nil {
-				t.Fatalf("after repair: %v, LastError %v", err, s.LastError())
+			if _, err := s.PlatformKey(ctx); err != nil || s.Ready(ctx) != nil {
+				t.Fatalf("after repair: %v, LastError %v", err, s.Ready(ctx))
 			}
 		})
 	}

@@ -111,16 +111,19 @@ type servingKeys struct {
 // ends.
 func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time.Time) (servingKeys, error) {
 	if c.Keys.VaultAddr == "" {
-		fs, err := keys.OpenFileStore(c.keysDir(), keys.FileOptions{Now: now})
+		klog := log.With().Str("component", "keys").Logger()
+		fs, err := keys.OpenFileStore(c.keysDir(), keys.FileOptions{Now: now, OnChange: func(err error) {
+			if err != nil {
+				klog.Error().Err(err).Msg("key file failed to load; the last good keys serve")
+				return
+			}
+			klog.Info().Msg("key file loads again")
+		}})
 		if err != nil {
 			return servingKeys{}, err
 		}
-		return servingKeys{keyStore: fs, tls: fs, reload: func(context.Context) error { return fs.Reload() }, close: func() {}, ready: func(context.Context) error {
-			if err := fs.LastError(); err != nil {
-				return fmt.Errorf("file store %s: reload failing, serving the last good keys: %w", c.keysDir(), err)
-			}
-			return nil
-		}}, nil
+		return servingKeys{keyStore: fs, tls: fs, ready: fs.Ready, close: func() {},
+			reload: func(context.Context) error { return fs.Reload() }}, nil
 	}
 	vc, err := c.Keys.vaultConfig(now)
 	if err != nil {

@@ -78,7 +78,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("merchants: %w", err)
 	}
 
-	liveTLS := openTLS(ctx, c, ks, log, o.now) // tls.go
+	liveTLS := openTLS(ctx, ks, tlsRefresh(c), log, o.now) // tls.go
 	tlsOpts := liveTLS.ServerOptions()
 	tlsConf := certs.ServerTLSConfig(tlsOpts)
 

@@ -32,13 +32,22 @@ func (t tlsSource) CRL(ctx context.Context) ([]byte, error) {
 	return it.CRLPEM, err
 }
 
+// tlsRefresh is how often the server re-reads its TLS material: with the
+// keys from Vault (--keys-refresh), every second from the dev file store
+// (as the file store looks for key changes).
+func tlsRefresh(c config) time.Duration {
+	if c.Keys.VaultAddr != "" {
+		return c.Keys.Refresh
+	}
+	return keys.DefaultReloadEvery
+}
+
 // openTLS loads the TLS material from the key store and keeps it fresh:
-// every interval (the key refresh interval for Vault, a second for the dev
-// file store) and on SIGHUP, which also reloads the keys. Material that
+// every interval and on SIGHUP, which also reloads the keys. Material that
 // fails to load at start leaves handshakes failing closed and /readyz
 // saying why until a reload succeeds; a failure later keeps the last good
 // material. Changes and failures are logged once each.
-func openTLS(ctx context.Context, c config, ks servingKeys, log zerolog.Logger, now func() time.Time) *certs.Live {
+func openTLS(ctx context.Context, ks servingKeys, interval time.Duration, log zerolog.Logger, now func() time.Time) *certs.Live {
 	tlog := log.With().Str("component", "tls").Logger()
 	live := certs.NewLive(tlsSource{ks.tls}, certs.LiveOptions{
 		Now: now,
@@ -52,10 +61,6 @@ func openTLS(ctx context.Context, c config, ks servingKeys, log zerolog.Logger, 
 		OnUpdate: func(what string) { tlog.Info().Str("material", what).Msg("TLS material loaded; new handshakes use it") },
 	})
 	_ = live.Reload(ctx) // failures are logged and on /readyz
-	interval := keys.DefaultReloadEvery
-	if c.Keys.VaultAddr != "" {
-		interval = c.Keys.Refresh
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	trigger := make(chan struct{})

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/tlsadmin"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/policy"
 )
@@ -181,13 +182,15 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 	if err := os.MkdirAll(md, 0o700); err != nil {
 		return Merchant{}, err
 	}
-	ca, err := loadCA(dir)
-	if err != nil {
-		return Merchant{}, fmt.Errorf("devenv: load CA (run quillctl dev init first): %w", err)
-	}
-	certPEM, keyPEM, err := ca.IssueClient(profile.ID, leafValidity, now)
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
 	if err != nil {
 		return Merchant{}, err
+	}
+	// The client certificate comes from the key store's issuer, as
+	// `quillctl certs issue` does it.
+	certPEM, keyPEM, err := tlsadmin.IssueClient(context.Background(), store, profile.ID, nil, leafValidity, now)
+	if err != nil {
+		return Merchant{}, fmt.Errorf("devenv: issue client certificate (run quillctl dev init first): %w", err)
 	}
 	if err := writePair(md, "client", certPEM, keyPEM); err != nil {
 		return Merchant{}, err
@@ -205,10 +208,6 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 		return Merchant{}, err
 	}
 	if err := os.WriteFile(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
-		return Merchant{}, err
-	}
-	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
-	if err != nil {
 		return Merchant{}, err
 	}
 	if err := store.AddPublicKey(context.Background(), profile.ID, keys.PublicKey{

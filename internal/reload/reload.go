@@ -153,13 +153,6 @@ func (v *Value[T]) Current() (val T, ok bool) {
 	return val, false
 }
 
-// LastError returns the latest load's error, or nil.
-func (v *Value[T]) LastError() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.lastErr
-}
-
 // Err is the readiness answer: nil when the latest load succeeded, else the
 // material, since when loads fail, whether the last good value still
 // serves, and the error.
