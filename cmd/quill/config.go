@@ -12,7 +12,7 @@ import (
 
 // config is every setting of the server. Each has a flag and a QUILL_ env var
 // (the flag wins); this file is the one place they are listed. Secrets are never
-// flags: keys come from the key store, TLS keys from files.
+// flags: keys and TLS material come from the key store.
 type config struct {
 	Addr            string        // --addr QUILL_ADDR: merchant API (mTLS)
 	OpsAddr         string        // --ops-addr QUILL_OPS_ADDR: plain-HTTP health, loopback only
