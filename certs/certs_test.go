@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -235,7 +236,7 @@ func (p *testPKI) revoke(tb testing.TB, c tls.Certificate) {
 func (p *testPKI) serverConfig() *tls.Config { return ServerTLSConfig(p.live.ServerOptions()) }
 
 func (p *testPKI) clientConfig(cert tls.Certificate) *tls.Config {
-	return ClientTLSConfig(pool(p.ca), cert, "localhost")
+	return clientTLSConfig(pool(p.ca), cert, "localhost")
 }
 
 func TestHandshake(t *testing.T) {
@@ -614,6 +615,9 @@ func TestLiveServesNewCertOverTLS(t *testing.T) {
 		if r := receive(t, results); err != nil || r.err != nil {
 			t.Fatalf("handshake: %v / %v", err, r.err)
 		}
+		if cs.Version != tls.VersionTLS13 {
+			t.Fatalf("negotiated %s: TLS 1.3 is preferred", tls.VersionName(cs.Version))
+		}
 		return cs.PeerCertificates[0].SerialNumber.String()
 	}
 	before := serverSerial()
@@ -641,7 +645,7 @@ func TestLiveServesNewCertOverTLS(t *testing.T) {
 		t.Fatal("old CA's client accepted after the bundle changed")
 	}
 	receive(t, results)
-	c2 := ClientTLSConfig(pool(p.ca), clientCert(t, next, "M1"), "localhost")
+	c2 := clientTLSConfig(pool(p.ca), clientCert(t, next, "M1"), "localhost")
 	if reply, _, err := dial(t, addr, c2); err != nil || reply != "M1" {
 		t.Fatalf("new CA's client: %q %v", reply, err)
 	}
@@ -744,5 +748,17 @@ func BenchmarkVerifyClient(b *testing.B) {
 		if err := verifyClient(cs, now, rl.IsRevoked); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// clientTLSConfig is a merchant's client configuration: it presents cert,
+// trusts rootCAs for the server, and uses the server's protocol floor.
+func clientTLSConfig(rootCAs *x509.CertPool, cert tls.Certificate, serverName string) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: slices.Clone(tls12Suites),
+		RootCAs:      rootCAs,
+		Certificates: []tls.Certificate{cert},
+		ServerName:   serverName,
 	}
 }

@@ -184,12 +184,6 @@ func (l *Live) IsRevoked(c *x509.Certificate) bool {
 	return crl.IsRevoked(c)
 }
 
-// CRL returns the CRL in force (nil before one loaded).
-func (l *Live) CRL() *CRL {
-	crl, _ := l.crl.Current()
-	return crl
-}
-
 // ServerOptions returns options for ServerTLSConfig serving this material.
 func (l *Live) ServerOptions() ServerOptions {
 	return ServerOptions{ClientCAs: l.ClientCAs, Certificate: l.GetCertificate, IsRevoked: l.IsRevoked, Now: l.now}

@@ -147,15 +147,3 @@ func PeerMerchant(cs *tls.ConnectionState) (string, error) {
 	}
 	return MerchantID(cs.VerifiedChains[0][0])
 }
-
-// ClientTLSConfig returns a client configuration that presents cert, trusts
-// rootCAs for the server, and uses the same protocol floor as the server.
-func ClientTLSConfig(rootCAs *x509.CertPool, cert tls.Certificate, serverName string) *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: slices.Clone(tls12Suites),
-		RootCAs:      rootCAs,
-		Certificates: []tls.Certificate{cert},
-		ServerName:   serverName,
-	}
-}
