@@ -139,7 +139,7 @@ func TestFileFormatOneStillReads(t *testing.T) {
 	if k := mustKey(t, s, "M1", "K2"); k.Version != 2 || k.Status != Active {
 		t.Fatalf("K2 from a format 1 file: %+v", k)
 	}
-	if err := s.Rotate(ctx, "M1", edPublic(t, "K3"), time.Hour); err != nil {
+	if err := (Manager{s}).Rotate(ctx, "M1", edPublic(t, "K3"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, KeyringFile))

@@ -12,7 +12,7 @@ import (
 
 // config is every setting of the server. Each has a flag and a QUILL_ env var
 // (the flag wins); this file is the one place they are listed. Secrets are never
-// flags: keys come from the key store, TLS keys from files.
+// flags: keys and TLS material come from the key store.
 type config struct {
 	Addr            string        // --addr QUILL_ADDR: merchant API (mTLS)
 	OpsAddr         string        // --ops-addr QUILL_OPS_ADDR: plain-HTTP health, loopback only
@@ -47,10 +47,6 @@ type config struct {
 	Audit               auditConfig   // --audit-* and --checkpoint-interval: see audit.go
 }
 
-func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
-func (c *config) tlsKey() string    { return filepath.Join(c.DataDir, "server.key.pem") }
-func (c *config) clientCA() string  { return filepath.Join(c.DataDir, "ca.pem") }
-func (c *config) revoked() string   { return filepath.Join(c.DataDir, "revoked-serials.txt") }
 func (c *config) keysDir() string   { return filepath.Join(c.DataDir, "keys") }
 func (c *config) merchants() string { return filepath.Join(c.DataDir, "merchants.json") }
 

@@ -145,6 +145,7 @@ type harness struct {
 	db      *pgx.Conn
 	stop    func() error // cancel the server and wait until it has drained
 	noWait  bool         // a tweak may start a server that is not ready
+	log     io.Writer    // a tweak may capture the server's log
 }
 
 const (
@@ -221,6 +222,9 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 		logger = zerolog.New(o.logs)
 	case os.Getenv("QUILL_TEST_LOG") != "":
 		logger = zerolog.New(os.Stderr)
+	}
+	if h.log != nil {
+		logger = zerolog.New(h.log)
 	}
 	go func() { done <- run(ctx, c, logger, runOptions{api: apiLn, ops: opsLn, now: h.clock.Now}) }()
 	var stopOnce sync.Once

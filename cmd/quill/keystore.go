@@ -99,8 +99,10 @@ func (k keysConfig) vaultConfig(now func() time.Time) (vault.Config, error) {
 // servingKeys is the key store the server reads, and what /readyz asks it.
 type servingKeys struct {
 	keyStore
-	ready func(context.Context) error
-	close func()
+	tls    keys.TLSStore // the TLS material (tls.go)
+	ready  func(context.Context) error
+	reload func(context.Context) error // now, on SIGHUP
+	close  func()
 }
 
 // openKeys opens the configured key store. For Vault it loads the rings once
@@ -109,16 +111,19 @@ type servingKeys struct {
 // ends.
 func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time.Time) (servingKeys, error) {
 	if c.Keys.VaultAddr == "" {
-		fs, err := keys.OpenFileStore(c.keysDir(), keys.FileOptions{Now: now})
+		klog := log.With().Str("component", "keys").Logger()
+		fs, err := keys.OpenFileStore(c.keysDir(), keys.FileOptions{Now: now, OnChange: func(err error) {
+			if err != nil {
+				klog.Error().Err(err).Msg("key file failed to load; the last good keys serve")
+				return
+			}
+			klog.Info().Msg("key file loads again")
+		}})
 		if err != nil {
 			return servingKeys{}, err
 		}
-		return servingKeys{keyStore: fs, close: func() {}, ready: func(context.Context) error {
-			if err := fs.LastError(); err != nil {
-				return fmt.Errorf("file store %s: reload failing, serving the last good keys: %w", c.keysDir(), err)
-			}
-			return nil
-		}}, nil
+		return servingKeys{keyStore: fs, tls: fs, ready: fs.Ready, close: func() {},
+			reload: func(context.Context) error { return fs.Reload() }}, nil
 	}
 	vc, err := c.Keys.vaultConfig(now)
 	if err != nil {
@@ -157,7 +162,7 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 		klog.Error().Err(err).Msg("key rings in vault are invalid")
 	}
 	go cache.Run(ctx)
-	return servingKeys{keyStore: cache, ready: cache.Ready, close: vs.Close}, nil
+	return servingKeys{keyStore: cache, tls: vs, ready: cache.Ready, reload: cache.Refresh, close: vs.Close}, nil
 }
 
 // publishedKeys gives GET /v1/certificates the platform keys, with a store

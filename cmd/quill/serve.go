@@ -80,10 +80,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("merchants: %w", err)
 	}
 
-	tlsOpts, err := serverTLS(c)
-	if err != nil {
-		return err
-	}
+	liveTLS := openTLS(ctx, ks, tlsRefresh(c), log, o.now) // tls.go
+	tlsOpts := liveTLS.ServerOptions()
 	tlsConf := certs.ServerTLSConfig(tlsOpts)
 
 	cryp, err := openCrypto(c.Crypto, log)
@@ -136,6 +134,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		api.ReadyCheck{Name: "postgres", Check: store.Ping},
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		api.ReadyCheck{Name: "keys", Check: ks.ready},
+		api.ReadyCheck{Name: "tls", Check: liveTLS.Ready},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 		cryptoReady(cryp, platform),
 	)
@@ -226,27 +225,6 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	opsSrv.Shutdown(sctx)
 	log.Info().Err(err).Msg("stopped")
 	return err
-}
-
-func serverTLS(c config) (certs.ServerOptions, error) {
-	var o certs.ServerOptions
-	pool, err := certs.LoadCertPool(c.clientCA())
-	if err != nil {
-		return o, fmt.Errorf("client CA: %w", err)
-	}
-	reloader, err := certs.NewReloader(c.tlsCert(), c.tlsKey())
-	if err != nil {
-		return o, fmt.Errorf("server certificate: %w", err)
-	}
-	revoked, err := certs.LoadRevocationList(c.revoked())
-	if err != nil {
-		return o, fmt.Errorf("revocation list: %w", err)
-	}
-	return certs.ServerOptions{
-		ClientCAs:   pool,
-		Certificate: reloader.GetCertificate,
-		IsRevoked:   revoked.IsRevoked,
-	}, nil
 }
 
 // keyStore is what the server needs of a key backend (the dev file store, or

@@ -256,7 +256,7 @@ func TestVerifyEntryAndChain(t *testing.T) {
 	}
 	// The key version must have been valid when the entry was written.
 	mc, _ := devenv.LoadMerchant(env.dir, "M100")
-	if err := env.ks.SetStatus(ctx, "M100", mc.KeyID, keys.Retiring, recs[0].CreatedAt.Add(-time.Second)); err != nil {
+	if err := (keys.Manager{Rings: env.ks}).SetStatus(ctx, "M100", mc.KeyID, keys.Retiring, recs[0].CreatedAt.Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	env.ks.Reload()

@@ -60,6 +60,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&dir, "data-dir", envOr("QUILL_DATA_DIR", "var/dev"), "dev material directory (env QUILL_DATA_DIR)")
 	root.AddCommand(devCmd(&dir), merchantCmd(&dir), tokenCmd(&dir), requestCmd(&dir), migrateCmd())
 	root.AddCommand(auditCmd(&dir), reportCmd(&dir))
+	root.AddCommand(certsCmd(&dir)) // certs.go
 	return root
 }
 

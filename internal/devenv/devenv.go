@@ -5,9 +5,9 @@
 // it so they agree on one layout:
 //
 //	<dir>/ca.pem, ca.key.pem              dev CA (trusts clients and signs the server)
-//	<dir>/server.pem, server.key.pem      server certificate for 127.0.0.1 and localhost
-//	<dir>/revoked-serials.txt             revoked client certificate serials (hex)
-//	<dir>/keys/                           the dev key store (keys.FileStore)
+//	<dir>/keys/                           the dev key store (keys.FileStore), with the
+//	                                      TLS material in keys/tls/: server certificate for
+//	                                      127.0.0.1 and localhost, client CA bundle, CRL, issuer
 //	<dir>/merchants.json                  merchant profiles (policy.FileDirectory)
 //	<dir>/platform.pub.pem                the current platform public key; its serial
 //	                                      is in platform.serial
@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/tlsadmin"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/policy"
 )
@@ -63,20 +64,14 @@ func Init(dir string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if !exists(filepath.Join(dir, "server.pem")) {
-		certPEM, keyPEM, err := ca.IssueServer([]string{"127.0.0.1", "localhost", "::1"}, leafValidity, now)
-		if err != nil {
-			return err
-		}
-		if err := writePair(dir, "server", certPEM, keyPEM); err != nil {
-			return err
-		}
-	}
 	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
+	if err := initTLS(ctx, store, ca, now); err != nil {
+		return err
+	}
 	if _, err := store.PlatformKey(ctx); errors.Is(err, keys.ErrNotFound) {
 		if _, err := RotatePlatformKey(dir, 0, now); err != nil {
 			return err
@@ -192,13 +187,15 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 	if err := os.MkdirAll(md, 0o700); err != nil {
 		return Merchant{}, err
 	}
-	ca, err := loadCA(dir)
-	if err != nil {
-		return Merchant{}, fmt.Errorf("devenv: load CA (run quillctl dev init first): %w", err)
-	}
-	certPEM, keyPEM, err := ca.IssueClient(profile.ID, leafValidity, now)
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
 	if err != nil {
 		return Merchant{}, err
+	}
+	// The client certificate comes from the key store's issuer, as
+	// `quillctl certs issue` does it.
+	certPEM, keyPEM, err := tlsadmin.IssueClient(context.Background(), store, profile.ID, nil, leafValidity, now)
+	if err != nil {
+		return Merchant{}, fmt.Errorf("devenv: issue client certificate (run quillctl dev init first): %w", err)
 	}
 	if err := writePair(md, "client", certPEM, keyPEM); err != nil {
 		return Merchant{}, err
@@ -216,10 +213,6 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 		return Merchant{}, err
 	}
 	if err := os.WriteFile(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
-		return Merchant{}, err
-	}
-	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
-	if err != nil {
 		return Merchant{}, err
 	}
 	if err := store.AddPublicKey(context.Background(), profile.ID, keys.PublicKey{
@@ -283,9 +276,40 @@ func PayerToken(dir, subject string, ttl time.Duration, now time.Time) (string, 
 	return policy.IssuePayerToken(signer, PayerAlgorithm, strings.TrimSpace(string(kid)), PayerIssuer, PayerAudience, subject, ttl, now)
 }
 
-// ServerTLS returns the paths of the server certificate and key.
-func ServerTLS(dir string) (certFile, keyFile string) {
-	return filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key.pem")
+// ServerHosts are the names the dev server certificate is issued for.
+var ServerHosts = []string{"127.0.0.1", "localhost", "::1"}
+
+// initTLS puts whatever TLS material is missing into the key store: the dev
+// CA as issuer and client CA bundle, an empty CRL, a server certificate.
+func initTLS(ctx context.Context, store keys.TLSStore, ca *certs.CA, now time.Time) error {
+	caPEM, caKey, err := ca.PEM()
+	if err != nil {
+		return err
+	}
+	fill := func(name keys.TLSName, f func(it *keys.TLSItem) error) error {
+		err := store.EditTLS(ctx, name, func(it *keys.TLSItem, _ time.Time) error {
+			if it.Validate() == nil {
+				return keys.ErrExists
+			}
+			return f(it)
+		})
+		if errors.Is(err, keys.ErrExists) {
+			return nil
+		}
+		return err
+	}
+	return errors.Join(
+		fill(keys.TLSIssuer, func(it *keys.TLSItem) error {
+			it.CertificatePEM, it.PrivateKeyPEM = caPEM, caKey
+			return nil
+		}),
+		fill(keys.TLSClientCA, func(it *keys.TLSItem) error { it.BundlePEM = caPEM; return nil }),
+		fill(keys.TLSCRL, func(it *keys.TLSItem) (err error) { it.CRLPEM, err = certs.NewCRL(ca, now); return err }),
+		fill(keys.TLSServer, func(it *keys.TLSItem) (err error) {
+			it.CertificatePEM, it.PrivateKeyPEM, err = ca.IssueServer(ServerHosts, leafValidity, now)
+			return err
+		}),
+	)
 }
 
 func writePair(dir, name string, certPEM, keyPEM []byte) error {

@@ -34,7 +34,7 @@ var forbiddenInDomains = []string{
 
 // sharedInternal are project packages every package may use: small and free of
 // domain rules.
-var sharedInternal = map[string]bool{module + "internal/atomicfile": true}
+var sharedInternal = map[string]bool{module + "internal/atomicfile": true, module + "internal/reload": true}
 
 func root(tb testing.TB) string {
 	tb.Helper()
