@@ -31,6 +31,14 @@ type config struct {
 	ShutdownTimeout time.Duration // --shutdown-timeout QUILL_SHUTDOWN_TIMEOUT: drain budget
 	LogLevel        string        // --log-level QUILL_LOG_LEVEL
 	Pprof           bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
+
+	// Beyond one machine (redis.go, replica.go).
+	RedisMode         string        // --redis-mode QUILL_REDIS_MODE: single, sentinel or cluster
+	RedisAddrs        []string      // --redis-addrs QUILL_REDIS_ADDRS: sentinels or cluster seeds
+	RedisMaster       string        // --redis-master QUILL_REDIS_MASTER: sentinel master name
+	RedisWaitReplicas int           // --redis-wait-replicas QUILL_REDIS_WAIT_REPLICAS: WAIT for this many replicas
+	RedisWaitTimeout  time.Duration // --redis-wait-timeout QUILL_REDIS_WAIT_TIMEOUT
+	PostgresReadDSN   string        // --pg-read-dsn QUILL_PG_READ_DSN: lag-tolerant reads (a standby)
 }
 
 func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
@@ -102,6 +110,8 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.BoolVar(&c.Migrate, "migrate", envBool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
+	bindRedis(fs, c)
+	bindReplica(fs, c)
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
@@ -119,5 +129,5 @@ func (c *config) validate() error {
 	case c.PayerAlgorithm == "none" || c.PayerAlgorithm == "":
 		return fmt.Errorf("payer alg must name a signature algorithm")
 	}
-	return nil
+	return c.validateRedis()
 }

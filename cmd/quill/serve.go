@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/quillpay/quill/api"
@@ -58,14 +57,13 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	defer store.Close()
 
-	rdb := redis.NewClient(&redis.Options{
-		Addr:         c.RedisAddr,
-		DialTimeout:  c.RedisTimeout,
-		ReadTimeout:  c.RedisTimeout,
-		WriteTimeout: c.RedisTimeout,
-		PoolSize:     64,
-		MaxRetries:   -1, // a retried SET NX could report a replay of our own claim
-	})
+	reads, closeReads, err := openReadStore(ctx, c, log, o.now, store)
+	if err != nil {
+		return fmt.Errorf("ledger read replica: %w", err)
+	}
+	defer closeReads()
+
+	rdb := newRedis(c) // redis.go: single, sentinel or cluster
 	defer rdb.Close()
 
 	var ks keyStore
@@ -85,7 +83,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 
 	verifier := &signing.Verifier{
 		Keys:             merchantKeys{ks},
-		Nonces:           signingredis.NewNonceStore(rdb, c.RedisPrefix),
+		Nonces:           signingredis.NewNonceStore(rdb, c.RedisPrefix).WaitForReplicas(c.RedisWaitReplicas, c.RedisWaitTimeout),
 		Window:           c.Window,
 		Now:              o.now,
 		IsPlatformSerial: platformSerials{ks}.is,
@@ -120,6 +118,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 			return nil
 		}},
 		api.ReadyCheck{Name: "postgres", Check: store.Ping},
+		api.ReadyCheck{Name: "postgres_read", Check: reads.Ping},
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 	)
