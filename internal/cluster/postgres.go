@@ -259,16 +259,21 @@ func (f *PGFormation) waitState(n *PGNode, timeout time.Duration, states ...stri
 	})
 }
 
-// Primary returns the node the monitor has as primary.
+// Primary returns the node the monitor has as primary: assigned a primary
+// state and reporting it. (A killed node's last report stays "primary", so
+// the assigned state decides.)
 func (f *PGFormation) Primary() (*PGNode, error) {
 	st, err := f.States(context.Background())
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range f.Nodes {
-		switch st[n.Name][0] {
+		rep, goal := st[n.Name][0], st[n.Name][1]
+		switch goal {
 		case "primary", "wait_primary", "single":
-			return n, nil
+			if rep == goal {
+				return n, nil
+			}
 		}
 	}
 	return nil, fmt.Errorf("no primary in %v", st)
@@ -310,4 +315,20 @@ func (f *PGFormation) WaitPromoted(old *PGNode, timeout time.Duration) (*PGNode,
 		return nil
 	})
 	return got, err
+}
+
+// Timeline returns the monitor's log lines that record state decisions, for
+// a test to print what the failover took.
+func (f *PGFormation) Timeline() string {
+	b, _ := os.ReadFile(filepath.Join(f.dir, "monitor.log"))
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "Setting goal state") || strings.Contains(line, "marked as unhealthy") || strings.Contains(line, "New state is reported") {
+			out = append(out, line)
+		}
+	}
+	if len(out) > 40 {
+		out = out[len(out)-40:]
+	}
+	return strings.Join(out, "\n")
 }
