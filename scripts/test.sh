@@ -25,5 +25,11 @@ else
   echo "WARNING: no Node.js/npm and could not install them: SKIPPING the WeChat Pay Node SDK compatibility test" >&2
   export QUILL_SKIP_NODE_COMPAT=1
 fi
+# The topology tests (tests/dist, signing/redis cluster tests) start their own
+# Redis Cluster nodes and pg_auto_failover formation on loopback ports.
+command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || _apt_install redis-server redis-tools ||
+  echo "WARNING: could not install redis-server/redis-tools: the Redis Cluster tests will fail" >&2
+command -v pg_autoctl >/dev/null 2>&1 || _apt_install postgresql-15-auto-failover ||
+  echo "WARNING: could not install postgresql-15-auto-failover: the PostgreSQL failover test will fail" >&2
 go vet ./...
 go test -race -count=1 -timeout 9m "$@" ./...
