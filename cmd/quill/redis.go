@@ -80,7 +80,11 @@ func newRedis(c config) redis.UniversalClient {
 	}
 	switch c.RedisMode {
 	case redisCluster:
-		return redis.NewClusterClient(o.Cluster())
+		co := o.Cluster()
+		// The adapters reload the slot map on every failed command; this is
+		// the backstop for a node that changed role without failing one.
+		co.ClusterStateReloadInterval = 5 * time.Second
+		return redis.NewClusterClient(co)
 	case redisSentinel:
 		return redis.NewFailoverClient(o.Failover())
 	default:

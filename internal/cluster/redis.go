@@ -231,6 +231,46 @@ func (rc *RedisCluster) WaitFailover(addr string, timeout time.Duration) error {
 	return rc.WaitHealthy(timeout)
 }
 
+// WaitReplicated waits until every replica of the master at addr has
+// acknowledged the master's whole replication stream, so a write made before
+// the call survives the master's failover.
+func (rc *RedisCluster) WaitReplicated(addr string, timeout time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	return Eventually(timeout, 50*time.Millisecond, func() error {
+		s, err := c.Info(context.Background(), "replication").Result()
+		if err != nil {
+			return err
+		}
+		var master int64 = -1
+		replicas := 0
+		for _, line := range strings.Split(s, "\n") {
+			line = strings.TrimSpace(line)
+			if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+				master, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		for _, line := range strings.Split(s, "\n") {
+			line = strings.TrimSpace(line)
+			if !strings.HasPrefix(line, "slave") || !strings.Contains(line, "offset=") {
+				continue
+			}
+			replicas++
+			for _, f := range strings.Split(line, ",") {
+				if v, ok := strings.CutPrefix(f, "offset="); ok {
+					if off, _ := strconv.ParseInt(v, 10, 64); off < master {
+						return fmt.Errorf("replica at offset %d of %d: %w", off, master, errNotYet)
+					}
+				}
+			}
+		}
+		if replicas == 0 {
+			return fmt.Errorf("%s has no replica: %w", addr, errNotYet)
+		}
+		return nil
+	})
+}
+
 // Kill SIGKILLs the node at addr.
 func (rc *RedisCluster) Kill(addr string) { rc.procs[addr].Kill() }
 
@@ -245,6 +285,8 @@ func (rc *RedisCluster) Client(tb testing.TB) *redis.ClusterClient {
 		WriteTimeout: time.Second,
 		MaxRetries:   -1,
 		MaxRedirects: -1,
+
+		ClusterStateReloadInterval: 5 * time.Second,
 	})
 	tb.Cleanup(func() { c.Close() })
 	return c
