@@ -46,6 +46,24 @@ func TestNodesOnRedisCluster(t *testing.T) {
 	var mu sync.Mutex
 
 	t.Run("payments across nodes", func(t *testing.T) {
+		// The merchants' nonces must live on every master, or the test
+		// would not exercise the whole cluster.
+		cc := rc.Client(t)
+		masters := map[string]bool{}
+		for _, m := range tp.merchants {
+			slot, err := cc.ClusterKeySlot(context.Background(), prefix+"nonce:{"+m+"}:x").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			owner, err := rc.MasterOf(int(slot))
+			if err != nil {
+				t.Fatal(err)
+			}
+			masters[owner] = true
+		}
+		if len(masters) != 3 {
+			t.Fatalf("the merchants' nonces live on %d masters, want 3", len(masters))
+		}
 		const perMerchant = 12
 		type result struct {
 			order string
