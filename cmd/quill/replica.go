@@ -20,6 +20,10 @@ func bindReplica(fs *pflag.FlagSet, c *config) {
 // the caller's own write (the payment query after its POST) keep using the
 // primary store; only report-style readers take this one. The returned store
 // must never be given to anything that writes: on a standby every write fails.
+//
+// The read store is not a readiness check: a lost standby must not take every
+// node out of the load balancer while payments still work. List every host
+// with target_session_attrs=prefer-standby so reads fall back to the primary.
 func openReadStore(ctx context.Context, c config, log zerolog.Logger, now func() time.Time, primary *postgres.Store) (*postgres.Store, func(), error) {
 	if c.PostgresReadDSN == "" {
 		return primary, func() {}, nil

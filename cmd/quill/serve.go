@@ -57,7 +57,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	defer store.Close()
 
-	reads, closeReads, err := openReadStore(ctx, c, log, o.now, store)
+	_, closeReads, err := openReadStore(ctx, c, log, o.now, store) // for report readers as they land
 	if err != nil {
 		return fmt.Errorf("ledger read replica: %w", err)
 	}
@@ -118,7 +118,6 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 			return nil
 		}},
 		api.ReadyCheck{Name: "postgres", Check: store.Ping},
-		api.ReadyCheck{Name: "postgres_read", Check: reads.Ping},
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 	)
