@@ -1,5 +1,6 @@
 // Package cluster starts real distributed engines on loopback for tests: a
-// six-node Redis Cluster (three masters, three replicas), a pg_auto_failover
+// six-node Redis Cluster (three masters, three replicas), a Redis master and
+// replica watched by three Sentinels, a pg_auto_failover
 // formation (a monitor, a primary and a synchronous secondary) and Quill
 // server processes, each on free ports with its state under a private
 // directory.

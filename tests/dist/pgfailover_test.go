@@ -180,7 +180,27 @@ func TestPostgresFailover(t *testing.T) {
 		t.Errorf("%d orders acknowledged, want %d", acked, workers*perWorker)
 	}
 
+	// A client retry of an acknowledged order, after the failover, through
+	// either node: answered from the record on the new primary, nothing new.
+	retried := 0
+	for order, h := range history {
+		if retried == 10 {
+			break
+		}
+		final := h[len(h)-1]
+		if final.entry == 0 {
+			continue
+		}
+		r := tp.nodes[retried%2].do(owner[order], "POST", "/v1/payments", paymentBody(order, "1.00", token))
+		if r.Status != http.StatusOK || r.Header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("retry of %s after the failover: %d %s, want the recorded answer", order, r.Status, r.Body)
+		} else if got := decodeRecorded(t, r).EntryID; got != final.entry {
+			t.Errorf("retry of %s answered entry %d, first answer %d", order, got, final.entry)
+		}
+		retried++
+	}
 	// On the promoted node: exactly the acknowledged entries, once each.
+	// (The retries above must not have added any.)
 	newDSN := f.NodeDSN(promoted, "quill")
 	entries, total := audit(t, newDSN)
 	for order, h := range history {
