@@ -162,13 +162,19 @@ func (f *PGFormation) start(tb testing.TB, label string, args ...string) *Proc {
 // pid in its postmaster.pid.
 func (f *PGFormation) cleanup() {
 	for _, d := range []string{"monitor", "node1", "node2"} {
-		b, err := os.ReadFile(filepath.Join(f.dir, d, "postmaster.pid"))
-		if err != nil {
-			continue
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+		killPostmaster(filepath.Join(f.dir, d))
+	}
+}
+
+// killPostmaster SIGKILLs the postmaster of pgdata, if its postmaster.pid
+// names one.
+func killPostmaster(pgdata string) {
+	b, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
@@ -282,7 +288,9 @@ func (f *PGFormation) Primary() (*PGNode, error) {
 // Kill SIGKILLs node n: its keeper and its postgres, at once.
 func (f *PGFormation) Kill(n *PGNode) {
 	n.proc.Kill()
-	f.cleanup() // postgres, should it have outlived its keeper's group
+	// postgres, should it have outlived its keeper's process group (a
+	// SIGKILLed postmaster leaves its postmaster.pid behind).
+	killPostmaster(n.PGData)
 }
 
 // WaitPromoted waits until a node other than old accepts writes as primary
