@@ -45,6 +45,14 @@ type config struct {
 	Keys                keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
 	Crypto              string        // --crypto QUILL_CRYPTO: signature backend, auto|go|openssl
 	Audit               auditConfig   // --audit-* and --checkpoint-interval: see audit.go
+
+	// Beyond one machine (redis.go, replica.go).
+	RedisMode         string        // --redis-mode QUILL_REDIS_MODE: single, sentinel or cluster
+	RedisAddrs        []string      // --redis-addrs QUILL_REDIS_ADDRS: sentinels or cluster seeds
+	RedisMaster       string        // --redis-master QUILL_REDIS_MASTER: sentinel master name
+	RedisWaitReplicas int           // --redis-wait-replicas QUILL_REDIS_WAIT_REPLICAS: WAIT for this many replicas
+	RedisWaitTimeout  time.Duration // --redis-wait-timeout QUILL_REDIS_WAIT_TIMEOUT
+	PostgresReadDSN   string        // --pg-read-dsn QUILL_PG_READ_DSN: lag-tolerant reads (a standby)
 }
 
 func (c *config) keysDir() string   { return filepath.Join(c.DataDir, "keys") }
@@ -124,6 +132,8 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	bindKeys(fs, &c.Keys)
 	fs.StringVar(&c.Crypto, "crypto", envString("QUILL_CRYPTO", cryptoAuto), "signature backend: auto (OpenSSL when libcrypto.so.3 loads, else Go), go or openssl (env QUILL_CRYPTO)")
 	bindAudit(fs, &c.Audit)
+	bindRedis(fs, c)
+	bindReplica(fs, c)
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
@@ -164,5 +174,8 @@ func (c *config) validate() error {
 	if err := c.Keys.validate(); err != nil {
 		return err
 	}
-	return c.Audit.validate()
+	if err := c.Audit.validate(); err != nil {
+		return err
+	}
+	return c.validateRedis()
 }

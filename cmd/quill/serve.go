@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/quillpay/quill/api"
@@ -60,14 +59,13 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	defer store.Close()
 
-	rdb := redis.NewClient(&redis.Options{
-		Addr:         c.RedisAddr,
-		DialTimeout:  c.RedisTimeout,
-		ReadTimeout:  c.RedisTimeout,
-		WriteTimeout: c.RedisTimeout,
-		PoolSize:     64,
-		MaxRetries:   -1, // a retried SET NX could report a replay of our own claim
-	})
+	_, closeReads, err := openReadStore(ctx, c, log, o.now, store) // for report readers as they land
+	if err != nil {
+		return fmt.Errorf("ledger read replica: %w", err)
+	}
+	defer closeReads()
+
+	rdb := newRedis(c) // redis.go: single, sentinel or cluster
 	defer rdb.Close()
 
 	ks, err := openKeys(ctx, c, log, o.now)
@@ -95,7 +93,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 
 	verifier := &signing.Verifier{
 		Keys:             merchantKeys{ks},
-		Nonces:           signingredis.NewNonceStore(rdb, c.RedisPrefix),
+		Nonces:           signingredis.NewNonceStore(rdb, c.RedisPrefix).WaitForReplicas(c.RedisWaitReplicas, c.RedisWaitTimeout),
 		Window:           c.Window,
 		Now:              o.now,
 		IsPlatformSerial: platformSerials{ks}.is,
