@@ -120,7 +120,11 @@ func readCursorKey(c config) ([]byte, error) {
 
 // serveAudit starts the auditor listener (unless it is off) and the
 // checkpointer, and returns the function that stops both.
-func serveAudit(c config, log zerolog.Logger, o runOptions, store *postgres.Store, ks keyStore, tlsOpts certs.ServerOptions) (func(), error) {
+// Reports are served from reads (the --pg-read-dsn standby, else the
+// primary): they may lag the primary by the replication delay, which an
+// as-of-time report does not mind. Checkpoints are made and listed on the
+// primary.
+func serveAudit(c config, log zerolog.Logger, o runOptions, store, reads *postgres.Store, ks keyStore, tlsOpts certs.ServerOptions) (func(), error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -142,7 +146,7 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store *postgres.Stor
 			Keys: auditorKeys{ks, o.now}, Issuer: c.Audit.Issuer, Audience: c.Audit.Audience,
 			Now: o.now, Leeway: 5 * time.Second,
 		},
-		Reports:        store,
+		Reports:        reads,
 		Checkpoints:    store,
 		CheckpointKeys: keysAdapter,
 		PlatformKeys:   keysAdapter,

@@ -59,7 +59,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	defer store.Close()
 
-	_, closeReads, err := openReadStore(ctx, c, log, o.now, store) // for report readers as they land
+	reads, closeReads, err := openReadStore(ctx, c, log, o.now, store) // reports may lag: a standby
 	if err != nil {
 		return fmt.Errorf("ledger read replica: %w", err)
 	}
@@ -145,7 +145,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		ops = mux
 	}
 
-	stopAudit, err := serveAudit(c, log, o, store, ks, tlsOpts)
+	stopAudit, err := serveAudit(c, log, o, store, reads, ks, tlsOpts)
 	if err != nil {
 		return fmt.Errorf("auditor API: %w", err)
 	}
