@@ -23,8 +23,8 @@ const (
 	// the RSA keys scheme A clients need. It is a ring of its own, so the two
 	// rotate independently.
 	PlatformEd25519Owner = "_platform_ed25519"
-	PayerOwner    = "_payer"    // the login service's payer-JWT verification keys
-	AuditorOwner  = "_auditor"  // the auditor-JWT verification keys
+	PayerOwner           = "_payer"   // the login service's payer-JWT verification keys
+	AuditorOwner         = "_auditor" // the auditor-JWT verification keys
 )
 
 // Status is where a key version is in its life.

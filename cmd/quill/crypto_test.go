@@ -153,7 +153,7 @@ func TestUnloadablePlatformKeyStopsStart(t *testing.T) {
 		Window: 300 * time.Second, MaxBody: 64 << 10, MaxBatch: 16,
 		PayerIssuer: devenv.PayerIssuer, PayerAudience: devenv.PayerAudience, PayerAlgorithm: devenv.PayerAlgorithm,
 		Migrate: true, ShutdownTimeout: 5 * time.Second, Crypto: cryptoOpenSSL,
-		Addr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
+		Addr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", ConnLogInterval: time.Minute,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
