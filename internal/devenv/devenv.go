@@ -11,6 +11,7 @@
 //	<dir>/merchants.json                  merchant profiles (policy.FileDirectory)
 //	<dir>/platform.pub.pem                the current platform public key; its serial
 //	                                      is in platform.serial
+//	<dir>/platform-ed25519.pub.pem        the current scheme B (Ed25519) platform public key
 //	<dir>/payer-signer.key.pem, .kid      the dev login service's payer-JWT key
 //	<dir>/merchants/<id>/client.pem, client.key.pem   mTLS client certificate
 //	<dir>/merchants/<id>/signing.key.pem, key_id      request-signing key and serial_no
@@ -141,7 +142,7 @@ func RotatePlatformKey(dir string, overlap time.Duration, now time.Time) (string
 // RotatePlatformEd25519Key adds a new Ed25519 key to the scheme B platform
 // ring (keys.PlatformEd25519Owner) as its active signer; earlier keys keep
 // verifying for overlap. Clients find it by id in GET /v1/certificates. It
-// returns the new key id.
+// rewrites platform-ed25519.pub.pem and returns the new key id.
 func RotatePlatformEd25519Key(dir string, overlap time.Duration, now time.Time) (string, error) {
 	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
 	if err != nil {
@@ -152,8 +153,14 @@ func RotatePlatformEd25519Key(dir string, overlap time.Duration, now time.Time) 
 		return "", err
 	}
 	id := keys.NewKeyID("PB_", rand.Reader)
-	err = keys.Manager{Rings: store}.RotatePlatformOf(context.Background(), keys.PlatformEd25519Owner, keys.NewPrivateKey(id, keys.Ed25519, signer), overlap)
-	return id, err
+	if err := (keys.Manager{Rings: store}).RotatePlatformOf(context.Background(), keys.PlatformEd25519Owner, keys.NewPrivateKey(id, keys.Ed25519, signer), overlap); err != nil {
+		return "", err
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
+	if err != nil {
+		return "", err
+	}
+	return id, os.WriteFile(filepath.Join(dir, "platform-ed25519.pub.pem"), pubPEM, 0o644)
 }
 
 func ensureCA(dir string, now time.Time) (*certs.CA, error) {
