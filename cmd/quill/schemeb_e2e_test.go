@@ -48,7 +48,7 @@ func (l *lockedBuffer) String() string {
 
 // schemeBServer is a server with a merchant for each scheme B algorithm and
 // its log captured.
-func schemeBServer(t *testing.T) (*harness, *lockedBuffer) {
+func schemeBServer(t testing.TB) (*harness, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	h := startServerWith(t, serverOptions{logs: logs, tweaks: []func(*harness, *config){func(h *harness, _ *config) {
