@@ -12,7 +12,6 @@ import (
 	"github.com/quillpay/quill/signing"
 )
 
-
 func fixedNonce(t *testing.T, h string) *bytes.Reader {
 	b, err := hex.DecodeString(h)
 	if err != nil {

@@ -315,4 +315,3 @@ func TestSchemeBEndToEnd(t *testing.T) {
 		}
 	})
 }
-
