@@ -1,6 +1,9 @@
 package signing_test
 
 import (
+	"context"
+	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -28,5 +31,26 @@ func TestRedact(t *testing.T) {
 		if again := signing.Redact(got); again != got {
 			t.Errorf("not idempotent: %q → %q", got, again)
 		}
+	}
+}
+
+// TestVerifyExpectedRedactsTokens: a refused scheme A request's echo never
+// carries its payer token; the hint gives the body's length and SHA-256.
+func TestVerifyExpectedRedactsTokens(t *testing.T) {
+	f := newFixture(t)
+	const jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiI0MiIsImV4cCI6MTcwMDAwMDYwMH0.bm90LWEtcmVhbC1zaWduYXR1cmU"
+	body := []byte(`{"order_id":"ORD000000000001","amount":"12.34","currency":"CNY","payer_token":"` + jwt + `"}`)
+	req := signing.Request{Method: "POST", Target: "/v1/payments", Body: body, Merchant: merchant,
+		Authorization: signedAt(t, f.key, "POST", "/v1/payments", []byte("something else"), now, "N-jwt")}
+	_, err := f.v.Verify(context.Background(), req)
+	fail := checkFailure(t, err, signing.ErrBadSignature, req.Authorization)
+	for _, part := range append(strings.Split(jwt, "."), jwt) {
+		if strings.Contains(fail.Expected, part) || strings.Contains(fail.Hint, part) || strings.Contains(err.Error(), part) {
+			t.Fatalf("token part %q echoed: %q / %q", part, fail.Expected, fail.Hint)
+		}
+	}
+	sum := sha256.Sum256(body)
+	if !strings.Contains(fail.Expected, `"payer_token":"[redacted]"`) || !strings.Contains(fail.Hint, fmt.Sprintf("%d bytes with SHA-256 %x", len(body), sum)) {
+		t.Fatalf("expected %q, hint %q", fail.Expected, fail.Hint)
 	}
 }
