@@ -31,14 +31,14 @@ func (e *paramError) Unwrap() error { return errBadParam }
 // internal read the same on both listeners. It lives apart from errorTable
 // because its codes are not merchant-facing.
 var auditErrorTable = []errorRule{
-	{audit.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},
-	{errNoBearer, http.StatusUnauthorized, "token_invalid", "A bearer token is required"},
-	{audit.ErrToken, http.StatusUnauthorized, "token_invalid", "Bearer token not accepted"},
-	{audit.ErrForbidden, http.StatusForbidden, "forbidden", "The token does not carry the auditor role"},
-	{errTokenInQuery, http.StatusBadRequest, "token_in_query", "Tokens are accepted only in the Authorization header"},
-	{errBadParam, http.StatusBadRequest, "invalid_parameter", "A parameter is invalid"},
-	{errCursorInvalid, http.StatusBadRequest, "cursor_invalid", "The cursor was not issued by this server or was altered"},
-	{ledger.ErrIntegrity, http.StatusInternalServerError, "integrity_failure", "The ledger failed an integrity check"},
+	{audit.ErrUnavailable, nil, http.StatusServiceUnavailable, "unavailable", "auditor_keys_unavailable", unavailableTitle, "The auditor-token keys could not be read"},
+	{errNoBearer, nil, http.StatusUnauthorized, "token_invalid", "bearer_missing", "A bearer token is required", "Send the token as Authorization: Bearer <token>"},
+	{audit.ErrToken, nil, http.StatusUnauthorized, "token_invalid", "token_not_accepted", "Bearer token not accepted", ""},
+	{audit.ErrForbidden, nil, http.StatusForbidden, "forbidden", "role_missing", "The token does not carry the auditor role", ""},
+	{errTokenInQuery, nil, http.StatusBadRequest, "token_in_query", "token_in_query", "Tokens are accepted only in the Authorization header", ""},
+	{errBadParam, nil, http.StatusBadRequest, "invalid_parameter", "invalid_parameter", "A parameter is invalid", ""},
+	{errCursorInvalid, nil, http.StatusBadRequest, "cursor_invalid", "cursor_invalid", "The cursor was not issued by this server or was altered", ""},
+	{ledger.ErrIntegrity, nil, http.StatusInternalServerError, "integrity_failure", "integrity_failure", "The ledger failed an integrity check", ""},
 }
 
 func auditRuleFor(err error) errorRule {
@@ -60,6 +60,8 @@ func auditProblem(err error, requestID string) Problem {
 		Title:     rule.title,
 		Status:    rule.status,
 		Code:      rule.code,
+		Reason:    rule.reason,
+		Detail:    rule.detail,
 		RequestID: requestID,
 	}
 	var pe *paramError

@@ -5,7 +5,7 @@
 // which package certs interprets.
 //
 // A key is a ring of versions (like Vault transit): each owner — a merchant,
-// PlatformOwner, PayerOwner, AuditorOwner — has one Ring whose versions are
+// PlatformOwner, PlatformEd25519Owner, PayerOwner, AuditorOwner — has one Ring whose versions are
 // numbered 1, 2, … as keys are added. Each version has an id (the serial a
 // client names in its signature or selects a response key by), an algorithm
 // fixed at registration and never chosen by a request, and a status:

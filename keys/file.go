@@ -155,6 +155,12 @@ func (s *FileStore) PlatformKey(context.Context) (PrivateKey, error) {
 	return s.current().platformKey()
 }
 
+// PlatformKeyOf returns the newest active key of platform ring owner
+// (PlatformOwner or PlatformEd25519Owner), or ErrNotFound.
+func (s *FileStore) PlatformKeyOf(_ context.Context, owner string) (PrivateKey, error) {
+	return s.current().platformKeyOf(owner)
+}
+
 // VerifyingKey returns owner's key id and its registered algorithm if it
 // verifies at time at; ErrNotFound if there is no such key, ErrRevoked if it
 // is revoked or retired past its NotAfter.

@@ -427,7 +427,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestInvalidFileKeepsLastGood(t *testing.T) {
 	p1 := edPlatform(t, "P1")
 	goodRecord := func(tb testing.TB) record {
-		r, err := newPlatformRecord(p1, time.Unix(0, 0))
+		r, err := newPlatformRecord(PlatformOwner, p1, time.Unix(0, 0))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -576,7 +576,7 @@ func BenchmarkVerifyingKey(b *testing.B) {
 }
 
 func FuzzDecodeKeyring(f *testing.F) {
-	r, err := newPlatformRecord(NewPrivateKey("P1", Ed25519, mustParse(f, "test-key-ed25519.key.pem")), time.Unix(0, 0))
+	r, err := newPlatformRecord(PlatformOwner, NewPrivateKey("P1", Ed25519, mustParse(f, "test-key-ed25519.key.pem")), time.Unix(0, 0))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -165,12 +165,27 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 	return servingKeys{keyStore: cache, tls: vs, ready: cache.Ready, reload: cache.Refresh, close: vs.Close}, nil
 }
 
-// publishedKeys gives GET /v1/certificates the platform keys, with a store
-// that cannot answer mapped to the 503 of the error table.
-type publishedKeys struct{ s keyStore }
+// publishedKeys gives GET /v1/certificates the platform keys of both rings,
+// the RSA ones of scheme A first, then the Ed25519 ones of scheme B (each
+// entry's algorithm says which), with a store that cannot answer mapped to
+// the 503 of the error table.
+type publishedKeys struct {
+	s   keyStore
+	now func() time.Time
+}
 
 func (p publishedKeys) PlatformPublicKeys(ctx context.Context) ([]keys.PublicKey, error) {
 	ks, err := p.s.PlatformPublicKeys(ctx)
+	if err == nil {
+		var b []keys.PublicKey
+		if b, err = p.s.PublicKeys(ctx, keys.PlatformEd25519Owner); err == nil {
+			for _, k := range b {
+				if k.UsableAt(p.now()) {
+					ks = append(ks, k)
+				}
+			}
+		}
+	}
 	if errors.Is(err, keys.ErrUnavailable) {
 		return nil, fmt.Errorf("%w: %w", signing.ErrUnavailable, err)
 	}

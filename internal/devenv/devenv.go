@@ -11,11 +11,13 @@
 //	<dir>/merchants.json                  merchant profiles (policy.FileDirectory)
 //	<dir>/platform.pub.pem                the current platform public key; its serial
 //	                                      is in platform.serial
+//	<dir>/platform-ed25519.pub.pem        the current scheme B (Ed25519) platform public key
 //	<dir>/payer-signer.key.pem, .kid      the dev login service's payer-JWT key
 //	<dir>/auditor-signer.key.pem, .kid    the dev auditor identity provider's JWT key
 //	<dir>/audit-cursor.secret             HMAC key of the auditor API's opaque cursors
 //	<dir>/merchants/<id>/client.pem, client.key.pem   mTLS client certificate
 //	<dir>/merchants/<id>/signing.key.pem, key_id      request-signing key and serial_no
+//	<dir>/merchants/<id>/algorithm        its algorithm, when not rsa-v1_5-sha256
 //
 // Every private key file is written 0600. This is dev material: production
 // keeps private keys in Vault.
@@ -79,6 +81,13 @@ func Init(dir string, now time.Time) error {
 	} else if err != nil {
 		return err
 	}
+	if _, err := store.PlatformKeyOf(ctx, keys.PlatformEd25519Owner); errors.Is(err, keys.ErrNotFound) {
+		if _, err := RotatePlatformEd25519Key(dir, 0, now); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
 	if err := ensureAuditMaterial(dir, store, now); err != nil {
 		return err
 	}
@@ -130,6 +139,30 @@ func RotatePlatformKey(dir string, overlap time.Duration, now time.Time) (string
 	return serial, os.WriteFile(filepath.Join(dir, "platform.serial"), []byte(serial+"\n"), 0o644)
 }
 
+// RotatePlatformEd25519Key adds a new Ed25519 key to the scheme B platform
+// ring (keys.PlatformEd25519Owner) as its active signer; earlier keys keep
+// verifying for overlap. Clients find it by id in GET /v1/certificates. It
+// rewrites platform-ed25519.pub.pem and returns the new key id.
+func RotatePlatformEd25519Key(dir string, overlap time.Duration, now time.Time) (string, error) {
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
+	if err != nil {
+		return "", err
+	}
+	signer, err := keys.Generate(keys.Ed25519, rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	id := keys.NewKeyID("PB_", rand.Reader)
+	if err := (keys.Manager{Rings: store}).RotatePlatformOf(context.Background(), keys.PlatformEd25519Owner, keys.NewPrivateKey(id, keys.Ed25519, signer), overlap); err != nil {
+		return "", err
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
+	if err != nil {
+		return "", err
+	}
+	return id, os.WriteFile(filepath.Join(dir, "platform-ed25519.pub.pem"), pubPEM, 0o644)
+}
+
 func ensureCA(dir string, now time.Time) (*certs.CA, error) {
 	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key.pem")
 	if exists(certFile) {
@@ -166,7 +199,9 @@ type Merchant struct {
 	ID         string
 	KeyID      string
 	SigningKey crypto.Signer
-	TLS        tls.Certificate
+	// Algorithm is the one the signing key is registered with.
+	Algorithm keys.Algorithm
+	TLS       tls.Certificate
 }
 
 // MerchantDir is where a merchant's files live.
@@ -177,6 +212,15 @@ func MerchantDir(dir, id string) string { return filepath.Join(dir, "merchants",
 // merchant, and the profile in merchants.json. It fails if the merchant has
 // material already.
 func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, error) {
+	return AddMerchantWithAlgorithm(dir, profile, keys.RSAPKCS1SHA256, now)
+}
+
+// AddMerchantWithAlgorithm is AddMerchant with a signing key for alg
+// (rsa-v1_5-sha256, the only one scheme A takes; rsa-pss-sha512,
+// ecdsa-p256-sha256 or ed25519 for scheme B), registered with that algorithm.
+// A merchant whose algorithm is not rsa-v1_5-sha256 also gets an algorithm
+// file next to key_id.
+func AddMerchantWithAlgorithm(dir string, profile policy.Merchant, alg keys.Algorithm, now time.Time) (Merchant, error) {
 	if err := policy.ValidateMerchant(profile); err != nil {
 		return Merchant{}, err
 	}
@@ -200,11 +244,16 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 	if err := writePair(md, "client", certPEM, keyPEM); err != nil {
 		return Merchant{}, err
 	}
-	signer, err := keys.Generate(keys.RSAPKCS1SHA256, rand.Reader)
+	signer, err := keys.Generate(alg, rand.Reader)
 	if err != nil {
 		return Merchant{}, err
 	}
 	kid := keys.NewKeyID("", rand.Reader)
+	if alg != keys.RSAPKCS1SHA256 {
+		if err := os.WriteFile(filepath.Join(md, "algorithm"), []byte(string(alg)+"\n"), 0o644); err != nil {
+			return Merchant{}, err
+		}
+	}
 	if err := writeKey(filepath.Join(md, "signing.key.pem"), signer); err != nil {
 		return Merchant{}, err
 	}
@@ -216,7 +265,7 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 		return Merchant{}, err
 	}
 	if err := store.AddPublicKey(context.Background(), profile.ID, keys.PublicKey{
-		ID: kid, Owner: profile.ID, Algorithm: keys.RSAPKCS1SHA256, Status: keys.Active,
+		ID: kid, Owner: profile.ID, Algorithm: alg, Status: keys.Active,
 		Public: signer.Public(), CreatedAt: now,
 	}); err != nil {
 		return Merchant{}, err
@@ -250,7 +299,11 @@ func LoadMerchant(dir, id string) (Merchant, error) {
 	if err != nil {
 		return Merchant{}, err
 	}
-	return Merchant{ID: id, KeyID: strings.TrimSpace(string(kid)), SigningKey: signer, TLS: pair}, nil
+	alg := keys.RSAPKCS1SHA256
+	if b, err := os.ReadFile(filepath.Join(md, "algorithm")); err == nil {
+		alg = keys.Algorithm(strings.TrimSpace(string(b)))
+	}
+	return Merchant{ID: id, KeyID: strings.TrimSpace(string(kid)), SigningKey: signer, Algorithm: alg, TLS: pair}, nil
 }
 
 // MerchantExists reports whether id has complete dev material.
