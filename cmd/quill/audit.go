@@ -119,8 +119,10 @@ func readCursorKey(c config) ([]byte, error) {
 }
 
 // serveAudit starts the auditor listener (unless it is off) and the
-// checkpointer, and returns the function that stops both.
-func serveAudit(c config, log zerolog.Logger, o runOptions, store *postgres.Store, ks keyStore, tlsOpts certs.ServerOptions) (func(), error) {
+// checkpointer, and returns the function that stops both. The checkpointer
+// writes through store; auditors read through reports (the read-only role
+// when --pg-audit-dsn is set).
+func serveAudit(c config, log zerolog.Logger, o runOptions, store, reports *postgres.Store, ks keyStore, tlsOpts certs.ServerOptions) (func(), error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -142,8 +144,8 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store *postgres.Stor
 			Keys: auditorKeys{ks, o.now}, Issuer: c.Audit.Issuer, Audience: c.Audit.Audience,
 			Now: o.now, Leeway: 5 * time.Second,
 		},
-		Reports:        store,
-		Checkpoints:    store,
+		Reports:        reports,
+		Checkpoints:    reports,
 		CheckpointKeys: keysAdapter,
 		PlatformKeys:   keysAdapter,
 		CursorKey:      key,

@@ -50,7 +50,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	routeLibraryLogs(log)
 	if c.Migrate {
-		if err := postgres.Migrate(ctx, c.PostgresDSN); err != nil {
+		if err := postgres.Migrate(ctx, c.migrateDSN()); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
@@ -59,6 +59,13 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("ledger: %w", err)
 	}
 	defer store.Close()
+	reports := store
+	if c.AuditDSN != "" {
+		if reports, err = postgres.Open(ctx, c.AuditDSN, postgres.Options{Logger: log, Now: o.now}); err != nil {
+			return fmt.Errorf("ledger (auditor role): %w", err)
+		}
+		defer reports.Close()
+	}
 
 	rdb := redis.NewClient(&redis.Options{
 		Addr:         c.RedisAddr,
@@ -148,7 +155,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		ops = mux
 	}
 
-	stopAudit, err := serveAudit(c, log, o, store, ks, tlsOpts)
+	stopAudit, err := serveAudit(c, log, o, store, reports, ks, tlsOpts)
 	if err != nil {
 		return fmt.Errorf("auditor API: %w", err)
 	}
