@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for a short fixed time (FUZZTIME, default 4s each;
-# 16 targets ≈ 1¼ min plus builds). scripts/test.sh calls it on every CI run.
+# Runs every fuzz target for a short fixed time (FUZZTIME, default 3s each;
+# 16 targets ≈ 50 s plus builds). scripts/test.sh calls it on every CI run.
 #
 # Seed corpora are committed under each package's testdata/fuzz/FuzzName/
 # (go test replays them in every plain `go test` run too); a failing input
@@ -15,7 +15,7 @@
 # `func Fuzz…` in the repository is missing from it (or listed but gone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FUZZTIME=${FUZZTIME:-4s}
+FUZZTIME=${FUZZTIME:-3s}
 SAVE=0
 [ "${1:-}" = --save-corpus ] && SAVE=1
 
