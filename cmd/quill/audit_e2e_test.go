@@ -67,14 +67,9 @@ func startAuditServer(t *testing.T) *auditHarness {
 	}
 	h := &harness{t: t, dir: dir, dsn: testenv.Postgres(t), clock: fakeclock.New(now),
 		clients: map[string]*client.Client{}, certs: map[string]tls.Certificate{}}
-	c := config{
-		DataDir: dir, PostgresDSN: h.dsn, RedisAddr: testenv.RedisAddr(t),
-		RedisPrefix: "quilltest:" + testenv.Random(4) + ":", RedisTimeout: time.Second,
-		Window: 300 * time.Second, MaxBody: 64 << 10, MaxBatch: 256,
-		PayerIssuer: devenv.PayerIssuer, PayerAudience: devenv.PayerAudience, PayerAlgorithm: devenv.PayerAlgorithm,
-		Migrate: true, ShutdownTimeout: 5 * time.Second,
-		Audit: auditConfig{Addr: "127.0.0.1:0", Issuer: devenv.AuditorIssuer, Audience: devenv.AuditorAudience},
-	}
+	c := testConfig(dir, h.dsn, testenv.RedisAddr(t))
+	c.Audit = auditConfig{Addr: "127.0.0.1:0", Issuer: devenv.AuditorIssuer, Audience: devenv.AuditorAudience}
+	leastPrivilege(t, &c, h.dsn) // the auditor API reads as the read-only role
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
