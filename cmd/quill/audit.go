@@ -119,12 +119,12 @@ func readCursorKey(c config) ([]byte, error) {
 }
 
 // serveAudit starts the auditor listener (unless it is off) and the
-// checkpointer, and returns the function that stops both.
-// Reports are served from reads (the --pg-read-dsn standby, else the
-// primary): they may lag the primary by the replication delay, which an
-// as-of-time report does not mind. Checkpoints are made and listed on the
-// primary.
-func serveAudit(c config, log zerolog.Logger, o runOptions, store, reads *postgres.Store, ks keyStore, tlsOpts certs.ServerOptions) (func(), error) {
+// checkpointer, and returns the function that stops both. The checkpointer
+// writes through store; auditors read through reports: the read-only role
+// when --pg-audit-dsn is set, else the --pg-read-dsn standby, else the
+// primary. Reports may lag the primary by the replication delay, which an
+// as-of-time report does not mind.
+func serveAudit(c config, log zerolog.Logger, o runOptions, store, reports *postgres.Store, ks keyStore, tlsOpts certs.ServerOptions) (func(), error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -146,8 +146,8 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store, reads *postgr
 			Keys: auditorKeys{ks, o.now}, Issuer: c.Audit.Issuer, Audience: c.Audit.Audience,
 			Now: o.now, Leeway: 5 * time.Second,
 		},
-		Reports:        reads,
-		Checkpoints:    store,
+		Reports:        reports,
+		Checkpoints:    reports,
 		CheckpointKeys: keysAdapter,
 		PlatformKeys:   keysAdapter,
 		CursorKey:      key,

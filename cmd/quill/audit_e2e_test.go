@@ -69,6 +69,7 @@ func startAuditServer(t *testing.T) *auditHarness {
 		clients: map[string]*client.Client{}, certs: map[string]tls.Certificate{}}
 	c := testConfig(dir, h.dsn, testenv.RedisAddr(t))
 	c.Audit = auditConfig{Addr: "127.0.0.1:0", Issuer: devenv.AuditorIssuer, Audience: devenv.AuditorAudience}
+	leastPrivilege(t, &c, h.dsn) // the auditor API reads as the read-only role
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,9 @@ type config struct {
 	Addr            string        // --addr QUILL_ADDR: merchant API (mTLS)
 	OpsAddr         string        // --ops-addr QUILL_OPS_ADDR: plain-HTTP health, loopback only
 	DataDir         string        // --data-dir QUILL_DATA_DIR: dev material (keys/, merchants.json, TLS files)
-	PostgresDSN     string        // --pg-dsn QUILL_PG_DSN
+	PostgresDSN     string        // --pg-dsn QUILL_PG_DSN: the service role (ledger writes)
+	MigrateDSN      string        // --pg-migrate-dsn QUILL_PG_MIGRATE_DSN: the owner role, for migrations; "" = --pg-dsn
+	AuditDSN        string        // --pg-audit-dsn QUILL_PG_AUDIT_DSN: the reader role, for auditors' reads; "" = --pg-dsn
 	RedisAddr       string        // --redis-addr QUILL_REDIS_ADDR
 	RedisPrefix     string        // --redis-prefix QUILL_REDIS_PREFIX
 	RedisTimeout    time.Duration // --redis-timeout QUILL_REDIS_TIMEOUT: past it a nonce check is "uncertain" → 503
@@ -99,12 +101,22 @@ const defaultDSN = "postgres://postgres@127.0.0.1:5432/quill?sslmode=disable"
 
 // bindStorage registers the flags every subcommand that touches Postgres needs.
 func bindStorage(fs *pflag.FlagSet, c *config) {
-	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN (env QUILL_PG_DSN)")
+	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN of the service role (env QUILL_PG_DSN)")
+	fs.StringVar(&c.MigrateDSN, "pg-migrate-dsn", envString("QUILL_PG_MIGRATE_DSN", ""), "PostgreSQL DSN of the owner role that applies migrations; empty: --pg-dsn (env QUILL_PG_MIGRATE_DSN)")
+}
+
+// migrateDSN is the DSN migrations run with.
+func (c *config) migrateDSN() string {
+	if c.MigrateDSN != "" {
+		return c.MigrateDSN
+	}
+	return c.PostgresDSN
 }
 
 // bindServe registers the server's flags.
 func bindServe(fs *pflag.FlagSet, c *config) {
 	bindStorage(fs, c)
+	fs.StringVar(&c.AuditDSN, "pg-audit-dsn", envString("QUILL_PG_AUDIT_DSN", ""), "PostgreSQL DSN of the read-only role the auditor API reads with; empty: --pg-read-dsn, else --pg-dsn (env QUILL_PG_AUDIT_DSN)")
 	fs.StringVar(&c.Addr, "addr", envString("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", envString("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", envString("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store, merchant profiles and TLS files (env QUILL_DATA_DIR)")

@@ -49,7 +49,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	routeLibraryLogs(log)
 	if c.Migrate {
-		if err := postgres.Migrate(ctx, c.PostgresDSN); err != nil {
+		if err := postgres.Migrate(ctx, c.migrateDSN()); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
@@ -58,12 +58,18 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("ledger: %w", err)
 	}
 	defer store.Close()
-
-	reads, closeReads, err := openReadStore(ctx, c, log, o.now, store) // reports may lag: a standby
+	reads, closeReads, err := openReadStore(ctx, c, log, o.now, store) // lag-tolerant reads: a standby
 	if err != nil {
 		return fmt.Errorf("ledger read replica: %w", err)
 	}
 	defer closeReads()
+	reports := reads
+	if c.AuditDSN != "" {
+		if reports, err = postgres.Open(ctx, c.AuditDSN, postgres.Options{Logger: log, Now: o.now}); err != nil {
+			return fmt.Errorf("ledger (auditor role): %w", err)
+		}
+		defer reports.Close()
+	}
 
 	rdb := newRedis(c) // redis.go: single, sentinel or cluster
 	defer rdb.Close()
@@ -164,7 +170,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		ops = mux
 	}
 
-	stopAudit, err := serveAudit(c, log, o, store, reads, ks, tlsOpts)
+	stopAudit, err := serveAudit(c, log, o, store, reports, ks, tlsOpts)
 	if err != nil {
 		return fmt.Errorf("auditor API: %w", err)
 	}

@@ -71,4 +71,11 @@
 //
 // Migrations are embedded, numbered and forward-only; each runs in its own
 // transaction under an advisory lock, so concurrent migrators are safe.
+//
+// The triggers bind every role but a table's owner and superusers, who can
+// disable them. SetupRoles therefore gives each database an owner role (runs
+// Migrate), a service role (Open for the server: INSERT and SELECT on the
+// journal, UPDATE only of balances.balance and the chain head, no UPDATE,
+// DELETE or TRUNCATE of history, no DDL) and a read-only reader role for
+// auditors; see Roles.
 package postgres

@@ -55,13 +55,21 @@ func migrations() ([]migration, error) {
 // Migrate applies the embedded migrations not yet recorded in
 // schema_migrations, in order, each in its own transaction. It is safe to run
 // from several processes at once and a no-op when the schema is current.
+// When the database's roles exist (SetupRoles), it then reapplies their
+// grants; dsn should connect as Roles.Owner so new objects are the owner's.
 func Migrate(ctx context.Context, dsn string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return translate(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return migrate(ctx, conn, 0)
+	if err := migrate(ctx, conn, 0); err != nil {
+		return err
+	}
+	if err := regrant(ctx, conn); err != nil {
+		return fmt.Errorf("ledger/postgres: grants: %w", translate(err))
+	}
+	return nil
 }
 
 // migrate applies migrations up to and including version upTo (all if 0).
