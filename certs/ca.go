@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/quillpay/quill/merchant"
 )
 
 // backdate is how far before "now" a certificate's validity starts, so that
@@ -126,7 +128,7 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration, now time.Time)
 // IssueClient issues a merchant's client certificate (clientAuth only): CN
 // is merchantID and the SAN URI is quill://merchant/<merchantID>.
 func (ca *CA) IssueClient(merchantID string, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, err error) {
-	if !merchantIDPattern.MatchString(merchantID) {
+	if !merchant.ValidID(merchantID) {
 		return nil, nil, fmt.Errorf("%w: invalid merchant id %q", ErrNoIdentity, merchantID)
 	}
 	tmpl, err := template(pkix.Name{CommonName: merchantID}, validity, now)
