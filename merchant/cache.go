@@ -121,9 +121,11 @@ func (c *Cache) Merchant(ctx context.Context, id string) (Profile, error) {
 	if s != nil {
 		p, ok = s.byID[id]
 	}
-	if !ok && ValidID(id) && c.missReload(ctx) {
-		s = c.snap.Load()
-		if s != nil {
+	if !ok && ValidID(id) {
+		c.missReload(ctx)
+		// Re-read even when this call did not reload: another did while
+		// it waited.
+		if s = c.snap.Load(); s != nil {
 			p, ok = s.byID[id]
 		}
 	}
@@ -138,17 +140,16 @@ func (c *Cache) Merchant(ctx context.Context, id string) (Profile, error) {
 	return p, nil
 }
 
-// missReload reloads if the last miss-caused reload is old enough; it
-// reports whether it did.
-func (c *Cache) missReload(ctx context.Context) bool {
+// missReload reloads if the last miss-caused reload is old enough.
+func (c *Cache) missReload(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.o.Now()
 	if !c.lastMiss.IsZero() && now.Sub(c.lastMiss) < c.o.MissRefreshEvery {
-		return false
+		return
 	}
 	c.lastMiss = now
-	return c.refreshLocked(ctx) == nil
+	c.refreshLocked(ctx)
 }
 
 // Ready returns nil when the last reload succeeded, or an error saying since

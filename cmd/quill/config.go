@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/quillpay/quill/merchant"
 )
 
 // config is every setting of the server. Each has a flag and a QUILL_ env var
@@ -32,14 +34,17 @@ type config struct {
 	LogLevel        string        // --log-level QUILL_LOG_LEVEL
 	Pprof           bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
 	Keys            keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
+	// MerchantsRefresh is how often the profile cache reloads the registry
+	// (--merchants-refresh QUILL_MERCHANTS_REFRESH): the longest a disabled
+	// merchant keeps being served.
+	MerchantsRefresh time.Duration
 }
 
-func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
-func (c *config) tlsKey() string    { return filepath.Join(c.DataDir, "server.key.pem") }
-func (c *config) clientCA() string  { return filepath.Join(c.DataDir, "ca.pem") }
-func (c *config) revoked() string   { return filepath.Join(c.DataDir, "revoked-serials.txt") }
-func (c *config) keysDir() string   { return filepath.Join(c.DataDir, "keys") }
-func (c *config) merchants() string { return filepath.Join(c.DataDir, "merchants.json") }
+func (c *config) tlsCert() string  { return filepath.Join(c.DataDir, "server.pem") }
+func (c *config) tlsKey() string   { return filepath.Join(c.DataDir, "server.key.pem") }
+func (c *config) clientCA() string { return filepath.Join(c.DataDir, "ca.pem") }
+func (c *config) revoked() string  { return filepath.Join(c.DataDir, "revoked-serials.txt") }
+func (c *config) keysDir() string  { return filepath.Join(c.DataDir, "keys") }
 
 func envString(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
@@ -104,6 +109,7 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	bindKeys(fs, &c.Keys)
+	fs.DurationVar(&c.MerchantsRefresh, "merchants-refresh", envDuration("QUILL_MERCHANTS_REFRESH", merchant.DefaultRefreshEvery), "how often merchant profiles are reloaded from Postgres; a disabled merchant is refused within it (env QUILL_MERCHANTS_REFRESH)")
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
@@ -114,6 +120,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("replay window %s outside 1s..1h", c.Window)
 	case c.MaxBody < 1024:
 		return fmt.Errorf("max body %d below 1024 bytes", c.MaxBody)
+	case c.MerchantsRefresh < 100*time.Millisecond:
+		return fmt.Errorf("merchants refresh %s below 100ms", c.MerchantsRefresh)
 	case c.MaxBatch < 1:
 		return fmt.Errorf("max batch %d below 1", c.MaxBatch)
 	case c.RedisTimeout <= 0:

@@ -29,6 +29,8 @@ import (
 	"github.com/quillpay/quill/internal/fakeclock"
 	"github.com/quillpay/quill/internal/testenv"
 	"github.com/quillpay/quill/keys"
+	"github.com/quillpay/quill/ledger/postgres"
+	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/signing"
 )
@@ -132,19 +134,20 @@ func (p *redisProxy) set(mode int32) {
 
 // harness is a running quill server with its dev material, database and clock.
 type harness struct {
-	t       testing.TB
-	dir     string
-	dsn     string
-	base    string
-	ops     string
-	clock   *fakeclock.Clock
-	proxy   *redisProxy
-	roots   *x509.CertPool
-	clients map[string]*client.Client
-	certs   map[string]tls.Certificate
-	db      *pgx.Conn
-	stop    func() error // cancel the server and wait until it has drained
-	noWait  bool         // a tweak may start a server that is not ready
+	t        testing.TB
+	dir      string
+	dsn      string
+	base     string
+	ops      string
+	clock    *fakeclock.Clock
+	proxy    *redisProxy
+	roots    *x509.CertPool
+	clients  map[string]*client.Client
+	certs    map[string]tls.Certificate
+	db       *pgx.Conn
+	registry *merchantpg.Store // the merchant registry in h.dsn
+	stop     func() error      // cancel the server and wait until it has drained
+	noWait   bool              // a tweak may start a server that is not ready
 }
 
 const (
@@ -162,38 +165,42 @@ func startServer(t testing.TB, tweaks ...func(h *harness, c *config)) *harness {
 	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	dsn := testenv.Postgres(t)
+	reg := openRegistry(t, dsn)
 	for _, m := range []policy.Merchant{
 		{ID: demoMerchant, Name: "demo", FeeBps: 60},
 		{ID: topUp, Name: "top-up", CanDeposit: true},
 		{ID: otherMerch, Name: "other", FeeBps: 100},
 	} {
-		if _, err := devenv.AddMerchant(dir, m, now.Add(-time.Hour)); err != nil {
+		if _, err := devenv.AddMerchant(context.Background(), dir, reg, m, now.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	h := &harness{
-		t:       t,
-		dir:     dir,
-		dsn:     testenv.Postgres(t),
-		clock:   fakeclock.New(now),
-		proxy:   newRedisProxy(t, testenv.RedisAddr(t)),
-		clients: map[string]*client.Client{},
-		certs:   map[string]tls.Certificate{},
+		t:        t,
+		dir:      dir,
+		dsn:      dsn,
+		registry: reg,
+		clock:    fakeclock.New(now),
+		proxy:    newRedisProxy(t, testenv.RedisAddr(t)),
+		clients:  map[string]*client.Client{},
+		certs:    map[string]tls.Certificate{},
 	}
 	c := config{
-		DataDir:         dir,
-		PostgresDSN:     h.dsn,
-		RedisAddr:       h.proxy.addr,
-		RedisPrefix:     "quilltest:" + testenv.Random(4) + ":",
-		RedisTimeout:    time.Second, // generous: -race on 2 cores is slow
-		Window:          300 * time.Second,
-		MaxBody:         64 << 10,
-		MaxBatch:        256,
-		PayerIssuer:     devenv.PayerIssuer,
-		PayerAudience:   devenv.PayerAudience,
-		PayerAlgorithm:  devenv.PayerAlgorithm,
-		Migrate:         true,
-		ShutdownTimeout: 5 * time.Second,
+		DataDir:          dir,
+		PostgresDSN:      h.dsn,
+		RedisAddr:        h.proxy.addr,
+		RedisPrefix:      "quilltest:" + testenv.Random(4) + ":",
+		RedisTimeout:     time.Second, // generous: -race on 2 cores is slow
+		Window:           300 * time.Second,
+		MaxBody:          64 << 10,
+		MaxBatch:         256,
+		PayerIssuer:      devenv.PayerIssuer,
+		PayerAudience:    devenv.PayerAudience,
+		PayerAlgorithm:   devenv.PayerAlgorithm,
+		Migrate:          true,
+		ShutdownTimeout:  5 * time.Second,
+		MerchantsRefresh: 200 * time.Millisecond,
 	}
 	for _, tweak := range tweaks {
 		tweak(h, &c)
@@ -254,6 +261,21 @@ func startServer(t testing.TB, tweaks ...func(h *harness, c *config)) *harness {
 	}
 	t.Cleanup(func() { h.db.Close(context.Background()) })
 	return h
+}
+
+// openRegistry migrates the database at dsn and opens its merchant registry.
+func openRegistry(t testing.TB, dsn string) *merchantpg.Store {
+	t.Helper()
+	ctx := context.Background()
+	if err := postgres.Migrate(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := merchantpg.Open(ctx, dsn, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	return reg
 }
 
 func (h *harness) httpClient(cert *tls.Certificate) *http.Client {

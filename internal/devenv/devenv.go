@@ -1,14 +1,14 @@
 // Package devenv creates and reads the dev material of a Quill installation: a
 // dev CA, the server certificate, the platform signing key, the dev login
 // service's payer-token key, and merchants (RSA signing key, key id, client
-// certificate, profile). quillctl, the dev script and the end-to-end tests use
+// certificate). Merchant profiles live in the registry (merchant/postgres),
+// not here. quillctl, the dev script and the end-to-end tests use
 // it so they agree on one layout:
 //
 //	<dir>/ca.pem, ca.key.pem              dev CA (trusts clients and signs the server)
 //	<dir>/server.pem, server.key.pem      server certificate for 127.0.0.1 and localhost
 //	<dir>/revoked-serials.txt             revoked client certificate serials (hex)
 //	<dir>/keys/                           the dev key store (keys.FileStore)
-//	<dir>/merchants.json                  merchant profiles (policy.FileDirectory)
 //	<dir>/platform.pub.pem                the current platform public key; its serial
 //	                                      is in platform.serial
 //	<dir>/payer-signer.key.pem, .kid      the dev login service's payer-JWT key
@@ -33,7 +33,11 @@ import (
 	"time"
 
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/atomicfile"
 	"github.com/quillpay/quill/keys"
+	ledgerpg "github.com/quillpay/quill/ledger/postgres"
+	"github.com/quillpay/quill/merchant"
+	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
 )
 
@@ -172,30 +176,101 @@ type Merchant struct {
 // MerchantDir is where a merchant's files live.
 func MerchantDir(dir, id string) string { return filepath.Join(dir, "merchants", id) }
 
-// AddMerchant onboards profile: an RSA-2048 signing key registered in the key
-// store under a new key id, a client certificate from the dev CA naming the
-// merchant, and the profile in merchants.json. It fails if the merchant has
-// material already.
-func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, error) {
-	if err := policy.ValidateMerchant(profile); err != nil {
-		return Merchant{}, err
+// IssueClientCert writes a new merchant's mTLS client certificate and key
+// (0600) from the dev CA under MerchantDir(dir, id). It fails if the merchant
+// has complete dev material already (key_id, see SaveSigningKey).
+func IssueClientCert(dir, id string, now time.Time) error {
+	if _, err := merchant.ParseID(id); err != nil {
+		return err
 	}
-	md := MerchantDir(dir, profile.ID)
+	md := MerchantDir(dir, id)
 	if exists(filepath.Join(md, "key_id")) {
-		return Merchant{}, fmt.Errorf("devenv: merchant %s already exists", profile.ID)
-	}
-	if err := os.MkdirAll(md, 0o700); err != nil {
-		return Merchant{}, err
+		return fmt.Errorf("devenv: merchant %s already has dev material in %s", id, md)
 	}
 	ca, err := loadCA(dir)
 	if err != nil {
-		return Merchant{}, fmt.Errorf("devenv: load CA (run quillctl dev init first): %w", err)
+		return fmt.Errorf("devenv: load CA (run quillctl dev init first): %w", err)
 	}
-	certPEM, keyPEM, err := ca.IssueClient(profile.ID, leafValidity, now)
+	if err := os.MkdirAll(md, 0o700); err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := ca.IssueClient(id, leafValidity, now)
 	if err != nil {
+		return err
+	}
+	return writePair(md, "client", certPEM, keyPEM)
+}
+
+// HasClientCert reports whether merchant id has a dev client certificate,
+// i.e. whether its signing key belongs in the dev layout.
+func HasClientCert(dir, id string) bool {
+	return exists(filepath.Join(MerchantDir(dir, id), "client.pem"))
+}
+
+// SaveSigningKey writes merchant id's request-signing key (0600), its public
+// PEM and, last, its key id (key_id), replacing earlier ones atomically, so
+// the merchant's dev tools sign with it from then on. Call it once the key
+// is registered.
+func SaveSigningKey(dir, id string, signer crypto.Signer, kid string) error {
+	md := MerchantDir(dir, id)
+	b, err := keys.MarshalPrivateKeyPEM(signer)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(md, "signing.key.pem"), b, privateFileMod); err != nil {
+		return err
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(md, "key_id"), []byte(kid+"\n"), 0o644)
+}
+
+// SavePlatformPublic rewrites platform.pub.pem and platform.serial after a
+// platform-key rotation, if dir holds dev material (platform.serial exists).
+func SavePlatformPublic(dir, serial string, pub crypto.PublicKey) error {
+	if !exists(filepath.Join(dir, "platform.serial")) {
+		return nil
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(pub)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, "platform.pub.pem"), pubPEM, 0o644); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, "platform.serial"), []byte(serial+"\n"), 0o644)
+}
+
+// SavePayerSigner replaces the dev login service's payer-JWT key and kid
+// after a _payer rotation, if dir holds dev material; it reports whether it did.
+func SavePayerSigner(dir string, signer crypto.Signer, kid string) (bool, error) {
+	if !exists(filepath.Join(dir, "payer-signer.kid")) {
+		return false, nil
+	}
+	b, err := keys.MarshalPrivateKeyPEM(signer)
+	if err != nil {
+		return false, err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, "payer-signer.key.pem"), b, privateFileMod); err != nil {
+		return false, err
+	}
+	return true, atomicfile.Write(filepath.Join(dir, "payer-signer.kid"), []byte(kid+"\n"), 0o644)
+}
+
+// AddMerchant onboards profile the way the tests and tools need it in one
+// call: a dev client certificate, an RSA-2048 signing key registered as the
+// first version of a new ring in the dev key store under dir, and the
+// profile in reg, recorded as an operator event by "devenv".
+func AddMerchant(ctx context.Context, dir string, reg merchant.Registry, profile policy.Merchant, now time.Time) (Merchant, error) {
+	if err := policy.ValidateMerchant(profile); err != nil {
 		return Merchant{}, err
 	}
-	if err := writePair(md, "client", certPEM, keyPEM); err != nil {
+	if err := IssueClientCert(dir, profile.ID, now); err != nil {
 		return Merchant{}, err
 	}
 	signer, err := keys.Generate(keys.RSAPKCS1SHA256, rand.Reader)
@@ -203,34 +278,32 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 		return Merchant{}, err
 	}
 	kid := keys.NewKeyID("", rand.Reader)
-	if err := writeKey(filepath.Join(md, "signing.key.pem"), signer); err != nil {
-		return Merchant{}, err
-	}
-	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
-	if err != nil {
-		return Merchant{}, err
-	}
-	if err := os.WriteFile(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
-		return Merchant{}, err
-	}
 	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
 	if err != nil {
 		return Merchant{}, err
 	}
-	if err := store.AddPublicKey(context.Background(), profile.ID, keys.PublicKey{
-		ID: kid, Owner: profile.ID, Algorithm: keys.RSAPKCS1SHA256, Status: keys.Active,
-		Public: signer.Public(), CreatedAt: now,
+	if err := (keys.Manager{Rings: store}).Create(ctx, profile.ID, keys.PublicKey{
+		ID: kid, Algorithm: keys.RSAPKCS1SHA256, Public: signer.Public(), CreatedAt: now,
 	}); err != nil {
 		return Merchant{}, err
 	}
-	if err := policy.SaveMerchant(filepath.Join(dir, "merchants.json"), profile); err != nil {
+	if _, err := reg.Add(ctx, profile, merchant.Event{Actor: "devenv", NewKeyID: kid}); err != nil {
 		return Merchant{}, err
 	}
-	// key_id last: its presence marks a complete merchant.
-	if err := os.WriteFile(filepath.Join(md, "key_id"), []byte(kid+"\n"), 0o644); err != nil {
+	if err := SaveSigningKey(dir, profile.ID, signer, kid); err != nil {
 		return Merchant{}, err
 	}
 	return LoadMerchant(dir, profile.ID)
+}
+
+// OpenRegistry migrates the database at dsn (as quill serve --migrate does)
+// and opens its merchant registry, for tools and tests that onboard merchants
+// before a server runs. Close it when done.
+func OpenRegistry(ctx context.Context, dsn string) (*merchantpg.Store, error) {
+	if err := ledgerpg.Migrate(ctx, dsn); err != nil {
+		return nil, err
+	}
+	return merchantpg.Open(ctx, dsn, 4)
 }
 
 // LoadMerchant reads a merchant's dev material.

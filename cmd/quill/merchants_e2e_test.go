@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/quillpay/quill/internal/client"
+	"github.com/quillpay/quill/merchant"
+)
+
+// TestDisabledMerchantRefusedOnEveryNode: two servers share one registry and
+// ledger; an operator disables a merchant in the registry; within one
+// refresh interval both refuse it with a signed 403 and write nothing, and
+// both serve it again once it is enabled. No restart.
+func TestDisabledMerchantRefusedOnEveryNode(t *testing.T) {
+	h := startServer(t)
+	h2 := startServer(t, func(_ *harness, c *config) { c.DataDir, c.PostgresDSN = h.dir, h.dsn })
+	user := "u-disabled-" + newOrderID()
+	h.deposit(user, "100.00")
+
+	nodes := map[string]*client.Client{"node1": h.clients[demoMerchant]}
+	n2 := *h.clients[demoMerchant]
+	n2.BaseURL = h2.base
+	nodes["node2"] = &n2
+	pay := func(c *client.Client) *client.Response {
+		t.Helper()
+		r, err := c.Do(context.Background(), "POST", "/v1/payments", paymentBody(newOrderID(), "1.00", h.token(user)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Verified != nil {
+			t.Fatalf("response signature: %v (status %d)", r.Verified, r.Status)
+		}
+		return r
+	}
+	// until polls each node until its payments get want, within a bound far
+	// above the 200 ms refresh interval (a slow machine is not a failure).
+	until := func(want int) {
+		t.Helper()
+		for name, c := range nodes {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				r := pay(c)
+				if r.Status == want {
+					if want == http.StatusForbidden {
+						if code := problem(t, r)["code"]; code != "merchant_unknown" && code != "merchant_disabled" {
+							t.Fatalf("%s: 403 with code %v", name, code)
+						}
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: still %d %s, want %d", name, r.Status, r.Body, want)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	until(http.StatusOK)
+
+	ctx := context.Background()
+	if _, err := h.registry.Update(ctx, demoMerchant, func(p *merchant.Profile) error {
+		p.Status = merchant.Disabled
+		return nil
+	}, merchant.Event{Actor: "e2e", Action: merchant.MerchantDisabled}); err != nil {
+		t.Fatal(err)
+	}
+	until(http.StatusForbidden)
+	// Refused requests write nothing: no entry, no account movement.
+	entries, bal := h.entries(""), h.balance("user:"+user)
+	for name, c := range nodes {
+		if r := pay(c); r.Status != http.StatusForbidden {
+			t.Fatalf("%s served a disabled merchant: %d", name, r.Status)
+		}
+	}
+	if e, b := h.entries(""), h.balance("user:"+user); e != entries || b != bal {
+		t.Fatalf("refused payments wrote: entries %d→%d, balance %d→%d", entries, e, bal, b)
+	}
+	// Other merchants are unaffected.
+	if r := h.do(otherMerch, "GET", "/v1/payments/ORD000000000000000", nil); r.Status != http.StatusNotFound {
+		t.Fatalf("other merchant: %d %s", r.Status, r.Body)
+	}
+
+	if _, err := h.registry.Update(ctx, demoMerchant, func(p *merchant.Profile) error {
+		p.Status = merchant.Active
+		return nil
+	}, merchant.Event{Actor: "e2e", Action: merchant.MerchantEnabled}); err != nil {
+		t.Fatal(err)
+	}
+	until(http.StatusOK)
+}
