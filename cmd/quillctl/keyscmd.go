@@ -415,7 +415,7 @@ func keysRetireCmd(a *app) *cobra.Command {
 				return err
 			}
 			if act := op.active(); k.Status == keys.Active && len(act) == 1 && !force {
-				return fmt.Errorf("%w: %s is the only active key of %s; rotate first, or give --force; nothing changed", keys.ErrLastActive, k.ID, op.owner)
+				return fmt.Errorf("refusing to retire %s, the only active key of %s: rotate first, or give --force; nothing changed", k.ID, op.owner)
 			}
 			until := time.Now().Add(grace)
 			if err := (keys.Manager{Rings: op.rs}).SetStatus(ctx, op.owner, k.ID, keys.Retiring, until); err != nil {

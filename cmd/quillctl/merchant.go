@@ -200,6 +200,9 @@ func merchantUpdateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().NFlag() == 0 {
+				return errors.New("nothing to change: give at least one of the profile flags (--help lists them)")
+			}
 			var changed []string
 			p, err := a.updateProfile(cmd.Context(), id, merchant.MerchantUpdated, func(p *merchant.Profile) ([]string, error) {
 				changed = pf.apply(cmd.Flags(), p)
@@ -207,6 +210,10 @@ func merchantUpdateCmd(a *app) *cobra.Command {
 			})
 			if err != nil {
 				return err
+			}
+			if len(changed) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "merchant %s unchanged\n", p.ID)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "merchant %s updated: %s\n", p.ID, strings.Join(changed, ", "))
 			return nil
