@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +24,7 @@ import (
 	"github.com/quillpay/quill/merchant"
 	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
+	"github.com/quillpay/quill/signing"
 )
 
 // quillctl runs the CLI with args against the dev material in dir and the
@@ -544,5 +548,99 @@ func TestRequestNeedsAMerchant(t *testing.T) {
 	}
 	if _, err := quillctl(t, dir, "request", "GET"); err == nil {
 		t.Fatal("request without a path succeeded")
+	}
+}
+
+// fakeQuill is a TLS server with the dev server certificate that answers
+// like Quill: every response signed with the dev platform key, the platform
+// keys at /v1/certificates, a 404 and a 500 elsewhere, and one response whose
+// body is altered after signing.
+func fakeQuill(t *testing.T, dir string) string {
+	t.Helper()
+	ks := fileStore(t, dir)
+	pk, err := ks.PlatformKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := &signing.ResponseSigner{Keys: platformKey{pk}}
+	pubPEM, _ := keys.MarshalPublicKeyPEM(pk.Signer().Public())
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, body := http.StatusNotFound, []byte(`{"code":"not_found"}`)
+		switch r.URL.Path {
+		case "/v1/certificates":
+			b, _ := json.Marshal(map[string]any{"data": []map[string]string{{"serial_no": pk.ID(), "algorithm": string(pk.Algorithm()), "public_key": string(pubPEM)}}})
+			status, body = http.StatusOK, b
+		case "/ok":
+			status, body = http.StatusOK, []byte(`{"ok":true}`)
+		case "/boom":
+			status, body = http.StatusInternalServerError, []byte(`{"code":"internal"}`)
+		}
+		sig, err := signer.Sign(r.Context(), body)
+		if err != nil {
+			t.Error(err)
+		}
+		if r.URL.Path == "/tampered" {
+			body = []byte(`{"code":"altered"}`)
+		}
+		w.Header().Set("Wechatpay-Timestamp", sig.Timestamp)
+		w.Header().Set("Wechatpay-Nonce", sig.Nonce)
+		w.Header().Set("Wechatpay-Serial", sig.Serial)
+		w.Header().Set("Wechatpay-Signature", sig.Signature)
+		w.WriteHeader(status)
+		w.Write(body)
+	})
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type platformKey struct{ k keys.PrivateKey }
+
+func (p platformKey) SigningKey(context.Context) (string, crypto.Signer, error) {
+	return p.k.ID(), p.k.Signer(), nil
+}
+
+func TestRequestExitStatus(t *testing.T) {
+	dir, _ := setup(t)
+	if _, err := quillctl(t, dir, "merchant", "add", "M100"); err != nil {
+		t.Fatal(err)
+	}
+	url := fakeQuill(t, dir)
+	for _, tt := range []struct {
+		path string
+		code int // 0: success
+		out  string
+	}{
+		{"/ok", 0, "response signature: verified"},
+		{"/v1/certificates", 0, "response signature: verified"},
+		{"/missing", exitNon2xx, "< 404"},
+		{"/boom", exitNon2xx, "< 500"},
+		{"/tampered", exitUnverified, "NOT verified"},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			out, err := quillctl(t, dir, "request", "GET", tt.path, "--url", url)
+			var ee *exitError
+			switch {
+			case tt.code == 0 && err != nil:
+				t.Fatalf("%v\n%s", err, out)
+			case tt.code != 0 && (!errors.As(err, &ee) || ee.code != tt.code):
+				t.Fatalf("err %v; want exit %d\n%s", err, tt.code, out)
+			case !strings.Contains(out, tt.out):
+				t.Fatalf("output lacks %q:\n%s", tt.out, out)
+			}
+			if tt.code == exitUnverified && strings.Contains(out, "altered") {
+				t.Fatalf("an unverified body was printed:\n%s", out)
+			}
+		})
+	}
+	help, _ := quillctl(t, dir, "request", "--help")
+	if !strings.Contains(help, "Exit status") || !strings.Contains(help, "not 2xx") {
+		t.Fatalf("request --help does not document the exit status:\n%s", help)
 	}
 }
