@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -19,7 +22,7 @@ type config struct {
 	Addr            string        // --addr QUILL_ADDR: merchant API (mTLS)
 	OpsAddr         string        // --ops-addr QUILL_OPS_ADDR: plain-HTTP health, loopback only
 	DataDir         string        // --data-dir QUILL_DATA_DIR: dev material (keys/, merchants.json, TLS files)
-	PostgresDSN     string        // --pg-dsn QUILL_PG_DSN
+	PostgresDSN     string        // QUILL_PG_DSN, --pg-dsn-file QUILL_PG_DSN_FILE, or --pg-dsn without a password
 	RedisAddr       string        // --redis-addr QUILL_REDIS_ADDR
 	RedisPrefix     string        // --redis-prefix QUILL_REDIS_PREFIX
 	RedisTimeout    time.Duration // --redis-timeout QUILL_REDIS_TIMEOUT: past it a nonce check is "uncertain" → 503
@@ -38,6 +41,43 @@ type config struct {
 	// (--merchants-refresh QUILL_MERCHANTS_REFRESH): the longest a disabled
 	// merchant keeps being served.
 	MerchantsRefresh time.Duration
+
+	env       env    // what the QUILL_ variables said, and which ones did not parse
+	pgDSNFile string // --pg-dsn-file QUILL_PG_DSN_FILE: read by resolveDSN
+}
+
+// resolveDSN settles where the DSN comes from after the flags are parsed:
+// --pg-dsn-file wins; a --pg-dsn given on the command line must not carry a
+// password (command lines are visible to every local user and land in shell
+// history), so a DSN with one comes from the environment or a file.
+func (c *config) resolveDSN(fs *pflag.FlagSet) error {
+	if c.pgDSNFile != "" {
+		b, err := os.ReadFile(c.pgDSNFile)
+		if err != nil {
+			return fmt.Errorf("--pg-dsn-file: %w", err) // names the file, not its content
+		}
+		c.PostgresDSN = strings.TrimSpace(string(b))
+		return nil
+	}
+	if fs.Changed("pg-dsn") && hasPassword(c.PostgresDSN) {
+		return errors.New("--pg-dsn holds a password: put the DSN in QUILL_PG_DSN or a file named by --pg-dsn-file instead")
+	}
+	return nil
+}
+
+// hasPassword reports whether a PostgreSQL DSN (URL or keyword form) carries
+// a password.
+func hasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		_, set := u.User.Password()
+		return set || u.Query().Has("password")
+	}
+	for _, f := range strings.Fields(dsn) {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
+			return true
+		}
+	}
+	return strings.Contains(dsn, "password")
 }
 
 func (c *config) tlsCert() string  { return filepath.Join(c.DataDir, "server.pem") }
@@ -46,75 +86,101 @@ func (c *config) clientCA() string { return filepath.Join(c.DataDir, "ca.pem") }
 func (c *config) revoked() string  { return filepath.Join(c.DataDir, "revoked-serials.txt") }
 func (c *config) keysDir() string  { return filepath.Join(c.DataDir, "keys") }
 
-func envString(name, def string) string {
+// env reads QUILL_ environment variables for flag defaults. A value that
+// does not parse is not replaced by the default: it is kept as an error that
+// names the variable and the accepted form, and the command refuses to start
+// (validate).
+type env struct{ errs []error }
+
+func (e *env) str(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
 	}
 	return def
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
+func (e *env) fail(name, v, want string) {
+	e.errs = append(e.errs, fmt.Errorf("%s=%q: want %s", name, v, want))
+}
+
+func (e *env) duration(name string, def time.Duration) time.Duration {
 	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			e.fail(name, v, "a duration with its unit, such as 300s, 1m30s or 250ms")
+			return def
 		}
-		fmt.Fprintf(os.Stderr, "quill: ignoring %s=%q: not a duration\n", name, v)
+		return d
 	}
 	return def
 }
 
-func envInt(name string, def int64) int64 {
+func (e *env) int(name string, def int64, want string) int64 {
 	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return n
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			e.fail(name, v, want)
+			return def
 		}
-		fmt.Fprintf(os.Stderr, "quill: ignoring %s=%q: not an integer\n", name, v)
+		return n
 	}
 	return def
 }
 
-func envBool(name string, def bool) bool {
+func (e *env) bool(name string, def bool) bool {
 	if v, ok := os.LookupEnv(name); ok {
-		if b, err := strconv.ParseBool(v); err == nil {
-			return b
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.fail(name, v, "true or false")
+			return def
 		}
+		return b
 	}
 	return def
 }
+
+// err returns every bad variable, or nil.
+func (e *env) err() error { return errors.Join(e.errs...) }
 
 // defaultDSN is the dev database on the local PostgreSQL.
 const defaultDSN = "postgres://postgres@127.0.0.1:5432/quill?sslmode=disable"
 
 // bindStorage registers the flags every subcommand that touches Postgres needs.
 func bindStorage(fs *pflag.FlagSet, c *config) {
-	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN (env QUILL_PG_DSN)")
+	e := &c.env
+	fs.StringVar(&c.PostgresDSN, "pg-dsn", e.str("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN without a password; one with a password goes in QUILL_PG_DSN or --pg-dsn-file (env QUILL_PG_DSN)")
+	fs.StringVar(&c.pgDSNFile, "pg-dsn-file", e.str("QUILL_PG_DSN_FILE", ""), "file holding the PostgreSQL DSN, which may contain a password (env QUILL_PG_DSN_FILE)")
 }
 
 // bindServe registers the server's flags.
 func bindServe(fs *pflag.FlagSet, c *config) {
 	bindStorage(fs, c)
-	fs.StringVar(&c.Addr, "addr", envString("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
-	fs.StringVar(&c.OpsAddr, "ops-addr", envString("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", envString("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store, merchant profiles and TLS files (env QUILL_DATA_DIR)")
-	fs.StringVar(&c.RedisAddr, "redis-addr", envString("QUILL_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for nonces and the payer-token denylist (env QUILL_REDIS_ADDR)")
-	fs.StringVar(&c.RedisPrefix, "redis-prefix", envString("QUILL_REDIS_PREFIX", "quill:"), "prefix of every Redis key (env QUILL_REDIS_PREFIX)")
-	fs.DurationVar(&c.RedisTimeout, "redis-timeout", envDuration("QUILL_REDIS_TIMEOUT", 250*time.Millisecond), "Redis command timeout; past it the request is refused with 503 (env QUILL_REDIS_TIMEOUT)")
-	fs.DurationVar(&c.Window, "replay-window", envDuration("QUILL_REPLAY_WINDOW", 300*time.Second), "accepted clock skew of request timestamps, both ways (env QUILL_REPLAY_WINDOW)")
-	fs.Int64Var(&c.MaxBody, "max-body", envInt("QUILL_MAX_BODY", 64<<10), "maximum request body in bytes (env QUILL_MAX_BODY)")
-	fs.IntVar(&c.MaxBatch, "max-batch", int(envInt("QUILL_MAX_BATCH", 512)), "maximum ledger entries per commit (env QUILL_MAX_BATCH)")
-	fs.StringVar(&c.PayerIssuer, "payer-issuer", envString("QUILL_PAYER_ISSUER", "quill-dev-login"), "required iss of payer JWTs (env QUILL_PAYER_ISSUER)")
-	fs.StringVar(&c.PayerAudience, "payer-audience", envString("QUILL_PAYER_AUDIENCE", "quill"), "required aud of payer JWTs (env QUILL_PAYER_AUDIENCE)")
-	fs.StringVar(&c.PayerAlgorithm, "payer-alg", envString("QUILL_PAYER_ALG", "EdDSA"), "the one JWT alg accepted for payer tokens (env QUILL_PAYER_ALG)")
-	fs.BoolVar(&c.Migrate, "migrate", envBool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
-	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
-	bindKeys(fs, &c.Keys)
-	fs.DurationVar(&c.MerchantsRefresh, "merchants-refresh", envDuration("QUILL_MERCHANTS_REFRESH", merchant.DefaultRefreshEvery), "how often merchant profiles are reloaded from Postgres; a disabled merchant is refused within it (env QUILL_MERCHANTS_REFRESH)")
-	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
+	e := &c.env
+	fs.StringVar(&c.Addr, "addr", e.str("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
+	fs.StringVar(&c.OpsAddr, "ops-addr", e.str("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", e.str("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store, merchant profiles and TLS files (env QUILL_DATA_DIR)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", e.str("QUILL_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for nonces and the payer-token denylist (env QUILL_REDIS_ADDR)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", e.str("QUILL_REDIS_PREFIX", "quill:"), "prefix of every Redis key (env QUILL_REDIS_PREFIX)")
+	fs.DurationVar(&c.RedisTimeout, "redis-timeout", e.duration("QUILL_REDIS_TIMEOUT", 250*time.Millisecond), "Redis command timeout; past it the request is refused with 503 (env QUILL_REDIS_TIMEOUT)")
+	fs.DurationVar(&c.Window, "replay-window", e.duration("QUILL_REPLAY_WINDOW", 300*time.Second), "accepted clock skew of request timestamps, both ways (env QUILL_REPLAY_WINDOW)")
+	fs.Int64Var(&c.MaxBody, "max-body", e.int("QUILL_MAX_BODY", 64<<10, "a number of bytes, such as 65536"), "maximum request body in bytes (env QUILL_MAX_BODY)")
+	fs.IntVar(&c.MaxBatch, "max-batch", int(e.int("QUILL_MAX_BATCH", 512, "a whole number, such as 512")), "maximum ledger entries per commit (env QUILL_MAX_BATCH)")
+	fs.StringVar(&c.PayerIssuer, "payer-issuer", e.str("QUILL_PAYER_ISSUER", "quill-dev-login"), "required iss of payer JWTs (env QUILL_PAYER_ISSUER)")
+	fs.StringVar(&c.PayerAudience, "payer-audience", e.str("QUILL_PAYER_AUDIENCE", "quill"), "required aud of payer JWTs (env QUILL_PAYER_AUDIENCE)")
+	fs.StringVar(&c.PayerAlgorithm, "payer-alg", e.str("QUILL_PAYER_ALG", "EdDSA"), "the one JWT alg accepted for payer tokens (env QUILL_PAYER_ALG)")
+	fs.BoolVar(&c.Migrate, "migrate", e.bool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", e.duration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
+	fs.BoolVar(&c.Pprof, "pprof", e.bool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
+	bindKeys(fs, &c.Keys, e)
+	fs.DurationVar(&c.MerchantsRefresh, "merchants-refresh", e.duration("QUILL_MERCHANTS_REFRESH", merchant.DefaultRefreshEvery), "how often merchant profiles are reloaded from Postgres; a disabled merchant is refused within it (env QUILL_MERCHANTS_REFRESH)")
+	fs.StringVar(&c.LogLevel, "log-level", e.str("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
 // validate rejects a configuration the server cannot run safely with.
 func (c *config) validate() error {
+	if err := c.env.err(); err != nil {
+		return err
+	}
 	switch {
 	case c.Window < time.Second || c.Window > time.Hour:
 		return fmt.Errorf("replay window %s outside 1s..1h", c.Window)

@@ -21,9 +21,8 @@ func TestDisabledMerchantRefusedOnEveryNode(t *testing.T) {
 	h.deposit(user, "100.00")
 
 	nodes := map[string]*client.Client{"node1": h.clients[demoMerchant]}
-	n2 := *h.clients[demoMerchant]
-	n2.BaseURL = h2.base
-	nodes["node2"] = &n2
+	c1 := h.clients[demoMerchant]
+	nodes["node2"] = &client.Client{BaseURL: h2.base, Merchant: c1.Merchant, KeyID: c1.KeyID, Key: c1.Key, HTTP: c1.HTTP, Now: c1.Now}
 	pay := func(c *client.Client) *client.Response {
 		t.Helper()
 		r, err := c.Do(context.Background(), "POST", "/v1/payments", paymentBody(newOrderID(), "1.00", h.token(user)))

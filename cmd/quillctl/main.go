@@ -18,35 +18,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/quillpay/quill/internal/buildinfo"
 )
-
-// version is set at build time (-ldflags "-X main.version=v1.2.3"); else the
-// module version or VCS revision from the build info.
-var version = ""
-
-func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				if v == "" {
-					v = "devel"
-				}
-				v += " (" + s.Value[:12] + ")"
-			}
-		}
-	}
-	if v == "" {
-		v = "devel"
-	}
-	return v
-}
 
 // exitError carries a process exit status other than 1.
 type exitError struct {
@@ -92,7 +68,7 @@ func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "quillctl",
 		Short:         "Operate Quill and send signed requests to it",
-		Version:       versionString(),
+		Version:       buildinfo.Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Example: `  quillctl merchant add M300 --name "Tea House" --fee-bps 45
