@@ -136,8 +136,10 @@ type Registry interface {
 	Get(ctx context.Context, id ID) (Profile, error)
 	// Add registers p (status Active if empty); ErrExists if the id is taken.
 	Add(ctx context.Context, p Profile, ev Event) (Profile, error)
-	// Update applies change to id's current profile and stores the result;
-	// change may not alter the id. ErrUnknown if there is no such merchant;
-	// change's error is returned and nothing is written.
-	Update(ctx context.Context, id ID, change func(*Profile) error, ev Event) (Profile, error)
+	// Update applies change to id's current profile (under a lock) and
+	// stores the result; change may not alter the id, and what it returns
+	// (what changed, for people) becomes ev.Detail when not empty.
+	// ErrUnknown if there is no such merchant; change's error is returned
+	// and nothing is written.
+	Update(ctx context.Context, id ID, change func(*Profile) (string, error), ev Event) (Profile, error)
 }

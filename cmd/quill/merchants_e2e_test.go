@@ -60,9 +60,9 @@ func TestDisabledMerchantRefusedOnEveryNode(t *testing.T) {
 	until(http.StatusOK)
 
 	ctx := context.Background()
-	if _, err := h.registry.Update(ctx, demoMerchant, func(p *merchant.Profile) error {
+	if _, err := h.registry.Update(ctx, demoMerchant, func(p *merchant.Profile) (string, error) {
 		p.Status = merchant.Disabled
-		return nil
+		return "", nil
 	}, merchant.Event{Actor: "e2e", Action: merchant.MerchantDisabled}); err != nil {
 		t.Fatal(err)
 	}
@@ -82,9 +82,9 @@ func TestDisabledMerchantRefusedOnEveryNode(t *testing.T) {
 		t.Fatalf("other merchant: %d %s", r.Status, r.Body)
 	}
 
-	if _, err := h.registry.Update(ctx, demoMerchant, func(p *merchant.Profile) error {
+	if _, err := h.registry.Update(ctx, demoMerchant, func(p *merchant.Profile) (string, error) {
 		p.Status = merchant.Active
-		return nil
+		return "", nil
 	}, merchant.Event{Actor: "e2e", Action: merchant.MerchantEnabled}); err != nil {
 		t.Fatal(err)
 	}

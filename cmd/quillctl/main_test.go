@@ -257,7 +257,7 @@ func TestMerchantUpdateDisableEnable(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := events(t, reg, "M7")[before:]
-	if len(evs) != 2 || evs[0].Action != merchant.MerchantDisabled || evs[1].Action != merchant.MerchantEnabled || evs[0].Actor != "alice@ops" {
+	if len(evs) != 2 || evs[0].Action != merchant.MerchantDisabled || evs[1].Action != merchant.MerchantEnabled || evs[0].Actor != "alice@ops" || evs[0].Detail != "status active→disabled" {
 		t.Fatalf("events: %+v", evs)
 	}
 	if out, _ := quillctl(t, dir, "merchant", "list"); !strings.Contains(out, "active") {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,19 @@ merchant at once.`,
 			defer closeRings()
 			dev := keyOut == ""
 			now := time.Now()
+			if dev && devenv.MerchantExists(a.dataDir, string(id)) {
+				// Dev material from before the registry (merchants.json):
+				// register the profile for the key it already has.
+				mc, err := devenv.LoadMerchant(a.dataDir, string(id))
+				if err != nil {
+					return err
+				}
+				if _, err := reg.Add(ctx, p, merchant.Event{Actor: a.conf.operator(), NewKeyID: mc.KeyID, Detail: "profile for existing dev material"}); err != nil {
+					return err
+				}
+				fmt.Fprintf(info, "merchant %s registered for its existing dev material (key id %s)\n", id, mc.KeyID)
+				return nil
+			}
 			if dev {
 				if err := devenv.IssueClientCert(a.dataDir, string(id), now); err != nil {
 					return fmt.Errorf("%w (or give --key-out FILE outside a dev setup)", err)
@@ -200,7 +214,7 @@ func merchantUpdateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().NFlag() == 0 {
+			if !slices.ContainsFunc([]string{"name", "fee-bps", "can-deposit", "currency", "min-amount", "max-amount", "order-id-pattern"}, cmd.Flags().Changed) {
 				return errors.New("nothing to change: give at least one of the profile flags (--help lists them)")
 			}
 			var changed []string
@@ -266,20 +280,18 @@ func (a *app) updateProfile(ctx context.Context, id merchant.ID, action merchant
 		return merchant.Profile{}, err
 	}
 	defer reg.Close()
-	ev := merchant.Event{Actor: a.conf.operator(), Action: action}
 	var cur merchant.Profile
-	p, err := reg.Update(ctx, id, func(p *merchant.Profile) error {
+	p, err := reg.Update(ctx, id, func(p *merchant.Profile) (string, error) {
 		cur = *p
 		what, err := change(p)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if len(what) == 0 {
-			return errNoChange
+			return "", errNoChange
 		}
-		ev.Detail = strings.Join(what, ", ")
-		return nil
-	}, ev)
+		return strings.Join(what, ", "), nil
+	}, merchant.Event{Actor: a.conf.operator(), Action: action})
 	if errors.Is(err, errNoChange) {
 		return cur, nil
 	}

@@ -125,9 +125,9 @@ func (s *Store) Add(ctx context.Context, p merchant.Profile, ev merchant.Event) 
 }
 
 // Update applies change to id's profile under a row lock and stores it with
-// ev (Subject defaults to id, Action to merchant.MerchantUpdated) in one
-// transaction. change may not alter the id.
-func (s *Store) Update(ctx context.Context, id merchant.ID, change func(*merchant.Profile) error, ev merchant.Event) (merchant.Profile, error) {
+// ev (Subject defaults to id, Action to merchant.MerchantUpdated, Detail to
+// what change returns) in one transaction. change may not alter the id.
+func (s *Store) Update(ctx context.Context, id merchant.ID, change func(*merchant.Profile) (string, error), ev merchant.Event) (merchant.Profile, error) {
 	ev = defaults(ev, string(id), merchant.MerchantUpdated)
 	var out merchant.Profile
 	var refused error // change's own error: returned as is, never "unavailable"
@@ -139,9 +139,13 @@ func (s *Store) Update(ctx context.Context, id merchant.ID, change func(*merchan
 		if err != nil {
 			return err
 		}
-		if err := change(&p); err != nil {
+		detail, err := change(&p)
+		if err != nil {
 			refused = err
 			return err
+		}
+		if detail != "" {
+			ev.Detail = detail
 		}
 		if p.ID != string(id) {
 			return fmt.Errorf("%w: a merchant id cannot change", merchant.ErrInvalid)

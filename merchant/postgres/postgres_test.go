@@ -58,10 +58,10 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatalf("a refused Add left a merchant behind: %v", err)
 	}
 
-	up, err := s.Update(ctx, "M100", func(p *merchant.Profile) error {
+	up, err := s.Update(ctx, "M100", func(p *merchant.Profile) (string, error) {
 		p.FeeBps = 80
 		p.Status = merchant.Disabled
-		return nil
+		return "fee_bps 60→80, disabled", nil
 	}, merchant.Event{Actor: "bob@ops", Action: merchant.MerchantDisabled})
 	if err != nil {
 		t.Fatal(err)
@@ -70,13 +70,13 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatalf("Update returned %+v", up)
 	}
 	refusal := errors.New("operator changed their mind")
-	if _, err := s.Update(ctx, "M100", func(p *merchant.Profile) error { p.FeeBps = 1; return refusal }, op); !errors.Is(err, refusal) {
+	if _, err := s.Update(ctx, "M100", func(p *merchant.Profile) (string, error) { p.FeeBps = 1; return "", refusal }, op); !errors.Is(err, refusal) {
 		t.Fatalf("refused change: %v", err)
 	}
-	if _, err := s.Update(ctx, "M100", func(p *merchant.Profile) error { p.ID = "M101"; return nil }, op); !errors.Is(err, merchant.ErrInvalid) {
+	if _, err := s.Update(ctx, "M100", func(p *merchant.Profile) (string, error) { p.ID = "M101"; return "", nil }, op); !errors.Is(err, merchant.ErrInvalid) {
 		t.Fatalf("id change: %v", err)
 	}
-	if _, err := s.Update(ctx, "NOPE", func(*merchant.Profile) error { return nil }, op); !errors.Is(err, merchant.ErrUnknown) {
+	if _, err := s.Update(ctx, "NOPE", func(*merchant.Profile) (string, error) { return "", nil }, op); !errors.Is(err, merchant.ErrUnknown) {
 		t.Fatalf("unknown: %v", err)
 	}
 	g, err := s.Get(ctx, "M100")
@@ -109,6 +109,9 @@ func TestRegistryRoundTrip(t *testing.T) {
 			t.Errorf("event %d = %+v; want %+v", i, evs[i], w)
 		}
 	}
+	if evs[1].Detail != "fee_bps 60→80, disabled" {
+		t.Errorf("event detail %q; want what the change returned", evs[1].Detail)
+	}
 	if evs, _ := s.Events(ctx, merchant.EventFilter{Subject: "A1"}); len(evs) != 1 {
 		t.Fatalf("filter by subject: %+v", evs)
 	}
@@ -135,7 +138,7 @@ func TestConcurrentUpdatesSerialize(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.Update(ctx, "M1", func(p *merchant.Profile) error { p.FeeBps++; return nil }, op); err != nil {
+			if _, err := s.Update(ctx, "M1", func(p *merchant.Profile) (string, error) { p.FeeBps++; return "", nil }, op); err != nil {
 				t.Error(err)
 			}
 		}()
