@@ -21,7 +21,7 @@ import (
 type config struct {
 	Addr            string        // --addr QUILL_ADDR: merchant API (mTLS)
 	OpsAddr         string        // --ops-addr QUILL_OPS_ADDR: plain-HTTP health, loopback only
-	DataDir         string        // --data-dir QUILL_DATA_DIR: dev material (keys/, merchants.json, TLS files)
+	DataDir         string        // --data-dir QUILL_DATA_DIR: dev material (keys/, TLS files)
 	PostgresDSN     string        // QUILL_PG_DSN, --pg-dsn-file QUILL_PG_DSN_FILE, or --pg-dsn without a password
 	RedisAddr       string        // --redis-addr QUILL_REDIS_ADDR
 	RedisPrefix     string        // --redis-prefix QUILL_REDIS_PREFIX
