@@ -158,7 +158,7 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	e := &c.env
 	fs.StringVar(&c.Addr, "addr", e.str("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", e.str("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", e.str("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store, merchant profiles and TLS files (env QUILL_DATA_DIR)")
+	fs.StringVar(&c.DataDir, "data-dir", e.str("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store and TLS files (env QUILL_DATA_DIR)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", e.str("QUILL_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for nonces and the payer-token denylist (env QUILL_REDIS_ADDR)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", e.str("QUILL_REDIS_PREFIX", "quill:"), "prefix of every Redis key (env QUILL_REDIS_PREFIX)")
 	fs.DurationVar(&c.RedisTimeout, "redis-timeout", e.duration("QUILL_REDIS_TIMEOUT", 250*time.Millisecond), "Redis command timeout; past it the request is refused with 503 (env QUILL_REDIS_TIMEOUT)")
