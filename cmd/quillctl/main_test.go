@@ -20,6 +20,7 @@ import (
 
 	"github.com/quillpay/quill/internal/devenv"
 	"github.com/quillpay/quill/internal/testenv"
+	"github.com/quillpay/quill/internal/vaulttest"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/merchant"
 	merchantpg "github.com/quillpay/quill/merchant/postgres"
@@ -642,5 +643,53 @@ func TestRequestExitStatus(t *testing.T) {
 	help, _ := quillctl(t, dir, "request", "--help")
 	if !strings.Contains(help, "Exit status") || !strings.Contains(help, "not 2xx") {
 		t.Fatalf("request --help does not document the exit status:\n%s", help)
+	}
+}
+
+// TestKeysInVault runs onboarding, rotation and revocation against a real
+// (in-process, dev) Vault: the CLI writes through the same vault.Store the
+// server reads, configured from the same QUILL_VAULT_* names.
+func TestKeysInVault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev Vault")
+	}
+	dir, reg := setup(t)
+	v := vaulttest.Shared(t)
+	t.Setenv("QUILL_VAULT_ADDR", v.Addr)
+	t.Setenv("QUILL_VAULT_TOKEN", v.RootToken)
+	t.Setenv("QUILL_VAULT_MOUNT", v.Mount)
+	t.Setenv("QUILL_VAULT_PREFIX", vaulttest.Prefix())
+	keyFile := filepath.Join(t.TempDir(), "m50.key.pem")
+	if out, err := quillctl(t, dir, "merchant", "add", "M50", "--key-out", keyFile); err != nil || !strings.Contains(out, "vault") {
+		t.Fatalf("add: %v\n%s", err, out)
+	}
+	if _, err := quillctl(t, dir, "keys", "rotate", "M51", "--overlap", "1h", "--key-out", "-"); err == nil {
+		t.Fatal("rotating a ring that is not in Vault succeeded")
+	}
+	if _, err := quillctl(t, dir, "keys", "revoke", "M50", "1"); err == nil {
+		t.Fatal("revoking the only active key in Vault succeeded")
+	}
+	out, err := quillctl(t, dir, "keys", "rotate", "M50", "--overlap", "10m", "--key-out", "-")
+	if err != nil || !strings.Contains(out, "BEGIN PRIVATE KEY") {
+		t.Fatalf("rotate: %v\n%s", err, out)
+	}
+	js, err := quillctl(t, dir, "keys", "list", "--ring", "M50", "--json")
+	var rows []struct {
+		Version int
+		Status  keys.Status
+	}
+	if err != nil || json.Unmarshal([]byte(js), &rows) != nil || len(rows) != 2 || rows[0].Status != keys.Active || rows[1].Status != keys.Retiring {
+		t.Fatalf("keys in vault: %v\n%s", err, js)
+	}
+	// Nothing went to the dev file store.
+	if ks, _ := fileStore(t, dir).PublicKeys(context.Background(), "M50"); len(ks) != 0 {
+		t.Fatalf("the dev store got %d keys", len(ks))
+	}
+	var actions []merchant.Action
+	for _, e := range events(t, reg, "M50") {
+		actions = append(actions, e.Action)
+	}
+	if fmt.Sprint(actions) != fmt.Sprint([]merchant.Action{merchant.MerchantAdded, merchant.KeyRotated}) {
+		t.Fatalf("events %v", actions)
 	}
 }

@@ -30,7 +30,7 @@ var (
 func Open(ctx context.Context, dsn string, maxConns int32) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("merchant/postgres: parse DSN: %w", redactParse(err))
+		return nil, errors.New("merchant/postgres: malformed DSN") // the parse error can quote the DSN
 	}
 	if maxConns <= 0 {
 		maxConns = 4
@@ -42,9 +42,6 @@ func Open(ctx context.Context, dsn string, maxConns int32) (*Store, error) {
 	}
 	return &Store{pool: pool}, nil
 }
-
-// redactParse drops the text of a DSN parse error, which can quote the DSN.
-func redactParse(error) error { return errors.New("malformed DSN") }
 
 // Close releases the connections.
 func (s *Store) Close() { s.pool.Close() }
