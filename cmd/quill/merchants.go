@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/quillpay/quill/merchant"
 	merchantpg "github.com/quillpay/quill/merchant/postgres"
+	"github.com/quillpay/quill/policy"
 )
 
 // openMerchants serves merchant profiles from the registry in Postgres
@@ -18,10 +20,10 @@ import (
 // disabled merchant within one refresh interval. A registry that cannot be
 // read at start leaves the server not ready (merchants check) rather than
 // failing it: the next reload may succeed.
-func openMerchants(ctx context.Context, c config, log zerolog.Logger, now func() time.Time) (*merchant.Cache, func(), error) {
+func openMerchants(ctx context.Context, c config, log zerolog.Logger, now func() time.Time) (servedMerchants, func(), error) {
 	reg, err := merchantpg.Open(ctx, c.PostgresDSN, 2)
 	if err != nil {
-		return nil, nil, err
+		return servedMerchants{}, nil, err
 	}
 	mlog := log.With().Str("component", "merchants").Logger()
 	var mu sync.Mutex
@@ -46,5 +48,17 @@ func openMerchants(ctx context.Context, c config, log zerolog.Logger, now func()
 	}
 	go cache.Run(ctx)
 	mlog.Info().Dur("refresh", c.MerchantsRefresh).Msg("merchant profiles served from postgres")
-	return cache, reg.Close, nil
+	return servedMerchants{cache}, reg.Close, nil
+}
+
+// servedMerchants is the directory the API reads: the cache, with "no
+// profiles loaded" mapped to the 503 of the error table (policy.ErrUnavailable).
+type servedMerchants struct{ *merchant.Cache }
+
+func (s servedMerchants) Merchant(ctx context.Context, id string) (merchant.Profile, error) {
+	p, err := s.Cache.Merchant(ctx, id)
+	if errors.Is(err, merchant.ErrUnavailable) {
+		return p, fmt.Errorf("%w: %w", policy.ErrUnavailable, err)
+	}
+	return p, err
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/quillpay/quill/internal/client"
 	"github.com/quillpay/quill/merchant"
@@ -89,4 +93,52 @@ func TestDisabledMerchantRefusedOnEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(http.StatusOK)
+}
+
+// TestRegistryUnreadableAtStart: a server whose registry cannot be read
+// serves no merchant (503, nothing written) and says why in /readyz.
+func TestRegistryUnreadableAtStart(t *testing.T) {
+	h := startServer(t, func(h *harness, c *config) {
+		h.noWait = true
+		// The ledger is reachable, but the merchants table cannot be read:
+		// move it away before the server starts.
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, c.PostgresDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `ALTER TABLE merchants RENAME TO merchants_away`); err != nil {
+			t.Fatal(err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(h.ops + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(b), "merchants") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never reported the merchants check failing")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := h.entries("")
+	r := h.do(topUp, "POST", "/v1/deposits", []byte(`{"order_id":"ORD300000000001","user_id":"42","amount":"1.00","currency":"CNY"}`))
+	if r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("deposit with no profiles loaded: %d %s", r.Status, r.Body)
+	}
+	if h.entries("") != before {
+		t.Fatal("a refused request wrote")
+	}
+	// The table comes back: served again after the next reload.
+	if _, err := h.db.Exec(context.Background(), `ALTER TABLE merchants_away RENAME TO merchants`); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReady()
+	h.deposit("u-back", "1.00")
 }
