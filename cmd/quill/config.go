@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -42,8 +43,8 @@ type config struct {
 	// merchant keeps being served.
 	MerchantsRefresh time.Duration
 
-	env       env    // what the QUILL_ variables said, and which ones did not parse
-	pgDSNFile string // --pg-dsn-file QUILL_PG_DSN_FILE: read by resolveDSN
+	envErrs   []error // QUILL_ values that did not parse (envFail)
+	pgDSNFile string  // --pg-dsn-file QUILL_PG_DSN_FILE: read by resolveDSN
 }
 
 // resolveDSN settles where the DSN comes from after the flags are parsed:
@@ -86,28 +87,42 @@ func (c *config) clientCA() string { return filepath.Join(c.DataDir, "ca.pem") }
 func (c *config) revoked() string  { return filepath.Join(c.DataDir, "revoked-serials.txt") }
 func (c *config) keysDir() string  { return filepath.Join(c.DataDir, "keys") }
 
-// env reads QUILL_ environment variables for flag defaults. A value that
-// does not parse is not replaced by the default: it is kept as an error that
-// names the variable and the accepted form, and the command refuses to start
-// (validate).
-type env struct{ errs []error }
-
-func (e *env) str(name, def string) string {
+func envString(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
 	}
 	return def
 }
 
-func (e *env) fail(name, v, want string) {
-	e.errs = append(e.errs, fmt.Errorf("%s=%q: want %s", name, v, want))
+// envErrs collects the QUILL_ values that did not parse while a command's
+// flags are bound (bindServe, bindStorage, ...): a bad value is not replaced
+// by the default, it refuses the start (config.validate), naming the variable
+// and the accepted form.
+var envErrs struct {
+	sync.Mutex
+	errs []error
 }
 
-func (e *env) duration(name string, def time.Duration) time.Duration {
+func envFail(name, v, want string) {
+	envErrs.Lock()
+	defer envErrs.Unlock()
+	envErrs.errs = append(envErrs.errs, fmt.Errorf("%s=%q: want %s", name, v, want))
+}
+
+// takeEnvErrors returns the errors collected since the last call.
+func takeEnvErrors() []error {
+	envErrs.Lock()
+	defer envErrs.Unlock()
+	errs := envErrs.errs
+	envErrs.errs = nil
+	return errs
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
 	if v, ok := os.LookupEnv(name); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			e.fail(name, v, "a duration with its unit, such as 300s, 1m30s or 250ms")
+			envFail(name, v, "a duration with its unit, such as 300s, 1m30s or 250ms")
 			return def
 		}
 		return d
@@ -115,11 +130,11 @@ func (e *env) duration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-func (e *env) int(name string, def int64, want string) int64 {
+func envInt(name string, def int64) int64 {
 	if v, ok := os.LookupEnv(name); ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			e.fail(name, v, want)
+			envFail(name, v, "a whole number (sizes in bytes), such as 65536")
 			return def
 		}
 		return n
@@ -127,11 +142,11 @@ func (e *env) int(name string, def int64, want string) int64 {
 	return def
 }
 
-func (e *env) bool(name string, def bool) bool {
+func envBool(name string, def bool) bool {
 	if v, ok := os.LookupEnv(name); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			e.fail(name, v, "true or false")
+			envFail(name, v, "true or false")
 			return def
 		}
 		return b
@@ -139,46 +154,44 @@ func (e *env) bool(name string, def bool) bool {
 	return def
 }
 
-// err returns every bad variable, or nil.
-func (e *env) err() error { return errors.Join(e.errs...) }
-
 // defaultDSN is the dev database on the local PostgreSQL.
 const defaultDSN = "postgres://postgres@127.0.0.1:5432/quill?sslmode=disable"
 
 // bindStorage registers the flags every subcommand that touches Postgres needs.
 func bindStorage(fs *pflag.FlagSet, c *config) {
-	e := &c.env
-	fs.StringVar(&c.PostgresDSN, "pg-dsn", e.str("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN without a password; one with a password goes in QUILL_PG_DSN or --pg-dsn-file (env QUILL_PG_DSN)")
-	fs.StringVar(&c.pgDSNFile, "pg-dsn-file", e.str("QUILL_PG_DSN_FILE", ""), "file holding the PostgreSQL DSN, which may contain a password (env QUILL_PG_DSN_FILE)")
+	takeEnvErrors()
+	defer func() { c.envErrs = append(c.envErrs, takeEnvErrors()...) }()
+	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN without a password; one with a password goes in QUILL_PG_DSN or --pg-dsn-file (env QUILL_PG_DSN)")
+	fs.StringVar(&c.pgDSNFile, "pg-dsn-file", envString("QUILL_PG_DSN_FILE", ""), "file holding the PostgreSQL DSN, which may contain a password (env QUILL_PG_DSN_FILE)")
 }
 
 // bindServe registers the server's flags.
 func bindServe(fs *pflag.FlagSet, c *config) {
 	bindStorage(fs, c)
-	e := &c.env
-	fs.StringVar(&c.Addr, "addr", e.str("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
-	fs.StringVar(&c.OpsAddr, "ops-addr", e.str("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", e.str("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store and TLS files (env QUILL_DATA_DIR)")
-	fs.StringVar(&c.RedisAddr, "redis-addr", e.str("QUILL_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for nonces and the payer-token denylist (env QUILL_REDIS_ADDR)")
-	fs.StringVar(&c.RedisPrefix, "redis-prefix", e.str("QUILL_REDIS_PREFIX", "quill:"), "prefix of every Redis key (env QUILL_REDIS_PREFIX)")
-	fs.DurationVar(&c.RedisTimeout, "redis-timeout", e.duration("QUILL_REDIS_TIMEOUT", 250*time.Millisecond), "Redis command timeout; past it the request is refused with 503 (env QUILL_REDIS_TIMEOUT)")
-	fs.DurationVar(&c.Window, "replay-window", e.duration("QUILL_REPLAY_WINDOW", 300*time.Second), "accepted clock skew of request timestamps, both ways (env QUILL_REPLAY_WINDOW)")
-	fs.Int64Var(&c.MaxBody, "max-body", e.int("QUILL_MAX_BODY", 64<<10, "a number of bytes, such as 65536"), "maximum request body in bytes (env QUILL_MAX_BODY)")
-	fs.IntVar(&c.MaxBatch, "max-batch", int(e.int("QUILL_MAX_BATCH", 512, "a whole number, such as 512")), "maximum ledger entries per commit (env QUILL_MAX_BATCH)")
-	fs.StringVar(&c.PayerIssuer, "payer-issuer", e.str("QUILL_PAYER_ISSUER", "quill-dev-login"), "required iss of payer JWTs (env QUILL_PAYER_ISSUER)")
-	fs.StringVar(&c.PayerAudience, "payer-audience", e.str("QUILL_PAYER_AUDIENCE", "quill"), "required aud of payer JWTs (env QUILL_PAYER_AUDIENCE)")
-	fs.StringVar(&c.PayerAlgorithm, "payer-alg", e.str("QUILL_PAYER_ALG", "EdDSA"), "the one JWT alg accepted for payer tokens (env QUILL_PAYER_ALG)")
-	fs.BoolVar(&c.Migrate, "migrate", e.bool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", e.duration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
-	fs.BoolVar(&c.Pprof, "pprof", e.bool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
-	bindKeys(fs, &c.Keys, e)
-	fs.DurationVar(&c.MerchantsRefresh, "merchants-refresh", e.duration("QUILL_MERCHANTS_REFRESH", merchant.DefaultRefreshEvery), "how often merchant profiles are reloaded from Postgres; a disabled merchant is refused within it (env QUILL_MERCHANTS_REFRESH)")
-	fs.StringVar(&c.LogLevel, "log-level", e.str("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
+	defer func() { c.envErrs = append(c.envErrs, takeEnvErrors()...) }()
+	fs.StringVar(&c.Addr, "addr", envString("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
+	fs.StringVar(&c.OpsAddr, "ops-addr", envString("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", envString("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store and TLS files (env QUILL_DATA_DIR)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", envString("QUILL_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for nonces and the payer-token denylist (env QUILL_REDIS_ADDR)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", envString("QUILL_REDIS_PREFIX", "quill:"), "prefix of every Redis key (env QUILL_REDIS_PREFIX)")
+	fs.DurationVar(&c.RedisTimeout, "redis-timeout", envDuration("QUILL_REDIS_TIMEOUT", 250*time.Millisecond), "Redis command timeout; past it the request is refused with 503 (env QUILL_REDIS_TIMEOUT)")
+	fs.DurationVar(&c.Window, "replay-window", envDuration("QUILL_REPLAY_WINDOW", 300*time.Second), "accepted clock skew of request timestamps, both ways (env QUILL_REPLAY_WINDOW)")
+	fs.Int64Var(&c.MaxBody, "max-body", envInt("QUILL_MAX_BODY", 64<<10), "maximum request body in bytes (env QUILL_MAX_BODY)")
+	fs.IntVar(&c.MaxBatch, "max-batch", int(envInt("QUILL_MAX_BATCH", 512)), "maximum ledger entries per commit (env QUILL_MAX_BATCH)")
+	fs.StringVar(&c.PayerIssuer, "payer-issuer", envString("QUILL_PAYER_ISSUER", "quill-dev-login"), "required iss of payer JWTs (env QUILL_PAYER_ISSUER)")
+	fs.StringVar(&c.PayerAudience, "payer-audience", envString("QUILL_PAYER_AUDIENCE", "quill"), "required aud of payer JWTs (env QUILL_PAYER_AUDIENCE)")
+	fs.StringVar(&c.PayerAlgorithm, "payer-alg", envString("QUILL_PAYER_ALG", "EdDSA"), "the one JWT alg accepted for payer tokens (env QUILL_PAYER_ALG)")
+	fs.BoolVar(&c.Migrate, "migrate", envBool("QUILL_MIGRATE", true), "apply database migrations at start (env QUILL_MIGRATE)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("QUILL_SHUTDOWN_TIMEOUT", 20*time.Second), "how long shutdown waits for in-flight requests (env QUILL_SHUTDOWN_TIMEOUT)")
+	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
+	bindKeys(fs, &c.Keys)
+	fs.DurationVar(&c.MerchantsRefresh, "merchants-refresh", envDuration("QUILL_MERCHANTS_REFRESH", merchant.DefaultRefreshEvery), "how often merchant profiles are reloaded from Postgres; a disabled merchant is refused within it (env QUILL_MERCHANTS_REFRESH)")
+	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
 // validate rejects a configuration the server cannot run safely with.
 func (c *config) validate() error {
-	if err := c.env.err(); err != nil {
+	if err := errors.Join(c.envErrs...); err != nil {
 		return err
 	}
 	switch {

@@ -18,7 +18,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		want        []string // in the error
 	}{
 		{"QUILL_REPLAY_WINDOW", "300", []string{"QUILL_REPLAY_WINDOW", "300s"}},
-		{"QUILL_MAX_BODY", "64KiB", []string{"QUILL_MAX_BODY", "number of bytes", "65536"}},
+		{"QUILL_MAX_BODY", "64KiB", []string{"QUILL_MAX_BODY", "bytes", "65536"}},
 		{"QUILL_PPROF", "on", []string{"QUILL_PPROF", "true or false"}},
 		{"QUILL_MIGRATE", "yes", []string{"QUILL_MIGRATE", "true or false"}},
 		{"QUILL_MAX_BATCH", "lots", []string{"QUILL_MAX_BATCH", "whole number"}},

@@ -29,7 +29,6 @@ import (
 	"github.com/quillpay/quill/internal/fakeclock"
 	"github.com/quillpay/quill/internal/testenv"
 	"github.com/quillpay/quill/keys"
-	"github.com/quillpay/quill/ledger/postgres"
 	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/signing"
@@ -134,20 +133,21 @@ func (p *redisProxy) set(mode int32) {
 
 // harness is a running quill server with its dev material, database and clock.
 type harness struct {
-	t        testing.TB
-	dir      string
-	dsn      string
-	base     string
-	ops      string
-	clock    *fakeclock.Clock
-	proxy    *redisProxy
-	roots    *x509.CertPool
-	clients  map[string]*client.Client
-	certs    map[string]tls.Certificate
-	db       *pgx.Conn
-	registry *merchantpg.Store // the merchant registry in h.dsn
-	stop     func() error      // cancel the server and wait until it has drained
-	noWait   bool              // a tweak may start a server that is not ready
+	t       testing.TB
+	dir     string
+	dsn     string
+	base    string
+	ops     string
+	clock   *fakeclock.Clock
+	proxy   *redisProxy
+	roots   *x509.CertPool
+	clients map[string]*client.Client
+	certs   map[string]tls.Certificate
+	db      *pgx.Conn
+	stop    func() error // cancel the server and wait until it has drained
+	noWait  bool         // a tweak may start a server that is not ready
+
+	reg *merchantpg.Store // the merchant registry in dsn
 }
 
 const (
@@ -177,31 +177,31 @@ func startServer(t testing.TB, tweaks ...func(h *harness, c *config)) *harness {
 		}
 	}
 	h := &harness{
-		t:        t,
-		dir:      dir,
-		dsn:      dsn,
-		registry: reg,
-		clock:    fakeclock.New(now),
-		proxy:    newRedisProxy(t, testenv.RedisAddr(t)),
-		clients:  map[string]*client.Client{},
-		certs:    map[string]tls.Certificate{},
+		t:       t,
+		dir:     dir,
+		dsn:     dsn,
+		reg:     reg,
+		clock:   fakeclock.New(now),
+		proxy:   newRedisProxy(t, testenv.RedisAddr(t)),
+		clients: map[string]*client.Client{},
+		certs:   map[string]tls.Certificate{},
 	}
 	c := config{
-		DataDir:          dir,
-		PostgresDSN:      h.dsn,
-		RedisAddr:        h.proxy.addr,
-		RedisPrefix:      "quilltest:" + testenv.Random(4) + ":",
-		RedisTimeout:     time.Second, // generous: -race on 2 cores is slow
-		Window:           300 * time.Second,
-		MaxBody:          64 << 10,
-		MaxBatch:         256,
-		PayerIssuer:      devenv.PayerIssuer,
-		PayerAudience:    devenv.PayerAudience,
-		PayerAlgorithm:   devenv.PayerAlgorithm,
-		Migrate:          true,
-		ShutdownTimeout:  5 * time.Second,
-		MerchantsRefresh: 200 * time.Millisecond,
+		DataDir:         dir,
+		PostgresDSN:     h.dsn,
+		RedisAddr:       h.proxy.addr,
+		RedisPrefix:     "quilltest:" + testenv.Random(4) + ":",
+		RedisTimeout:    time.Second, // generous: -race on 2 cores is slow
+		Window:          300 * time.Second,
+		MaxBody:         64 << 10,
+		MaxBatch:        256,
+		PayerIssuer:     devenv.PayerIssuer,
+		PayerAudience:   devenv.PayerAudience,
+		PayerAlgorithm:  devenv.PayerAlgorithm,
+		Migrate:         true,
+		ShutdownTimeout: 5 * time.Second,
 	}
+	c.MerchantsRefresh = 200 * time.Millisecond
 	for _, tweak := range tweaks {
 		tweak(h, &c)
 	}
@@ -266,11 +266,7 @@ func startServer(t testing.TB, tweaks ...func(h *harness, c *config)) *harness {
 // openRegistry migrates the database at dsn and opens its merchant registry.
 func openRegistry(t testing.TB, dsn string) *merchantpg.Store {
 	t.Helper()
-	ctx := context.Background()
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := merchantpg.Open(ctx, dsn, 2)
+	reg, err := devenv.OpenRegistry(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

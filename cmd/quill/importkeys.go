@@ -28,7 +28,7 @@ Example:
   QUILL_VAULT_TOKEN=... quill import-keys --vault-addr http://127.0.0.1:8200 --from var/dev/keys`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.env.err(); err != nil {
+			if err := errors.Join(c.envErrs...); err != nil {
 				return err
 			}
 			if c.Keys.VaultAddr == "" {
@@ -68,6 +68,7 @@ Example:
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "var/dev/keys", "directory of the dev file store to copy")
-	bindKeys(cmd.Flags(), &c.Keys, &c.env)
+	bindKeys(cmd.Flags(), &c.Keys)
+	c.envErrs = takeEnvErrors()
 	return cmd
 }

@@ -34,17 +34,17 @@ type keysConfig struct {
 	MissRefresh       time.Duration // --keys-miss-refresh QUILL_KEYS_MISS_REFRESH: least time between refreshes for unknown key ids
 }
 
-func bindKeys(fs *pflag.FlagSet, k *keysConfig, e *env) {
-	fs.StringVar(&k.VaultAddr, "vault-addr", e.str("QUILL_VAULT_ADDR", ""), "Vault address; empty serves the dev file store in <data-dir>/keys (env QUILL_VAULT_ADDR)")
-	fs.StringVar(&k.VaultMount, "vault-mount", e.str("QUILL_VAULT_MOUNT", vault.DefaultMount), "Vault KV v2 mount holding the key rings (env QUILL_VAULT_MOUNT)")
-	fs.StringVar(&k.VaultPrefix, "vault-prefix", e.str("QUILL_VAULT_PREFIX", ""), "path prefix inside the Vault mount (env QUILL_VAULT_PREFIX)")
-	fs.StringVar(&k.VaultTokenFile, "vault-token-file", e.str("QUILL_VAULT_TOKEN_FILE", ""), "file holding the Vault token; or set the token in QUILL_VAULT_TOKEN (env QUILL_VAULT_TOKEN_FILE)")
-	fs.StringVar(&k.VaultRoleID, "vault-role-id", e.str("QUILL_VAULT_ROLE_ID", ""), "AppRole role id; log in with AppRole instead of a token (env QUILL_VAULT_ROLE_ID)")
-	fs.StringVar(&k.VaultSecretIDFile, "vault-secret-id-file", e.str("QUILL_VAULT_SECRET_ID_FILE", ""), "file holding the AppRole secret id; or set it in QUILL_VAULT_SECRET_ID (env QUILL_VAULT_SECRET_ID_FILE)")
-	fs.DurationVar(&k.VaultTimeout, "vault-timeout", e.duration("QUILL_VAULT_TIMEOUT", vault.DefaultTimeout), "timeout of each Vault request (env QUILL_VAULT_TIMEOUT)")
-	fs.DurationVar(&k.Refresh, "keys-refresh", e.duration("QUILL_KEYS_REFRESH", keys.DefaultRefreshEvery), "how often the server re-reads the key rings from Vault (env QUILL_KEYS_REFRESH)")
-	fs.DurationVar(&k.MaxStale, "keys-max-stale", e.duration("QUILL_KEYS_MAX_STALE", keys.DefaultMaxStale), "how long the last good keys keep serving while Vault is unreachable; then 503 (env QUILL_KEYS_MAX_STALE)")
-	fs.DurationVar(&k.MissRefresh, "keys-miss-refresh", e.duration("QUILL_KEYS_MISS_REFRESH", keys.DefaultMissRefreshEvery), "least time between Vault reads caused by unknown key ids (env QUILL_KEYS_MISS_REFRESH)")
+func bindKeys(fs *pflag.FlagSet, k *keysConfig) {
+	fs.StringVar(&k.VaultAddr, "vault-addr", envString("QUILL_VAULT_ADDR", ""), "Vault address; empty serves the dev file store in <data-dir>/keys (env QUILL_VAULT_ADDR)")
+	fs.StringVar(&k.VaultMount, "vault-mount", envString("QUILL_VAULT_MOUNT", vault.DefaultMount), "Vault KV v2 mount holding the key rings (env QUILL_VAULT_MOUNT)")
+	fs.StringVar(&k.VaultPrefix, "vault-prefix", envString("QUILL_VAULT_PREFIX", ""), "path prefix inside the Vault mount (env QUILL_VAULT_PREFIX)")
+	fs.StringVar(&k.VaultTokenFile, "vault-token-file", envString("QUILL_VAULT_TOKEN_FILE", ""), "file holding the Vault token; or set the token in QUILL_VAULT_TOKEN (env QUILL_VAULT_TOKEN_FILE)")
+	fs.StringVar(&k.VaultRoleID, "vault-role-id", envString("QUILL_VAULT_ROLE_ID", ""), "AppRole role id; log in with AppRole instead of a token (env QUILL_VAULT_ROLE_ID)")
+	fs.StringVar(&k.VaultSecretIDFile, "vault-secret-id-file", envString("QUILL_VAULT_SECRET_ID_FILE", ""), "file holding the AppRole secret id; or set it in QUILL_VAULT_SECRET_ID (env QUILL_VAULT_SECRET_ID_FILE)")
+	fs.DurationVar(&k.VaultTimeout, "vault-timeout", envDuration("QUILL_VAULT_TIMEOUT", vault.DefaultTimeout), "timeout of each Vault request (env QUILL_VAULT_TIMEOUT)")
+	fs.DurationVar(&k.Refresh, "keys-refresh", envDuration("QUILL_KEYS_REFRESH", keys.DefaultRefreshEvery), "how often the server re-reads the key rings from Vault (env QUILL_KEYS_REFRESH)")
+	fs.DurationVar(&k.MaxStale, "keys-max-stale", envDuration("QUILL_KEYS_MAX_STALE", keys.DefaultMaxStale), "how long the last good keys keep serving while Vault is unreachable; then 503 (env QUILL_KEYS_MAX_STALE)")
+	fs.DurationVar(&k.MissRefresh, "keys-miss-refresh", envDuration("QUILL_KEYS_MISS_REFRESH", keys.DefaultMissRefreshEvery), "least time between Vault reads caused by unknown key ids (env QUILL_KEYS_MISS_REFRESH)")
 }
 
 func (k keysConfig) validate() error {

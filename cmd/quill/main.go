@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -70,7 +71,7 @@ func migrateCmd() *cobra.Command {
 		Short: "Apply the embedded database migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.env.err(); err != nil {
+			if err := errors.Join(c.envErrs...); err != nil {
 				return err
 			}
 			if err := c.resolveDSN(cmd.Flags()); err != nil {

@@ -64,7 +64,7 @@ func TestDisabledMerchantRefusedOnEveryNode(t *testing.T) {
 	until(http.StatusOK)
 
 	ctx := context.Background()
-	if _, err := h.registry.Update(ctx, demoMerchant, func(p *merchant.Profile) (string, error) {
+	if _, err := h.reg.Update(ctx, demoMerchant, func(p *merchant.Profile) (string, error) {
 		p.Status = merchant.Disabled
 		return "", nil
 	}, merchant.Event{Actor: "e2e", Action: merchant.MerchantDisabled}); err != nil {
@@ -86,7 +86,7 @@ func TestDisabledMerchantRefusedOnEveryNode(t *testing.T) {
 		t.Fatalf("other merchant: %d %s", r.Status, r.Body)
 	}
 
-	if _, err := h.registry.Update(ctx, demoMerchant, func(p *merchant.Profile) (string, error) {
+	if _, err := h.reg.Update(ctx, demoMerchant, func(p *merchant.Profile) (string, error) {
 		p.Status = merchant.Active
 		return "", nil
 	}, merchant.Event{Actor: "e2e", Action: merchant.MerchantEnabled}); err != nil {
