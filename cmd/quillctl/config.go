@@ -216,3 +216,12 @@ func (c *cliConfig) rings(dataDir string) (ringStore, func(), error) {
 	}
 	return vs, vs.Close, nil
 }
+
+// envOr returns the environment variable name, or def if it is unset; for
+// flag defaults of commands that do not go through cliConfig.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}

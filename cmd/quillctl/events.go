@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -57,4 +59,21 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// recordEvent appends ev to the audit log as the configured operator, for
+// commands that change something outside the registry (the certificate
+// commands: merchant.CertIssued, CertRotated, CertRevoked). A failure is
+// exit status 3: the change was made but not recorded.
+func (a *app) recordEvent(ctx context.Context, ev merchant.Event) error {
+	reg, err := a.conf.registry(ctx)
+	if err == nil {
+		defer reg.Close()
+		ev.Actor = a.conf.operator()
+		_, err = reg.Record(ctx, ev)
+	}
+	if err != nil {
+		return &exitError{code: 3, err: fmt.Errorf("the change WAS made but could not be recorded in the audit log; record it by hand: %w", err)}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,8 +38,19 @@ func quillctl(t *testing.T, dir string, args ...string) (string, error) {
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
-	err := cmd.Execute()
-	return out.String(), err
+	// Commands that print with fmt.Print* write to os.Stdout: catch that too.
+	old := os.Stdout
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); done <- b }()
+	runErr := cmd.Execute()
+	w.Close()
+	os.Stdout = old
+	return string(<-done) + out.String(), runErr
 }
 
 // setup makes dev material and a fresh, migrated registry database, and
@@ -691,5 +703,27 @@ func TestKeysInVault(t *testing.T) {
 	}
 	if fmt.Sprint(actions) != fmt.Sprint([]merchant.Action{merchant.MerchantAdded, merchant.KeyRotated}) {
 		t.Fatalf("events %v", actions)
+	}
+}
+
+func TestRecordEvent(t *testing.T) {
+	dir, reg := setup(t)
+	a := &app{dataDir: dir}
+	if err := a.load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.recordEvent(context.Background(), merchant.Event{Action: merchant.CertRevoked, Subject: "M7", Detail: "serial 1F"}); err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, reg, "M7")
+	if len(evs) != 1 || evs[0].Actor != "alice@ops" || evs[0].Action != merchant.CertRevoked {
+		t.Fatalf("events %+v", evs)
+	}
+	t.Setenv("QUILL_PG_DSN", "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1")
+	a = &app{dataDir: dir}
+	a.load()
+	var ee *exitError
+	if err := a.recordEvent(context.Background(), merchant.Event{Action: merchant.CertRevoked, Subject: "M7"}); !errors.As(err, &ee) || ee.code != 3 {
+		t.Fatalf("unrecordable event: %v; want exit status 3", err)
 	}
 }
