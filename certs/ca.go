@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/quillpay/quill/merchant"
 )
 
 // backdate is how far before "now" a certificate's validity starts, so that
@@ -151,7 +153,7 @@ func (ca *CA) IssueClientFor(merchantID string, pub crypto.PublicKey, validity t
 }
 
 func clientTemplate(merchantID string, validity time.Duration, now time.Time) (*x509.Certificate, error) {
-	if !merchantIDPattern.MatchString(merchantID) {
+	if !merchant.ValidID(merchantID) {
 		return nil, fmt.Errorf("%w: invalid merchant id %q", ErrNoIdentity, merchantID)
 	}
 	tmpl, err := template(pkix.Name{CommonName: merchantID}, validity, now)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/quillpay/quill/merchant"
 )
 
 func FuzzMerchantID(f *testing.F) {
@@ -24,7 +26,7 @@ func FuzzMerchantID(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !merchantIDPattern.MatchString(id) {
+		if !merchant.ValidID(id) {
 			t.Fatalf("invalid id %q accepted", id)
 		}
 		quill := 0

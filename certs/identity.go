@@ -3,19 +3,15 @@ package certs
 import (
 	"crypto/x509"
 	"fmt"
-	"regexp"
 	"strings"
-)
 
-// merchantIDPattern is what a merchant id may look like (WeChat mchid style).
-// It starts with a letter or digit: a leading "_" is reserved for the key
-// store's own owners (_platform, _payer).
-var merchantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
+	"github.com/quillpay/quill/merchant"
+)
 
 // MerchantID returns the merchant a client certificate names. A SAN URI
 // quill://merchant/<id> wins over the subject CN; a certificate with more
 // than one quill: URI, or a malformed one, is refused rather than guessed
-// at. The id must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$. Errors wrap ErrNoIdentity.
+// at. The id must be a merchant id (merchant.ParseID). Errors wrap ErrNoIdentity.
 func MerchantID(cert *x509.Certificate) (string, error) {
 	if cert == nil {
 		return "", ErrNoIdentity
@@ -38,8 +34,9 @@ func MerchantID(cert *x509.Certificate) (string, error) {
 	if n == 0 {
 		id = cert.Subject.CommonName
 	}
-	if !merchantIDPattern.MatchString(id) {
-		return "", fmt.Errorf("%w: invalid merchant id", ErrNoIdentity)
+	mid, err := merchant.ParseID(id)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNoIdentity, err)
 	}
-	return id, nil
+	return string(mid), nil
 }

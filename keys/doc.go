@@ -19,8 +19,11 @@
 //
 // Rotation adds a new active version and retires the previous ones with an
 // overlap window, so requests in flight keep verifying and no request fails.
-// Manager makes every change (add, rotate, retire, revoke, min_version) on any
-// backend that implements RingEditor; each change is one atomic EditRing, so
+// Manager makes every change (create a merchant's first ring, add, rotate,
+// retire, revoke, min_version) on any backend that implements RingEditor —
+// it is quillctl's path for every key command. Rotating a ring that does not
+// exist is refused (ErrNotFound), and so is revoking a ring's only active
+// version unless asked to (ErrLastActive); each change is one atomic EditRing, so
 // if it cannot be persisted nothing changes, and a concurrent change of the
 // same ring makes it fail with ErrConflict rather than overwrite.
 //

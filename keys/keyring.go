@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/quillpay/quill/merchant"
 )
 
 // ErrExists is returned when a key id is already registered for its owner.
@@ -25,13 +27,19 @@ var ErrInvalid = errors.New("keys: invalid key")
 var ErrConflict = errors.New("keys: ring changed concurrently, nothing written; retry")
 
 var (
-	ownerPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	idPattern    = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+	idPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 )
 
-// ValidOwner reports whether owner can name a ring (a merchant id or one of
-// the reserved owners); backends use it before building a storage path.
-func ValidOwner(owner string) bool { return ownerPattern.MatchString(owner) }
+// ValidOwner reports whether owner can name a ring: a merchant id
+// (merchant.ValidID) or one of the reserved owners (PlatformOwner,
+// PayerOwner, AuditorOwner). Backends use it before building a storage path.
+func ValidOwner(owner string) bool {
+	switch owner {
+	case PlatformOwner, PayerOwner, AuditorOwner:
+		return true
+	}
+	return merchant.ValidID(owner)
+}
 
 // record is one key version as stored.
 type record struct {

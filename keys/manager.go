@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -63,10 +64,31 @@ func (m Manager) AddPlatformKeyTo(ctx context.Context, owner string, k PrivateKe
 	})
 }
 
+// Create registers k as the first version of a new ring for owner (a merchant
+// being onboarded). It returns ErrExists if owner has any key already, so two
+// operators onboarding the same merchant cannot both register a key.
+// Defaults are as for AddPublicKey.
+func (m Manager) Create(ctx context.Context, owner string, k PublicKey) error {
+	if owner == PlatformOwner {
+		return fmt.Errorf("%w: use AddPlatformKey for platform keys", ErrInvalid)
+	}
+	return m.Rings.EditRing(ctx, owner, func(r *Ring, now time.Time) error {
+		if r.Latest() > 0 {
+			return fmt.Errorf("%w: %s already has a key ring", ErrExists, owner)
+		}
+		rec, err := newRecord(owner, k, now)
+		if err != nil {
+			return err
+		}
+		return r.add(rec)
+	})
+}
+
 // Rotate adds newKey as owner's next, active version and marks the
 // previously active versions Retiring with NotAfter = now+overlap, so
 // requests signed with them keep verifying during the overlap. Defaults are
-// as for AddPublicKey.
+// as for AddPublicKey. A ring that does not exist is not rotated: it returns
+// ErrNotFound (a mistyped owner must not create a ring).
 func (m Manager) Rotate(ctx context.Context, owner string, newKey PublicKey, overlap time.Duration) error {
 	if IsPlatformOwner(owner) {
 		return fmt.Errorf("%w: use RotatePlatform for platform keys", ErrInvalid)
@@ -75,6 +97,9 @@ func (m Manager) Rotate(ctx context.Context, owner string, newKey PublicKey, ove
 		return fmt.Errorf("%w: negative overlap", ErrInvalid)
 	}
 	return m.Rings.EditRing(ctx, owner, func(r *Ring, now time.Time) error {
+		if r.Latest() == 0 {
+			return fmt.Errorf("%w: no key ring %s to rotate", ErrNotFound, owner)
+		}
 		rec, err := newRecord(owner, newKey, now)
 		if err != nil {
 			return err
@@ -104,6 +129,34 @@ func (m Manager) RotatePlatformOf(ctx context.Context, owner string, k PrivateKe
 			return err
 		}
 		return r.rotate(rec, now, now.Add(overlap))
+	})
+}
+
+// ErrLastActive is returned when revoking the only active version of a ring
+// without allowing it: every request (or response) signed for that owner
+// would then be refused.
+var ErrLastActive = errors.New("keys: refusing to revoke the only active key version")
+
+// Revoke revokes owner's key id (final). Unless allowLast, it returns
+// ErrLastActive if id is the ring's only active version; ErrNotFound for an
+// unknown key.
+func (m Manager) Revoke(ctx context.Context, owner, id string, allowLast bool) error {
+	return m.Rings.EditRing(ctx, owner, func(r *Ring, now time.Time) error {
+		ks, err := r.Keys()
+		if err != nil {
+			return err
+		}
+		active, target := 0, false
+		for _, k := range ks {
+			if k.Status == Active {
+				active++
+				target = target || k.ID == id
+			}
+		}
+		if target && active == 1 && !allowLast {
+			return fmt.Errorf("%w: %s/%s", ErrLastActive, owner, id)
+		}
+		return r.setStatus(id, Revoked, time.Time{}, now)
 	})
 }
 

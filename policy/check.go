@@ -138,7 +138,7 @@ func (c *Checker) Rules(m Merchant) (*CompiledRules, error) {
 			return e.compiled, nil
 		}
 	}
-	cr, err := m.Rules.Compile()
+	cr, err := Compile(m.Rules)
 	if err != nil {
 		return nil, fmt.Errorf("merchant %q: %w", m.ID, err)
 	}

@@ -10,15 +10,15 @@
 //     are not zero, fit int64 and have at most the currency's number of
 //     decimals; everything else is an *AmountError with a stable code.
 //   - Rules: each merchant's currency allow-list, amount range and order-id
-//     pattern (Rules, DefaultRules), compiled once (Rules.Compile) and cached by
+//     pattern (Rules, DefaultRules), compiled once (Compile) and cached by
 //     the Checker.
 //   - Checker: validator/v10 struct tags plus the rules above, turning a
 //     PaymentRequest or DepositRequest into a Payment or Deposit, or into one
 //     *ValidationError listing every failing field (JSON names, stable codes).
 //   - TokenVerifier: payer JWT verification with a pinned algorithm, issuer,
 //     audience, expiry and a revocation Denylist; IssuePayerToken for dev tools.
-//   - FileDirectory: a Directory of merchant profiles in a JSON file that is
-//     reloaded when it changes, and SaveMerchant to edit it atomically.
+//   - ValidateMerchant: a whole merchant profile (package merchant owns the
+//     profile, the id syntax and the Directory; policy adds the rules).
 //
 // Guarantees: a Payment or Deposit returned without error has an order id
 // matching the merchant's pattern (and at most MaxOrderIDLen bytes), an

@@ -1,17 +1,19 @@
 package policy
 
 import (
-	"context"
 	"errors"
 	"strings"
+
+	"github.com/quillpay/quill/merchant"
 )
 
 // Errors returned by this package.
 var (
 	// ErrValidation is wrapped by *ValidationError.
 	ErrValidation = errors.New("policy: request failed field rules")
-	// ErrUnknownMerchant means the directory has no such merchant.
-	ErrUnknownMerchant = errors.New("policy: unknown merchant")
+	// ErrUnknownMerchant means the directory has no such merchant (or a
+	// disabled one: merchant.ErrDisabled matches it). It is merchant.ErrUnknown.
+	ErrUnknownMerchant = merchant.ErrUnknown
 	// ErrForbidden means the merchant is not allowed this operation.
 	ErrForbidden = errors.New("policy: operation not allowed for merchant")
 	// ErrUnavailable means a dependency (the payer-token denylist) could not answer.
@@ -42,26 +44,16 @@ func (e *ValidationError) Error() string {
 // Unwrap lets errors.Is(err, ErrValidation) match.
 func (e *ValidationError) Unwrap() error { return ErrValidation }
 
-// Rules are the per-merchant field rules. Amount bounds are decimal strings in
-// major units, converted per currency.
-type Rules struct {
-	Currencies     []string `json:"currencies"`       // allow-list, default ["CNY"]
-	MinAmount      string   `json:"min_amount"`       // default "0.01"
-	MaxAmount      string   `json:"max_amount"`       // default "1000000.00"
-	OrderIDPattern string   `json:"order_id_pattern"` // default ^ORD[0-9]{12,29}$
-}
+// Rules are the per-merchant field rules, stored with the merchant's profile
+// (merchant.Rules). Amount bounds are decimal strings in major units,
+// converted per currency; Compile checks and compiles them.
+type Rules = merchant.Rules
 
-// Merchant is a merchant's profile: what it may do and its rules.
-type Merchant struct {
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	CanDeposit bool   `json:"can_deposit"`
-	FeeBps     int64  `json:"fee_bps"` // fee in basis points of each payment
-	Rules      Rules  `json:"rules"`
-}
+// Merchant is a merchant's profile: what it may do and its rules. It is the
+// profile type of package merchant, which owns it.
+type Merchant = merchant.Profile
 
-// Directory finds merchant profiles.
-type Directory interface {
-	// Merchant returns the profile of id, or an error wrapping ErrUnknownMerchant.
-	Merchant(ctx context.Context, id string) (Merchant, error)
-}
+// Directory finds merchant profiles (merchant.Directory): Merchant returns
+// the profile of an active merchant id, or an error wrapping
+// ErrUnknownMerchant.
+type Directory = merchant.Directory

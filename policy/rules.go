@@ -40,7 +40,7 @@ func DefaultRules() Rules {
 }
 
 // WithDefaults returns r with each empty field replaced by its default.
-func (r Rules) WithDefaults() Rules {
+func WithDefaults(r Rules) Rules {
 	d := DefaultRules()
 	if len(r.Currencies) > 0 {
 		d.Currencies = slices.Clone(r.Currencies)
@@ -75,8 +75,8 @@ type amountRange struct{ min, max int64 }
 // Bounds are converted per currency, rounding the minimum up and the maximum
 // down to the currency's minor unit (a minimum of "0.01" is 1 yen in JPY).
 // Errors wrap ErrRules.
-func (r Rules) Compile() (*CompiledRules, error) {
-	r = r.WithDefaults()
+func Compile(r Rules) (*CompiledRules, error) {
+	r = WithDefaults(r)
 	c := &CompiledRules{rules: r, limits: make(map[string]amountRange, len(r.Currencies))}
 	for _, cur := range r.Currencies {
 		exp, ok := Exponent(cur)

@@ -8,7 +8,7 @@ import (
 )
 
 func TestRulesCompileDefaults(t *testing.T) {
-	cr, err := Rules{}.Compile()
+	cr, err := Compile(Rules{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestRulesCompileLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cr, err := tt.rules.Compile()
+			cr, err := Compile(tt.rules)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestRulesCompileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := tt.rules.Compile(); !errors.Is(err, ErrRules) {
+			if _, err := Compile(tt.rules); !errors.Is(err, ErrRules) {
 				t.Fatalf("Compile() error = %v; want ErrRules", err)
 			}
 		})
@@ -77,11 +77,11 @@ func TestRulesCompileErrors(t *testing.T) {
 }
 
 func TestMatchOrderID(t *testing.T) {
-	def, err := Rules{}.Compile()
+	def, err := Compile(Rules{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	custom, err := Rules{OrderIDPattern: `[A-Z]{2}-[0-9]{4,}`}.Compile() // unanchored on purpose
+	custom, err := Compile(Rules{OrderIDPattern: `[A-Z]{2}-[0-9]{4,}`}) // unanchored on purpose
 	if err != nil {
 		t.Fatal(err)
 	}

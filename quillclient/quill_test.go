@@ -112,15 +112,20 @@ func startQuill(t *testing.T) *liveQuill {
 	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	q := &liveQuill{t: t, dir: dir, dsn: testenv.Postgres(t), log: &syncBuffer{}}
+	reg, err := devenv.OpenRegistry(context.Background(), q.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
 	for _, m := range []policy.Merchant{
 		{ID: "M100", Name: "demo", FeeBps: 60},
 		{ID: "TOPUP", Name: "top-up", CanDeposit: true},
 	} {
-		if _, err := devenv.AddMerchant(dir, m, now.Add(-time.Hour)); err != nil {
+		if _, err := devenv.AddMerchant(context.Background(), dir, reg, m, now.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	q := &liveQuill{t: t, dir: dir, dsn: testenv.Postgres(t), log: &syncBuffer{}}
 	redis := testenv.RedisAddr(t)
 	addr, ops := freeAddr(t), freeAddr(t)
 	q.base = "https://" + addr

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quillpay/quill/merchant"
 )
 
 // MaxAuthorizationLen is the longest Authorization header ParseAuthorization
@@ -22,11 +24,11 @@ const MaxAuthorizationLen = 4096
 // Limits on scheme A credential values, enforced by ParseAuthorization and
 // SignRequest.
 const (
-	MaxMerchantLen  = 64   // mchid
-	MaxNonceLen     = 64   // nonce_str (WeChat Pay SDKs send 32)
-	MaxSerialLen    = 128  // serial_no (WeChat Pay certificate serials are 40 hex digits)
-	MaxTimestampLen = 18   // timestamp digits; 18 always fits an int64
-	MaxSignatureLen = 1024 // signature (base64 of a 4096-bit RSA signature is 684)
+	MaxMerchantLen  = merchant.MaxIDLen // mchid
+	MaxNonceLen     = 64                // nonce_str (WeChat Pay SDKs send 32)
+	MaxSerialLen    = 128               // serial_no (WeChat Pay certificate serials are 40 hex digits)
+	MaxTimestampLen = 18                // timestamp digits; 18 always fits an int64
+	MaxSignatureLen = 1024              // signature (base64 of a 4096-bit RSA signature is 684)
 )
 
 // Credentials are the five fields of a scheme A Authorization header. They are
@@ -74,7 +76,7 @@ func malformed(format string, args ...any) error {
 //
 // Values are 1 or more visible ASCII characters (0x21–0x7E) other than '"' and
 // '\' (quoted-pair escapes are not supported; no WeChat Pay value needs them).
-// In addition: mchid is at most MaxMerchantLen of [A-Za-z0-9._-]; nonce_str is
+// In addition: mchid is a merchant id (merchant.ParseID); nonce_str is
 // at most MaxNonceLen; timestamp is 1 to MaxTimestampLen decimal digits;
 // serial_no is at most MaxSerialLen; signature is at most MaxSignatureLen. Its
 // base64 is checked by the verifier, not here.
@@ -216,15 +218,14 @@ func checkValue(f int, v string) error {
 			return malformed("%s contains a double quote", name)
 		}
 		switch f {
-		case fieldMerchant:
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return malformed("mchid may contain only letters, digits, '.', '_' and '-'")
-			}
 		case fieldTimestamp:
 			if c < '0' || c > '9' {
 				return malformed("timestamp must be decimal Unix seconds")
 			}
 		}
+	}
+	if f == fieldMerchant && !merchant.ValidID(v) {
+		return malformed("mchid may contain only letters, digits, '_' and '-', starting with a letter or digit")
 	}
 	return nil
 }

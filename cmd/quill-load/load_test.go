@@ -40,15 +40,20 @@ func startQuill(t *testing.T, extra ...string) *server {
 	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	s := &server{dir: dir, dsn: testenv.Postgres(t)}
+	reg, err := devenv.OpenRegistry(context.Background(), s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
 	for _, m := range []policy.Merchant{
 		{ID: "M100", Name: "demo", FeeBps: 60},
 		{ID: "TOPUP", Name: "top-up", CanDeposit: true},
 	} {
-		if _, err := devenv.AddMerchant(dir, m, now.Add(-time.Hour)); err != nil {
+		if _, err := devenv.AddMerchant(context.Background(), dir, reg, m, now.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := &server{dir: dir, dsn: testenv.Postgres(t)}
 	apiAddr, opsAddr := freeAddr(t), freeAddr(t)
 	s.url, s.ops = "https://"+apiAddr, "http://"+opsAddr
 	logf, err := os.Create(filepath.Join(tmp, "quill.log"))

@@ -22,6 +22,8 @@ import (
 	"github.com/quillpay/quill/internal/client"
 	"github.com/quillpay/quill/internal/devenv"
 	"github.com/quillpay/quill/keys"
+	mch "github.com/quillpay/quill/merchant"
+	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/signing"
 )
@@ -98,6 +100,12 @@ func (g *gen) newClient(m devenv.Merchant, conns int) *client.Client {
 // loadMerchants loads (spread: onboards the missing ones first) the merchants
 // the run pays and reports how long onboarding took.
 func (g *gen) loadMerchants() (created int, took time.Duration, err error) {
+	ctx := context.Background()
+	reg, err := merchantpg.Open(ctx, g.o.PgDSN, 4)
+	if err != nil {
+		return 0, 0, fmt.Errorf("merchant registry (--pg-dsn): %w", err)
+	}
+	defer reg.Close()
 	ids := []string{g.o.Merchant}
 	if g.o.Scenario == scenarioSpread {
 		ids = make([]string, g.o.Merchants)
@@ -116,7 +124,7 @@ func (g *gen) loadMerchants() (created int, took time.Duration, err error) {
 			var done atomic.Int64
 			bar := newBar(len(missing), "onboarding", g.o.Quiet)
 			err := parallel(runtime.NumCPU(), len(missing), func(i int) error {
-				_, err := devenv.AddMerchant(g.o.DataDir, policy.Merchant{ID: missing[i], Name: "load " + missing[i], FeeBps: g.o.FeeBps}, time.Now().Add(-time.Minute))
+				_, err := devenv.AddMerchant(ctx, g.o.DataDir, reg, policy.Merchant{ID: missing[i], Name: "load " + missing[i], FeeBps: g.o.FeeBps}, time.Now().Add(-time.Minute))
 				bar.set(int(done.Add(1)))
 				return err
 			})
@@ -125,14 +133,11 @@ func (g *gen) loadMerchants() (created int, took time.Duration, err error) {
 				return 0, 0, err
 			}
 			created, took = len(missing), time.Since(start)
-			// The server reloads merchants.json and the key store on its own,
+			// The server finds new merchants in the registry at once (an
+			// unknown id reloads it) and reloads the key store on its own,
 			// after a short check interval.
 			time.Sleep(1500 * time.Millisecond)
 		}
-	}
-	dir, err := policy.LoadDirectory(filepath.Join(g.o.DataDir, "merchants.json"))
-	if err != nil {
-		return 0, 0, err
 	}
 	g.merchants = make([]merchant, len(ids))
 	err = parallel(runtime.NumCPU(), len(ids), func(i int) error {
@@ -140,7 +145,7 @@ func (g *gen) loadMerchants() (created int, took time.Duration, err error) {
 		if err != nil {
 			return err
 		}
-		prof, err := dir.Merchant(context.Background(), ids[i])
+		prof, err := reg.Get(ctx, mch.ID(ids[i]))
 		if err != nil {
 			return err
 		}

@@ -56,16 +56,18 @@ func startAuditServer(t *testing.T) *auditHarness {
 	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	dsn := testenv.Postgres(t)
+	reg := openRegistry(t, dsn)
 	for _, m := range []policy.Merchant{
 		{ID: demoMerchant, Name: "demo", FeeBps: 60},
 		{ID: topUp, Name: "top-up", CanDeposit: true},
 		{ID: otherMerch, Name: "other", FeeBps: 100},
 	} {
-		if _, err := devenv.AddMerchant(dir, m, now.Add(-time.Hour)); err != nil {
+		if _, err := devenv.AddMerchant(context.Background(), dir, reg, m, now.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h := &harness{t: t, dir: dir, dsn: testenv.Postgres(t), clock: fakeclock.New(now),
+	h := &harness{t: t, dir: dir, dsn: dsn, clock: fakeclock.New(now), reg: reg,
 		clients: map[string]*client.Client{}, certs: map[string]tls.Certificate{}}
 	c := testConfig(dir, h.dsn, testenv.RedisAddr(t))
 	c.Audit = auditConfig{Addr: "127.0.0.1:0", Issuer: devenv.AuditorIssuer, Audience: devenv.AuditorAudience}

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/quillpay/quill/merchant"
 )
 
 // config is every setting of the server. Each has a flag and a QUILL_ env var
@@ -16,8 +22,8 @@ import (
 type config struct {
 	Addr            string        // --addr QUILL_ADDR: merchant API (mTLS)
 	OpsAddr         string        // --ops-addr QUILL_OPS_ADDR: plain-HTTP health, loopback only
-	DataDir         string        // --data-dir QUILL_DATA_DIR: dev material (keys/, merchants.json, TLS files)
-	PostgresDSN     string        // --pg-dsn QUILL_PG_DSN: the service role (ledger writes)
+	DataDir         string        // --data-dir QUILL_DATA_DIR: dev material (keys/, TLS files)
+	PostgresDSN     string        // QUILL_PG_DSN, --pg-dsn-file QUILL_PG_DSN_FILE, or --pg-dsn without a password
 	MigrateDSN      string        // --pg-migrate-dsn QUILL_PG_MIGRATE_DSN: the owner role, for migrations; "" = --pg-dsn
 	AuditDSN        string        // --pg-audit-dsn QUILL_PG_AUDIT_DSN: the reader role, for auditors' reads; "" = --pg-dsn
 	RedisAddr       string        // --redis-addr QUILL_REDIS_ADDR
@@ -55,10 +61,50 @@ type config struct {
 	RedisWaitReplicas int           // --redis-wait-replicas QUILL_REDIS_WAIT_REPLICAS: WAIT for this many replicas
 	RedisWaitTimeout  time.Duration // --redis-wait-timeout QUILL_REDIS_WAIT_TIMEOUT
 	PostgresReadDSN   string        // --pg-read-dsn QUILL_PG_READ_DSN: lag-tolerant reads (a standby)
+	// MerchantsRefresh is how often the profile cache reloads the registry
+	// (--merchants-refresh QUILL_MERCHANTS_REFRESH): the longest a disabled
+	// merchant keeps being served.
+	MerchantsRefresh time.Duration
+
+	envErrs   []error // QUILL_ values that did not parse (envFail)
+	pgDSNFile string  // --pg-dsn-file QUILL_PG_DSN_FILE: read by resolveDSN
 }
 
-func (c *config) keysDir() string   { return filepath.Join(c.DataDir, "keys") }
-func (c *config) merchants() string { return filepath.Join(c.DataDir, "merchants.json") }
+// resolveDSN settles where the DSN comes from after the flags are parsed:
+// --pg-dsn-file wins; a --pg-dsn given on the command line must not carry a
+// password (command lines are visible to every local user and land in shell
+// history), so a DSN with one comes from the environment or a file.
+func (c *config) resolveDSN(fs *pflag.FlagSet) error {
+	if c.pgDSNFile != "" {
+		b, err := os.ReadFile(c.pgDSNFile)
+		if err != nil {
+			return fmt.Errorf("--pg-dsn-file: %w", err) // names the file, not its content
+		}
+		c.PostgresDSN = strings.TrimSpace(string(b))
+		return nil
+	}
+	if fs.Changed("pg-dsn") && hasPassword(c.PostgresDSN) {
+		return errors.New("--pg-dsn holds a password: put the DSN in QUILL_PG_DSN or a file named by --pg-dsn-file instead")
+	}
+	return nil
+}
+
+// hasPassword reports whether a PostgreSQL DSN (URL or keyword form) carries
+// a password.
+func hasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		_, set := u.User.Password()
+		return set || u.Query().Has("password")
+	}
+	for _, f := range strings.Fields(dsn) {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
+			return true
+		}
+	}
+	return strings.Contains(dsn, "password")
+}
+
+func (c *config) keysDir() string { return filepath.Join(c.DataDir, "keys") }
 
 func envString(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
@@ -67,31 +113,62 @@ func envString(name, def string) string {
 	return def
 }
 
+// envErrs collects the QUILL_ values that did not parse while a command's
+// flags are bound (bindServe, bindStorage, ...): a bad value is not replaced
+// by the default, it refuses the start (config.validate), naming the variable
+// and the accepted form.
+var envErrs struct {
+	sync.Mutex
+	errs []error
+}
+
+func envFail(name, v, want string) {
+	envErrs.Lock()
+	defer envErrs.Unlock()
+	envErrs.errs = append(envErrs.errs, fmt.Errorf("%s=%q: want %s", name, v, want))
+}
+
+// takeEnvErrors returns the errors collected since the last call.
+func takeEnvErrors() []error {
+	envErrs.Lock()
+	defer envErrs.Unlock()
+	errs := envErrs.errs
+	envErrs.errs = nil
+	return errs
+}
+
 func envDuration(name string, def time.Duration) time.Duration {
 	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			envFail(name, v, "a duration with its unit, such as 300s, 1m30s or 250ms")
+			return def
 		}
-		fmt.Fprintf(os.Stderr, "quill: ignoring %s=%q: not a duration\n", name, v)
+		return d
 	}
 	return def
 }
 
 func envInt(name string, def int64) int64 {
 	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return n
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			envFail(name, v, "a whole number (sizes in bytes), such as 65536")
+			return def
 		}
-		fmt.Fprintf(os.Stderr, "quill: ignoring %s=%q: not an integer\n", name, v)
+		return n
 	}
 	return def
 }
 
 func envBool(name string, def bool) bool {
 	if v, ok := os.LookupEnv(name); ok {
-		if b, err := strconv.ParseBool(v); err == nil {
-			return b
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envFail(name, v, "true or false")
+			return def
 		}
+		return b
 	}
 	return def
 }
@@ -101,7 +178,10 @@ const defaultDSN = "postgres://postgres@127.0.0.1:5432/quill?sslmode=disable"
 
 // bindStorage registers the flags every subcommand that touches Postgres needs.
 func bindStorage(fs *pflag.FlagSet, c *config) {
-	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN of the service role (env QUILL_PG_DSN)")
+	takeEnvErrors()
+	defer func() { c.envErrs = append(c.envErrs, takeEnvErrors()...) }()
+	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN without a password; one with a password goes in QUILL_PG_DSN or --pg-dsn-file (env QUILL_PG_DSN)")
+	fs.StringVar(&c.pgDSNFile, "pg-dsn-file", envString("QUILL_PG_DSN_FILE", ""), "file holding the PostgreSQL DSN, which may contain a password (env QUILL_PG_DSN_FILE)")
 	fs.StringVar(&c.MigrateDSN, "pg-migrate-dsn", envString("QUILL_PG_MIGRATE_DSN", ""), "PostgreSQL DSN of the owner role that applies migrations; empty: --pg-dsn (env QUILL_PG_MIGRATE_DSN)")
 }
 
@@ -116,10 +196,11 @@ func (c *config) migrateDSN() string {
 // bindServe registers the server's flags.
 func bindServe(fs *pflag.FlagSet, c *config) {
 	bindStorage(fs, c)
+	defer func() { c.envErrs = append(c.envErrs, takeEnvErrors()...) }()
 	fs.StringVar(&c.AuditDSN, "pg-audit-dsn", envString("QUILL_PG_AUDIT_DSN", ""), "PostgreSQL DSN of the read-only role the auditor API reads with; empty: --pg-read-dsn, else --pg-dsn (env QUILL_PG_AUDIT_DSN)")
 	fs.StringVar(&c.Addr, "addr", envString("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", envString("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", envString("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store, merchant profiles and TLS files (env QUILL_DATA_DIR)")
+	fs.StringVar(&c.DataDir, "data-dir", envString("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store and TLS files (env QUILL_DATA_DIR)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", envString("QUILL_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for nonces and the payer-token denylist (env QUILL_REDIS_ADDR)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", envString("QUILL_REDIS_PREFIX", "quill:"), "prefix of every Redis key (env QUILL_REDIS_PREFIX)")
 	fs.DurationVar(&c.RedisTimeout, "redis-timeout", envDuration("QUILL_REDIS_TIMEOUT", 250*time.Millisecond), "Redis command timeout; past it the request is refused with 503 (env QUILL_REDIS_TIMEOUT)")
@@ -146,16 +227,22 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	bindAudit(fs, &c.Audit)
 	bindRedis(fs, c)
 	bindReplica(fs, c)
+	fs.DurationVar(&c.MerchantsRefresh, "merchants-refresh", envDuration("QUILL_MERCHANTS_REFRESH", merchant.DefaultRefreshEvery), "how often merchant profiles are reloaded from Postgres; a disabled merchant is refused within it (env QUILL_MERCHANTS_REFRESH)")
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
 // validate rejects a configuration the server cannot run safely with.
 func (c *config) validate() error {
+	if err := errors.Join(c.envErrs...); err != nil {
+		return err
+	}
 	switch {
 	case c.Window < time.Second || c.Window > time.Hour:
 		return fmt.Errorf("replay window %s outside 1s..1h", c.Window)
 	case c.MaxBody < 1024:
 		return fmt.Errorf("max body %d below 1024 bytes", c.MaxBody)
+	case c.MerchantsRefresh < 100*time.Millisecond:
+		return fmt.Errorf("merchants refresh %s below 100ms", c.MerchantsRefresh)
 	case c.MaxBatch < 1:
 		return fmt.Errorf("max batch %d below 1", c.MaxBatch)
 	case c.RedisTimeout <= 0:

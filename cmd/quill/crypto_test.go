@@ -132,7 +132,8 @@ func TestUnloadablePlatformKeyStopsStart(t *testing.T) {
 	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := devenv.AddMerchant(dir, policy.Merchant{ID: demoMerchant, Name: "demo", FeeBps: 60}, now.Add(-time.Hour)); err != nil {
+	dsn := testenv.Postgres(t)
+	if _, err := devenv.AddMerchant(context.Background(), dir, openRegistry(t, dsn), policy.Merchant{ID: demoMerchant, Name: "demo", FeeBps: 60}, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	//lint:ignore SA1019 a three-prime key is exactly the input under test.
@@ -147,7 +148,7 @@ func TestUnloadablePlatformKeyStopsStart(t *testing.T) {
 	if err := store.RotatePlatform(context.Background(), keys.NewPrivateKey("P-3PRIME", keys.RSAPKCS1SHA256, threePrimes), 0); err != nil {
 		t.Fatal(err)
 	}
-	c := testConfig(dir, testenv.Postgres(t), testenv.RedisAddr(t))
+	c := testConfig(dir, dsn, testenv.RedisAddr(t))
 	c.MaxBatch, c.Crypto = 16, cryptoOpenSSL
 	c.Addr, c.OpsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

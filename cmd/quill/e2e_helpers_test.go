@@ -29,6 +29,7 @@ import (
 	"github.com/quillpay/quill/internal/fakeclock"
 	"github.com/quillpay/quill/internal/testenv"
 	"github.com/quillpay/quill/keys"
+	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/signing"
 )
@@ -146,6 +147,8 @@ type harness struct {
 	stop    func() error // cancel the server and wait until it has drained
 	noWait  bool         // a tweak may start a server that is not ready
 	log     io.Writer    // a tweak may capture the server's log
+
+	reg *merchantpg.Store // the merchant registry in dsn
 }
 
 const (
@@ -177,19 +180,22 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	dsn := testenv.Postgres(t)
+	reg := openRegistry(t, dsn)
 	for _, m := range []policy.Merchant{
 		{ID: demoMerchant, Name: "demo", FeeBps: 60},
 		{ID: topUp, Name: "top-up", CanDeposit: true},
 		{ID: otherMerch, Name: "other", FeeBps: 100},
 	} {
-		if _, err := devenv.AddMerchant(dir, m, now.Add(-time.Hour)); err != nil {
+		if _, err := devenv.AddMerchant(context.Background(), dir, reg, m, now.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	h := &harness{
 		t:       t,
 		dir:     dir,
-		dsn:     testenv.Postgres(t),
+		dsn:     dsn,
+		reg:     reg,
 		clock:   fakeclock.New(now),
 		proxy:   newRedisProxy(t, testenv.RedisAddr(t)),
 		clients: map[string]*client.Client{},
@@ -199,6 +205,7 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 	if o.config != nil {
 		o.config(&c)
 	}
+	c.MerchantsRefresh = 200 * time.Millisecond
 	for _, tweak := range o.tweaks {
 		tweak(h, &c)
 	}
@@ -264,6 +271,17 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 	}
 	t.Cleanup(func() { h.db.Close(context.Background()) })
 	return h
+}
+
+// openRegistry migrates the database at dsn and opens its merchant registry.
+func openRegistry(t testing.TB, dsn string) *merchantpg.Store {
+	t.Helper()
+	reg, err := devenv.OpenRegistry(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	return reg
 }
 
 func (h *harness) httpClient(cert *tls.Certificate) *http.Client {

@@ -28,6 +28,9 @@ Example:
   QUILL_VAULT_TOKEN=... quill import-keys --vault-addr http://127.0.0.1:8200 --from var/dev/keys`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := errors.Join(c.envErrs...); err != nil {
+				return err
+			}
 			if c.Keys.VaultAddr == "" {
 				return errors.New("--vault-addr (or QUILL_VAULT_ADDR) is required")
 			}
@@ -70,5 +73,6 @@ Example:
 	}
 	cmd.Flags().StringVar(&from, "from", "var/dev/keys", "directory of the dev file store to copy")
 	bindKeys(cmd.Flags(), &c.Keys)
+	c.envErrs = takeEnvErrors()
 	return cmd
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/quillpay/quill/internal/buildinfo"
 	"github.com/quillpay/quill/ledger/postgres"
 )
 
@@ -30,6 +32,7 @@ func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "quill",
 		Short:         "Quill payment API server",
+		Version:       buildinfo.Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -46,6 +49,9 @@ func serveCmd() *cobra.Command {
 (/healthz, /readyz). SIGINT or SIGTERM drains in-flight requests, then exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := c.resolveDSN(cmd.Flags()); err != nil {
+				return err
+			}
 			if err := c.validate(); err != nil {
 				return err
 			}
@@ -65,6 +71,12 @@ func migrateCmd() *cobra.Command {
 		Short: "Apply the embedded database migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := errors.Join(c.envErrs...); err != nil {
+				return err
+			}
+			if err := c.resolveDSN(cmd.Flags()); err != nil {
+				return err
+			}
 			if err := postgres.Migrate(context.Background(), c.migrateDSN()); err != nil {
 				return err
 			}

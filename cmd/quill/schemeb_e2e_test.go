@@ -56,7 +56,7 @@ func schemeBServer(t testing.TB) (*harness, *lockedBuffer) {
 			if id == demoMerchant {
 				continue
 			}
-			if _, err := devenv.AddMerchantWithAlgorithm(h.dir, policy.Merchant{ID: id, Name: id, FeeBps: 50}, keys.Algorithm(alg), time.Now().Add(-time.Hour)); err != nil {
+			if _, err := devenv.AddMerchantWithAlgorithm(context.Background(), h.dir, h.reg, policy.Merchant{ID: id, Name: id, FeeBps: 50}, keys.Algorithm(alg), time.Now().Add(-time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -79,10 +79,11 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("keys: %w", err)
 	}
 	defer ks.close()
-	merchants, err := policy.LoadDirectory(c.merchants())
+	merchants, closeMerchants, err := openMerchants(ctx, c, log, o.now)
 	if err != nil {
 		return fmt.Errorf("merchants: %w", err)
 	}
+	defer closeMerchants()
 
 	liveTLS := openTLS(ctx, ks, tlsRefresh(c), log, o.now) // tls.go
 	tlsOpts := liveTLS.ServerOptions()
@@ -158,6 +159,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		api.ReadyCheck{Name: "keys", Check: ks.ready},
 		api.ReadyCheck{Name: "tls", Check: liveTLS.Ready},
+		api.ReadyCheck{Name: "merchants", Check: merchants.Ready},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 		cryptoReady(cryp, platform),
 	)

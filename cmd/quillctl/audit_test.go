@@ -91,14 +91,15 @@ func newAuditEnv(t *testing.T) *auditEnv {
 	if err := devenv.Init(env.dir, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := devenv.AddMerchant(env.dir, policy.Merchant{ID: "M100", Name: "m", FeeBps: 60}, now.Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if err := postgres.Migrate(ctx, env.dsn); err != nil {
+	reg, err := devenv.OpenRegistry(ctx, env.dsn) // migrates env.dsn too
+	if err != nil {
 		t.Fatal(err)
 	}
-	var err error
+	t.Cleanup(reg.Close)
+	if _, err := devenv.AddMerchant(ctx, env.dir, reg, policy.Merchant{ID: "M100", Name: "m", FeeBps: 60}, now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if env.store, err = postgres.Open(ctx, env.dsn, postgres.Options{}); err != nil {
 		t.Fatal(err)
 	}

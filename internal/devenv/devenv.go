@@ -1,14 +1,14 @@
 // Package devenv creates and reads the dev material of a Quill installation: a
 // dev CA, the server certificate, the platform signing key, the dev login
 // service's payer-token key, and merchants (RSA signing key, key id, client
-// certificate, profile). quillctl, the dev script and the end-to-end tests use
+// certificate). Merchant profiles live in the registry (merchant/postgres),
+// not here. quillctl, the dev script and the end-to-end tests use
 // it so they agree on one layout:
 //
 //	<dir>/ca.pem, ca.key.pem              dev CA (trusts clients and signs the server)
 //	<dir>/keys/                           the dev key store (keys.FileStore), with the
 //	                                      TLS material in keys/tls/: server certificate for
 //	                                      127.0.0.1 and localhost, client CA bundle, CRL, issuer
-//	<dir>/merchants.json                  merchant profiles (policy.FileDirectory)
 //	<dir>/platform.pub.pem                the current platform public key; its serial
 //	                                      is in platform.serial
 //	<dir>/platform-ed25519.pub.pem        the current scheme B (Ed25519) platform public key
@@ -37,8 +37,12 @@ import (
 	"time"
 
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/atomicfile"
 	"github.com/quillpay/quill/internal/tlsadmin"
 	"github.com/quillpay/quill/keys"
+	ledgerpg "github.com/quillpay/quill/ledger/postgres"
+	"github.com/quillpay/quill/merchant"
+	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
 )
 
@@ -207,12 +211,102 @@ type Merchant struct {
 // MerchantDir is where a merchant's files live.
 func MerchantDir(dir, id string) string { return filepath.Join(dir, "merchants", id) }
 
-// AddMerchant onboards profile: an RSA-2048 signing key registered in the key
-// store under a new key id, a client certificate from the dev CA naming the
-// merchant, and the profile in merchants.json. It fails if the merchant has
-// material already.
-func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, error) {
-	return AddMerchantWithAlgorithm(dir, profile, keys.RSAPKCS1SHA256, now)
+// IssueClientCert writes a new merchant's mTLS client certificate and key
+// (0600) from the dev CA under MerchantDir(dir, id). It fails if the merchant
+// has complete dev material already (key_id, see SaveSigningKey).
+func IssueClientCert(dir, id string, now time.Time) error {
+	if _, err := merchant.ParseID(id); err != nil {
+		return err
+	}
+	md := MerchantDir(dir, id)
+	if exists(filepath.Join(md, "key_id")) {
+		return fmt.Errorf("devenv: merchant %s already has dev material in %s", id, md)
+	}
+	if err := os.MkdirAll(md, 0o700); err != nil {
+		return err
+	}
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
+	if err != nil {
+		return err
+	}
+	// The client certificate comes from the key store's issuer, as
+	// `quillctl certs issue` does it.
+	certPEM, keyPEM, err := tlsadmin.IssueClient(context.Background(), store, id, nil, leafValidity, now)
+	if err != nil {
+		return fmt.Errorf("devenv: issue client certificate (run quillctl dev init first): %w", err)
+	}
+	return writePair(md, "client", certPEM, keyPEM)
+}
+
+// HasClientCert reports whether merchant id has a dev client certificate,
+// i.e. whether its signing key belongs in the dev layout.
+func HasClientCert(dir, id string) bool {
+	return exists(filepath.Join(MerchantDir(dir, id), "client.pem"))
+}
+
+// SaveSigningKey writes merchant id's request-signing key (0600), its public
+// PEM and, last, its key id (key_id), replacing earlier ones atomically, so
+// the merchant's dev tools sign with it from then on. Call it once the key
+// is registered.
+func SaveSigningKey(dir, id string, signer crypto.Signer, kid string) error {
+	md := MerchantDir(dir, id)
+	b, err := keys.MarshalPrivateKeyPEM(signer)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(md, "signing.key.pem"), b, privateFileMod); err != nil {
+		return err
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(md, "key_id"), []byte(kid+"\n"), 0o644)
+}
+
+// SavePlatformPublic rewrites platform.pub.pem and platform.serial after a
+// platform-key rotation, if dir holds dev material (platform.serial exists).
+func SavePlatformPublic(dir, serial string, pub crypto.PublicKey) error {
+	if !exists(filepath.Join(dir, "platform.serial")) {
+		return nil
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(pub)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, "platform.pub.pem"), pubPEM, 0o644); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, "platform.serial"), []byte(serial+"\n"), 0o644)
+}
+
+// SavePayerSigner replaces the dev login service's payer-JWT key and kid
+// after a _payer rotation, if dir holds dev material; it reports whether it did.
+func SavePayerSigner(dir string, signer crypto.Signer, kid string) (bool, error) {
+	if !exists(filepath.Join(dir, "payer-signer.kid")) {
+		return false, nil
+	}
+	b, err := keys.MarshalPrivateKeyPEM(signer)
+	if err != nil {
+		return false, err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, "payer-signer.key.pem"), b, privateFileMod); err != nil {
+		return false, err
+	}
+	return true, atomicfile.Write(filepath.Join(dir, "payer-signer.kid"), []byte(kid+"\n"), 0o644)
+}
+
+// AddMerchant onboards profile the way the tests and tools need it in one
+// call: a dev client certificate, an RSA-2048 signing key registered as the
+// first version of a new ring in the dev key store under dir, and the
+// profile in reg, recorded as an operator event by "devenv". With a nil reg
+// only the dev material is made: the caller registers the profile itself
+// (tests whose database is not known yet).
+func AddMerchant(ctx context.Context, dir string, reg merchant.Registry, profile policy.Merchant, now time.Time) (Merchant, error) {
+	return AddMerchantWithAlgorithm(ctx, dir, reg, profile, keys.RSAPKCS1SHA256, now)
 }
 
 // AddMerchantWithAlgorithm is AddMerchant with a signing key for alg
@@ -220,28 +314,11 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 // ecdsa-p256-sha256 or ed25519 for scheme B), registered with that algorithm.
 // A merchant whose algorithm is not rsa-v1_5-sha256 also gets an algorithm
 // file next to key_id.
-func AddMerchantWithAlgorithm(dir string, profile policy.Merchant, alg keys.Algorithm, now time.Time) (Merchant, error) {
+func AddMerchantWithAlgorithm(ctx context.Context, dir string, reg merchant.Registry, profile policy.Merchant, alg keys.Algorithm, now time.Time) (Merchant, error) {
 	if err := policy.ValidateMerchant(profile); err != nil {
 		return Merchant{}, err
 	}
-	md := MerchantDir(dir, profile.ID)
-	if exists(filepath.Join(md, "key_id")) {
-		return Merchant{}, fmt.Errorf("devenv: merchant %s already exists", profile.ID)
-	}
-	if err := os.MkdirAll(md, 0o700); err != nil {
-		return Merchant{}, err
-	}
-	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
-	if err != nil {
-		return Merchant{}, err
-	}
-	// The client certificate comes from the key store's issuer, as
-	// `quillctl certs issue` does it.
-	certPEM, keyPEM, err := tlsadmin.IssueClient(context.Background(), store, profile.ID, nil, leafValidity, now)
-	if err != nil {
-		return Merchant{}, fmt.Errorf("devenv: issue client certificate (run quillctl dev init first): %w", err)
-	}
-	if err := writePair(md, "client", certPEM, keyPEM); err != nil {
+	if err := IssueClientCert(dir, profile.ID, now); err != nil {
 		return Merchant{}, err
 	}
 	signer, err := keys.Generate(alg, rand.Reader)
@@ -250,34 +327,38 @@ func AddMerchantWithAlgorithm(dir string, profile policy.Merchant, alg keys.Algo
 	}
 	kid := keys.NewKeyID("", rand.Reader)
 	if alg != keys.RSAPKCS1SHA256 {
-		if err := os.WriteFile(filepath.Join(md, "algorithm"), []byte(string(alg)+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(MerchantDir(dir, profile.ID), "algorithm"), []byte(string(alg)+"\n"), 0o644); err != nil {
 			return Merchant{}, err
 		}
 	}
-	if err := writeKey(filepath.Join(md, "signing.key.pem"), signer); err != nil {
-		return Merchant{}, err
-	}
-	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
 	if err != nil {
 		return Merchant{}, err
 	}
-	if err := os.WriteFile(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
-		return Merchant{}, err
-	}
-	if err := store.AddPublicKey(context.Background(), profile.ID, keys.PublicKey{
-		ID: kid, Owner: profile.ID, Algorithm: alg, Status: keys.Active,
-		Public: signer.Public(), CreatedAt: now,
+	if err := (keys.Manager{Rings: store}).Create(ctx, profile.ID, keys.PublicKey{
+		ID: kid, Algorithm: alg, Public: signer.Public(), CreatedAt: now,
 	}); err != nil {
 		return Merchant{}, err
 	}
-	if err := policy.SaveMerchant(filepath.Join(dir, "merchants.json"), profile); err != nil {
-		return Merchant{}, err
+	if reg != nil {
+		if _, err := reg.Add(ctx, profile, merchant.Event{Actor: "devenv", NewKeyID: kid}); err != nil {
+			return Merchant{}, err
+		}
 	}
-	// key_id last: its presence marks a complete merchant.
-	if err := os.WriteFile(filepath.Join(md, "key_id"), []byte(kid+"\n"), 0o644); err != nil {
+	if err := SaveSigningKey(dir, profile.ID, signer, kid); err != nil {
 		return Merchant{}, err
 	}
 	return LoadMerchant(dir, profile.ID)
+}
+
+// OpenRegistry migrates the database at dsn (as quill serve --migrate does)
+// and opens its merchant registry, for tools and tests that onboard merchants
+// before a server runs. Close it when done.
+func OpenRegistry(ctx context.Context, dsn string) (*merchantpg.Store, error) {
+	if err := ledgerpg.Migrate(ctx, dsn); err != nil {
+		return nil, err
+	}
+	return merchantpg.Open(ctx, dsn, 4)
 }
 
 // LoadMerchant reads a merchant's dev material.

@@ -25,6 +25,7 @@ import (
 	"github.com/quillpay/quill/internal/cluster"
 	"github.com/quillpay/quill/internal/devenv"
 	"github.com/quillpay/quill/ledger/postgres"
+	"github.com/quillpay/quill/merchant"
 	"github.com/quillpay/quill/policy"
 )
 
@@ -60,7 +61,11 @@ type topology struct {
 	merchants []string
 	roots     *x509.CertPool
 	loaded    map[string]devenv.Merchant
+	profiles  []policy.Merchant
 	nodes     []*node
+	// registered holds the databases the profiles were added to: each
+	// node's --pg-dsn gets them before the node starts.
+	registered map[string]bool
 }
 
 const topUp = "TOPUP"
@@ -73,15 +78,16 @@ func newTopology(t testing.TB, n int) *topology {
 	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	tp := &topology{t: t, dir: dir, loaded: map[string]devenv.Merchant{}}
+	tp := &topology{t: t, dir: dir, loaded: map[string]devenv.Merchant{}, registered: map[string]bool{}}
 	profiles := []policy.Merchant{{ID: topUp, Name: "top-up", CanDeposit: true}}
 	for i := range n {
 		id := fmt.Sprintf("M%03d", 100+i)
 		tp.merchants = append(tp.merchants, id)
 		profiles = append(profiles, policy.Merchant{ID: id, Name: id, FeeBps: 60})
 	}
+	tp.profiles = profiles
 	for _, m := range profiles {
-		if _, err := devenv.AddMerchant(dir, m, now.Add(-time.Hour)); err != nil {
+		if _, err := devenv.AddMerchant(context.Background(), dir, nil, m, now.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		mc, err := devenv.LoadMerchant(dir, m.ID)
@@ -112,6 +118,11 @@ type node struct {
 // (--pg-dsn, Redis flags…) and waits until it is ready.
 func (tp *topology) startNode(args ...string) *node {
 	tp.t.Helper()
+	for i, a := range args {
+		if a == "--pg-dsn" && i+1 < len(args) && !tp.registered[args[i+1]] {
+			tp.register(args[i+1])
+		}
+	}
 	ports := cluster.FreePorts(tp.t, 2, false)
 	n := &node{
 		name:    fmt.Sprintf("quill%d", len(tp.nodes)+1),
@@ -149,6 +160,24 @@ func (tp *topology) startNode(args ...string) *node {
 	}
 	tp.nodes = append(tp.nodes, n)
 	return n
+}
+
+// register adds the topology's merchant profiles to the registry in the
+// database at dsn (migrating it first, as a node would).
+func (tp *topology) register(dsn string) {
+	tp.t.Helper()
+	ctx := context.Background()
+	reg, err := devenv.OpenRegistry(ctx, dsn)
+	if err != nil {
+		tp.t.Fatalf("registry at %s: %v", dsn, err)
+	}
+	defer reg.Close()
+	for _, p := range tp.profiles {
+		if _, err := reg.Add(ctx, p, merchant.Event{Actor: "test"}); err != nil && !errors.Is(err, merchant.ErrExists) {
+			tp.t.Fatal(err)
+		}
+	}
+	tp.registered[dsn] = true
 }
 
 var errStop = errors.New("stop")
