@@ -11,6 +11,7 @@ import (
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger"
 	"github.com/quillpay/quill/policy"
+	"github.com/quillpay/quill/signing"
 )
 
 // DefaultMaxBody caps request bodies; payment requests are a few hundred bytes.
@@ -88,11 +89,15 @@ type ReadyCheck struct {
 }
 
 // NewOpsHandler serves /healthz (the process is up) and /readyz (every check
-// passes within timeout) for the plain-HTTP loopback ops listener.
-func NewOpsHandler(timeout time.Duration, checks ...ReadyCheck) http.Handler {
+// passes within timeout) for the plain-HTTP loopback ops listener. Both name
+// the running version. A failing check is reported with its error, so an
+// operator can act on it: check errors name the store, since when and the
+// error class, never a secret (each ReadyCheck is written that way), and
+// are cut to maxReadyReason bytes.
+func NewOpsHandler(version string, timeout time.Duration, checks ...ReadyCheck) http.Handler {
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version})
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
@@ -100,12 +105,25 @@ func NewOpsHandler(timeout time.Duration, checks ...ReadyCheck) http.Handler {
 		status, result := http.StatusOK, map[string]string{}
 		for _, c := range checks {
 			if err := c.Check(ctx); err != nil {
-				status, result[c.Name] = http.StatusServiceUnavailable, "failing"
+				status, result[c.Name] = http.StatusServiceUnavailable, "failing: "+readyReason(err)
 				continue
 			}
 			result[c.Name] = "ok"
 		}
-		writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": result})
+		writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "version": version, "checks": result})
 	})
 	return r
+}
+
+// maxReadyReason bounds the error text /readyz shows per check.
+const maxReadyReason = 300
+
+// readyReason is err's text for /readyz: redacted like every client-facing
+// echo (no JWT-shaped or secret-named values) and cut to maxReadyReason.
+func readyReason(err error) string {
+	s := signing.Redact(err.Error())
+	if len(s) > maxReadyReason {
+		s = s[:maxReadyReason] + "…"
+	}
+	return s
 }

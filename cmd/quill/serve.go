@@ -17,6 +17,7 @@ import (
 
 	"github.com/quillpay/quill/api"
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/buildinfo"
 	"github.com/quillpay/quill/internal/netlimit"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger/postgres"
@@ -148,7 +149,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Failures:      api.NewFailureLimiter(c.AuthFailMax, c.AuthFailWindow, c.AuthFailDelay, o.now),
 	})
 	var draining atomic.Bool
-	ops := api.NewOpsHandler(2*time.Second,
+	ops := api.NewOpsHandler(buildinfo.Version(), 2*time.Second,
 		api.ReadyCheck{Name: "serving", Check: func(context.Context) error {
 			if draining.Load() {
 				return errors.New("shutting down")
