@@ -35,7 +35,7 @@ var (
 // PayerOwner, AuditorOwner). Backends use it before building a storage path.
 func ValidOwner(owner string) bool {
 	switch owner {
-	case PlatformOwner, PayerOwner, AuditorOwner:
+	case PlatformOwner, PlatformEd25519Owner, PayerOwner, AuditorOwner:
 		return true
 	}
 	return merchant.ValidID(owner)

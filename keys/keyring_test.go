@@ -219,3 +219,18 @@ func TestPlatformEd25519Ring(t *testing.T) {
 		t.Fatalf("merchant ring as platform: %v", err)
 	}
 }
+
+// TestValidOwnerReserved: every reserved owner the server and the CLI use is
+// a valid owner (a ring the dev store refuses to write is a broken dev init).
+func TestValidOwnerReserved(t *testing.T) {
+	for _, o := range []string{PlatformOwner, PlatformEd25519Owner, PayerOwner, AuditorOwner, "M100"} {
+		if !ValidOwner(o) {
+			t.Errorf("ValidOwner(%q) = false", o)
+		}
+	}
+	for _, o := range []string{"", "_other", "M 100", "_platform_rsa"} {
+		if ValidOwner(o) {
+			t.Errorf("ValidOwner(%q) = true", o)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/quillpay/quill/internal/tlsadmin"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/keys/vault"
+	"github.com/quillpay/quill/merchant"
 )
 
 // openTLSStore opens the store the server reads its TLS material from:
@@ -58,7 +59,7 @@ func writeOnce(path string, data []byte, perm os.FileMode) error {
 	return f.Close()
 }
 
-func certsCmd(dir *string) *cobra.Command {
+func certsCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "certs",
 		Short: "Issue, rotate, revoke and list TLS certificates in the key store",
@@ -68,11 +69,11 @@ QUILL_VAULT_ADDR, else <data-dir>/keys/tls/): the server certificate and key
 client CA that issues certificates and signs the CRL (tls/issuer). A running
 server picks changes up within one refresh interval, or at once on SIGHUP.`,
 	}
-	c.AddCommand(certsIssueCmd(dir), certsRotateServerCmd(dir), certsRevokeCmd(dir), certsListCmd(dir))
+	c.AddCommand(certsIssueCmd(a), certsRotateServerCmd(a), certsRevokeCmd(a), certsListCmd(a))
 	return c
 }
 
-func certsIssueCmd(dir *string) *cobra.Command {
+func certsIssueCmd(a *app) *cobra.Command {
 	var csrFile, out, keyOut string
 	var validity time.Duration
 	cmd := &cobra.Command{
@@ -98,7 +99,7 @@ Example:
 			} else if keyOut == "" {
 				return errors.New("give --csr FILE, or --key-out FILE for a new key")
 			}
-			s, closeStore, err := openTLSStore(*dir)
+			s, closeStore, err := openTLSStore(a.dataDir)
 			if err != nil {
 				return err
 			}
@@ -116,7 +117,11 @@ Example:
 				return err
 			}
 			fmt.Printf("client certificate for %s written to %s\n", args[0], out)
-			return nil
+			serial, err := parseCertPEM(certPEM)
+			if err != nil {
+				return err
+			}
+			return a.recordEvent(cmd.Context(), merchant.Event{Action: merchant.CertIssued, Subject: args[0], NewKeyID: fmt.Sprintf("%X", serial)})
 		},
 	}
 	cmd.Flags().StringVar(&csrFile, "csr", "", "PEM certificate request holding the merchant's own key")
@@ -126,7 +131,7 @@ Example:
 	return cmd
 }
 
-func certsRotateServerCmd(dir *string) *cobra.Command {
+func certsRotateServerCmd(a *app) *cobra.Command {
 	var hosts []string
 	var certFile, keyFile string
 	var validity time.Duration
@@ -157,7 +162,7 @@ Example:
 			} else if len(hosts) == 0 {
 				return errors.New("give --host (one or more), or --cert and --key")
 			}
-			s, closeStore, err := openTLSStore(*dir)
+			s, closeStore, err := openTLSStore(a.dataDir)
 			if err != nil {
 				return err
 			}
@@ -167,7 +172,7 @@ Example:
 				return err
 			}
 			fmt.Printf("server certificate rotated: serial %X, valid until %s\n", leaf.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339))
-			return nil
+			return a.recordEvent(cmd.Context(), merchant.Event{Action: merchant.CertRotated, Subject: "tls/server", NewKeyID: fmt.Sprintf("%X", leaf.SerialNumber)})
 		},
 	}
 	cmd.Flags().StringSliceVar(&hosts, "host", nil, "DNS name or IP address of the server (repeatable)")
@@ -177,7 +182,7 @@ Example:
 	return cmd
 }
 
-func certsRevokeCmd(dir *string) *cobra.Command {
+func certsRevokeCmd(a *app) *cobra.Command {
 	var certFile string
 	cmd := &cobra.Command{
 		Use:   "revoke [SERIAL]",
@@ -213,7 +218,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			s, closeStore, err := openTLSStore(*dir)
+			s, closeStore, err := openTLSStore(a.dataDir)
 			if err != nil {
 				return err
 			}
@@ -222,14 +227,14 @@ Example:
 				return err
 			}
 			fmt.Printf("serial %X revoked\n", serial)
-			return nil
+			return a.recordEvent(cmd.Context(), merchant.Event{Action: merchant.CertRevoked, Subject: "tls/crl", OldKeyID: fmt.Sprintf("%X", serial)})
 		},
 	}
 	cmd.Flags().StringVar(&certFile, "cert", "", "revoke the certificate in this PEM file")
 	return cmd
 }
 
-func certsListCmd(dir *string) *cobra.Command {
+func certsListCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -241,7 +246,7 @@ Example:
   quillctl certs list --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, closeStore, err := openTLSStore(*dir)
+			s, closeStore, err := openTLSStore(a.dataDir)
 			if err != nil {
 				return err
 			}

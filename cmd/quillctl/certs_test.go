@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/quillpay/quill/merchant"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,10 +20,7 @@ import (
 )
 
 func TestCertsCommands(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := quillctl(t, dir, "dev", "init"); err != nil {
-		t.Fatal(err)
-	}
+	dir, reg := setup(t) // dev material, and the registry the audit events go to
 	list := func() tlsadmin.Listing {
 		t.Helper()
 		out, err := quillctl(t, dir, "certs", "list", "--json")
@@ -97,6 +95,28 @@ func TestCertsCommands(t *testing.T) {
 	l = list()
 	if len(l.Revoked) != 2 || l.Revoked[0].Serial != fmt.Sprintf("%X", issued.SerialNumber) || l.Revoked[1].Serial != hex || l.CRLNumber != "3" {
 		t.Fatalf("revoked %+v, CRL number %s", l.Revoked, l.CRLNumber)
+	}
+	// Every certificate action is an operator event, with who did it.
+	for _, want := range []struct {
+		subject string
+		action  merchant.Action
+		n       int
+	}{
+		{"M700", merchant.CertIssued, 1},
+		{"M701", merchant.CertIssued, 1},
+		{"tls/server", merchant.CertRotated, 1},
+		{"tls/crl", merchant.CertRevoked, 2},
+	} {
+		evs := events(t, reg, want.subject)
+		got := 0
+		for _, ev := range evs {
+			if ev.Action == want.action && ev.Actor == "alice@ops" && (ev.NewKeyID != "" || ev.OldKeyID != "") {
+				got++
+			}
+		}
+		if got != want.n {
+			t.Errorf("%s %s: %d events, want %d: %+v", want.subject, want.action, got, want.n, evs)
+		}
 	}
 
 	// Mistakes are refused with a clear message and change nothing.

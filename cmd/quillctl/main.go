@@ -82,6 +82,6 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file of NAME=value lines (env QUILL_CONFIG); see `quillctl config`")
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "", "dev material directory (env QUILL_DATA_DIR, default var/dev)")
 	root.AddCommand(devCmd(a), merchantCmd(a), keysCmd(a), eventsCmd(a), tokenCmd(a), requestCmd(a), migrateCmd(a), configCmd(a))
-	root.AddCommand(auditCmd(&a.dataDir), reportCmd(&a.dataDir), certsCmd(&a.dataDir)) // audit.go, report.go, certs.go
+	root.AddCommand(auditCmd(&a.dataDir), reportCmd(&a.dataDir), certsCmd(a)) // audit.go, report.go, certs.go
 	return root
 }
