@@ -51,8 +51,10 @@ go run ./cmd/quill-seed --analyze-only --dsn "$QUILL_PG_DSN"
 
 echo "== dev material in $DATA"
 bin/quillctl dev init
-bin/quillctl merchant add M100 --if-missing --name "Demo Merchant" --fee-bps 60
-bin/quillctl merchant add TOPUP --if-missing --name "Wallet top-up service" --can-deposit --fee-bps 0
+# Operator commands write the merchant registry and the audit log, which the
+# service role may only read: they run as the owner role.
+QUILL_PG_DSN=$QUILL_PG_MIGRATE_DSN bin/quillctl merchant add M100 --if-missing --name "Demo Merchant" --fee-bps 60
+QUILL_PG_DSN=$QUILL_PG_MIGRATE_DSN bin/quillctl merchant add TOPUP --if-missing --name "Wallet top-up service" --can-deposit --fee-bps 0
 
 if [ -f "$DATA/quill.pid" ] && kill -0 "$(cat "$DATA/quill.pid")" 2>/dev/null; then
   echo "== stopping the previous dev server"

@@ -79,6 +79,11 @@ var journalGrants = []struct {
 	{"checkpoints", "SELECT, INSERT", ""},
 	{"posting_blocks", "SELECT, INSERT", ""},
 	{"posting_blocks_built", "SELECT, INSERT", ""},
+	// The merchant registry and the operator audit log are written by
+	// operators (quillctl, as the owner role); the server only reads
+	// profiles, and auditors read both.
+	{"merchants", "SELECT", ""},
+	{"audit_events", "SELECT", ""},
 }
 
 // serviceSequences are the bigserial sequences the service's INSERTs draw from.

@@ -150,6 +150,9 @@ func TestServiceRoleCannotRewriteHistory(t *testing.T) {
 	for _, q := range []string{
 		"UPDATE entries SET description = 'rewritten'",
 		"DELETE FROM entries",
+		"UPDATE merchants SET fee_bps = 0",
+		"INSERT INTO audit_events (actor, action, subject) VALUES ('x', 'merchant.added', 'M1')",
+		"DELETE FROM audit_events",
 		"TRUNCATE entries",
 		"UPDATE postings SET amount = amount * 2",
 		"DELETE FROM postings",
