@@ -71,7 +71,8 @@ func TestOpenCrypto(t *testing.T) {
 			}
 		})
 	}
-	bad := config{Window: time.Minute, MaxBody: 1 << 20, MaxBatch: 1, RedisTimeout: time.Second, PayerAlgorithm: "EdDSA", Crypto: "boringssl"}
+	bad := testConfig(t.TempDir(), "postgres://unused", "127.0.0.1:1")
+	bad.Crypto = "boringssl"
 	if err := bad.validate(); err == nil || !strings.Contains(err.Error(), "crypto") {
 		t.Fatalf("validate(--crypto boringssl) = %v", err)
 	}

@@ -205,7 +205,6 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 	if o.config != nil {
 		o.config(&c)
 	}
-	c.MerchantsRefresh = 200 * time.Millisecond
 	for _, tweak := range o.tweaks {
 		tweak(h, &c)
 	}
@@ -504,5 +503,6 @@ func testConfig(dir, dsn, redisAddr string) config {
 		AuthFailWindow:      10 * time.Second,
 		AuthFailDelay:       10 * time.Millisecond,
 		ConnLogInterval:     time.Minute,
+		MerchantsRefresh:    200 * time.Millisecond,
 	}
 }

@@ -164,7 +164,9 @@ func auditCmd(dir *string) *cobra.Command {
 	var sub, scope string
 	var ttl time.Duration
 	token := &cobra.Command{
-		Use:   "token",
+		Use: "token",
+		Example: `  quillctl audit token
+  quillctl audit token --sub alice --scope M100,M200 --ttl 5m`,
 		Short: "Mint a dev auditor JWT from the dev keys (refused outside a dev data dir)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -195,7 +197,9 @@ func auditCmd(dir *string) *cobra.Command {
 
 	var from, to int64
 	verifyChain := &cobra.Command{
-		Use:   "verify-chain",
+		Use: "verify-chain",
+		Example: `  quillctl audit verify-chain
+  quillctl audit verify-chain --from 1000 --to 2000`,
 		Short: "Recompute the hash chain over a range on the server and check every checkpoint signature here",
 		Long: `Asks the auditor API to recompute the chain over --from..--to (default: all)
 and to check the checkpoints in it, then checks every listed checkpoint's
@@ -214,8 +218,9 @@ entry or checkpoint that fails.`,
 	verifyChain.Flags().Int64Var(&to, "to", 0, "last entry id (default: the head)")
 
 	verifyEntry := &cobra.Command{
-		Use:   "verify-entry ID",
-		Short: "Fetch an entry's evidence and re-verify it offline: hash, fingerprint and the merchant's signature",
+		Use:     "verify-entry ID",
+		Example: `  quillctl audit verify-entry 42`,
+		Short:   "Fetch an entry's evidence and re-verify it offline: hash, fingerprint and the merchant's signature",
 		Long: `Fetches entry ID with its evidence and, locally: recomputes its fingerprint,
 evidence digest and chain hash; and verifies the scheme A signature over the
 exact method, target, timestamp, nonce and body received, with the merchant's
@@ -242,9 +247,10 @@ failure.`,
 
 	var dsn string
 	checkpoint := &cobra.Command{
-		Use:   "checkpoint",
-		Short: "Sign a checkpoint of the chain head now, with the platform key (operator; needs the database)",
-		Args:  cobra.NoArgs,
+		Use:     "checkpoint",
+		Example: `  quillctl audit checkpoint`,
+		Short:   "Sign a checkpoint of the chain head now, with the platform key (operator; needs the database)",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ks, err := keys.OpenFileStore(filepath.Join(*dir, "keys"), keys.FileOptions{})
 			if err != nil {
@@ -468,7 +474,9 @@ func reportCmd(dir *string) *cobra.Command {
 	var asOf string
 	var asOfEntry int64
 	tb := &cobra.Command{
-		Use:   "trial-balance",
+		Use: "trial-balance",
+		Example: `  quillctl report trial-balance
+  quillctl report trial-balance --as-of 2026-12-01T00:00:00Z`,
 		Short: "Every account's debits, credits and balance as of a time or entry (default: now)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -528,9 +536,10 @@ func reportCmd(dir *string) *cobra.Command {
 	var limit int
 	var sp periodFlags
 	st := &cobra.Command{
-		Use:   "statement ACCOUNT",
-		Short: "An account's statement for a period: opening balance, every posting with its running balance, closing balance",
-		Args:  cobra.ExactArgs(1),
+		Use:     "statement ACCOUNT",
+		Example: `  quillctl report statement merchant:M100 --from 2026-12-01T00:00:00Z --to 2026-12-02T00:00:00Z`,
+		Short:   "An account's statement for a period: opening balance, every posting with its running balance, closing balance",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newAuditClient(*dir, &af)
 			if err != nil {
@@ -581,8 +590,9 @@ func reportCmd(dir *string) *cobra.Command {
 	var ep periodFlags
 	var ex exportOptions
 	export := &cobra.Command{
-		Use:   "export",
-		Short: "Export the journal for a period as CSV or NDJSON to a file, with progress; rerun to resume an interrupted export",
+		Use:     "export",
+		Example: `  quillctl report export --format ndjson --from 2026-12-01T00:00:00Z --to 2026-12-02T00:00:00Z -o journal.ndjson`,
+		Short:   "Export the journal for a period as CSV or NDJSON to a file, with progress; rerun to resume an interrupted export",
 		Long: `Streams the journal (one row per posting) into --out. Progress (rows, bytes
 and an ETA) goes to stderr. The position reached is kept in <out>.export-state,
 so if the export is interrupted (Ctrl-C, a dropped connection) running the same

@@ -77,7 +77,9 @@ func certsIssueCmd(a *app) *cobra.Command {
 	var csrFile, out, keyOut string
 	var validity time.Duration
 	cmd := &cobra.Command{
-		Use:   "issue MERCHANT",
+		Use: "issue MERCHANT",
+		Example: `  quillctl certs issue M100 --csr m100.csr.pem --out m100.pem
+  quillctl certs issue M100 --out m100.pem --key-out m100.key.pem`,
 		Short: "Issue a merchant's mTLS client certificate from the client CA",
 		Long: `Issue a client certificate naming MERCHANT (CN and SAN URI
 quill://merchant/MERCHANT), clientAuth only. With --csr it certifies the key in
@@ -136,8 +138,9 @@ func certsRotateServerCmd(a *app) *cobra.Command {
 	var certFile, keyFile string
 	var validity time.Duration
 	cmd := &cobra.Command{
-		Use:   "rotate-server",
-		Short: "Replace the server certificate (issued by the client CA, or imported)",
+		Use:     "rotate-server",
+		Example: `  quillctl certs rotate-server --host api.quill.example --host 10.0.0.7`,
+		Short:   "Replace the server certificate (issued by the client CA, or imported)",
 		Long: `Replace the server certificate and key in the key store. Without --cert
 the issuer signs a new one for --host. Connections already open keep working;
 new handshakes get the new certificate after the server's next refresh.
@@ -185,7 +188,9 @@ Example:
 func certsRevokeCmd(a *app) *cobra.Command {
 	var certFile string
 	cmd := &cobra.Command{
-		Use:   "revoke [SERIAL]",
+		Use: "revoke [SERIAL]",
+		Example: `  quillctl certs revoke 3A:F2:9C:01
+  quillctl certs revoke --cert var/dev/merchants/M100/client.pem`,
 		Short: "Revoke a client certificate: add its serial to the CRL in the key store",
 		Long: `Add a client certificate's serial (hex, as "certs list" and openssl print
 it) to the CRL, signed again by the issuer. The server refuses the certificate
@@ -237,7 +242,9 @@ Example:
 func certsListCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use: "list",
+		Example: `  quillctl certs list
+  quillctl certs list --json`,
 		Short: "List the server certificate, the client CAs and the revoked serials",
 		Long: `List the TLS material in the key store, without private keys.
 

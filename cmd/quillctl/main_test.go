@@ -416,8 +416,8 @@ func TestRotatePlatformAndPayer(t *testing.T) {
 	if _, err := v.VerifyPayer(ctx, strings.TrimSpace(tok)); err != nil {
 		t.Fatalf("token after payer rotation: %v", err)
 	}
-	// The auditor ring does not exist in dev: refused.
-	if _, err := quillctl(t, dir, "keys", "rotate", "auditor", "--overlap", "1h", "--key-out", "-"); err == nil {
+	// A merchant ring that was never created: refused.
+	if _, err := quillctl(t, dir, "keys", "rotate", "M999", "--overlap", "1h", "--key-out", "-"); err == nil {
 		t.Fatal("rotating a ring that does not exist succeeded")
 	}
 	evs := events(t, reg, keys.PlatformOwner)
@@ -602,7 +602,12 @@ func fakeQuill(t *testing.T, dir string) string {
 		w.WriteHeader(status)
 		w.Write(body)
 	})
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key.pem"))
+	// The dev server certificate lives in the key store's TLS items.
+	item, err := ks.TLSItem(context.Background(), keys.TLSServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(item.CertificatePEM, item.PrivateKeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
