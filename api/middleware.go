@@ -104,7 +104,7 @@ type ResponseSigner interface {
 // request runs, so a request whose answer could not be signed is refused
 // before it does anything; then it buffers the response, signs the exact bytes
 // sent (none for HEAD), and writes headers and body.
-func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(http.Handler) http.Handler {
+func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger, hooks accessHooks) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -120,7 +120,7 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 				w.Header().Set("Content-Length", strconv.Itoa(rec.body.Len()))
 				w.WriteHeader(rec.status)
 				w.Write(rec.body.Bytes())
-				logAccess(log, r, st, rec, time.Since(start))
+				logAccess(log, r, st, rec, time.Since(start), hooks)
 				return
 			}
 			func() {
@@ -167,14 +167,17 @@ func envelope(ids *requestIDs, signer ResponseSigner, log zerolog.Logger) func(h
 			h.Set("Content-Length", strconv.Itoa(rec.body.Len()))
 			w.WriteHeader(rec.status)
 			w.Write(rec.body.Bytes())
-			logAccess(log, r, st, rec, time.Since(start))
+			logAccess(log, r, st, rec, time.Since(start), hooks)
 		})
 	}
 }
 
-// logAccess writes one line per request. It names the merchant and key id but
-// never the Authorization header, a signature, a token or a body.
-func logAccess(log zerolog.Logger, r *http.Request, st *reqState, rec *recorder, took time.Duration) {
+// logAccess writes one line per request and hands its record to the
+// observer. It names the merchant (on a refusal, the one the client
+// certificate identified), the key id once verified and the remote address,
+// but never the Authorization header, a signature, a token or a body.
+func logAccess(log zerolog.Logger, r *http.Request, st *reqState, rec *recorder, took time.Duration, hooks accessHooks) {
+	defer hooks.record(r, rec, took)
 	var ev *zerolog.Event
 	switch {
 	case rec.status >= 500:
@@ -188,9 +191,14 @@ func logAccess(log zerolog.Logger, r *http.Request, st *reqState, rec *recorder,
 		Str("method", r.Method).
 		Str("path", r.URL.Path).
 		Int("status", rec.status).
-		Dur("latency", took)
+		Float64("latency_ms", millis(took)).
+		Str("remote_addr", r.RemoteAddr)
 	if st.verified.Merchant != "" {
 		ev = ev.Str("merchant", st.verified.Merchant).Str("key_id", st.verified.KeyID)
+	} else if rec.status >= 400 && rec.status < 500 {
+		if m := hooks.certMerchant(r); m != "" {
+			ev = ev.Str("merchant", m)
+		}
 	}
 	if rec.code != "" {
 		ev = ev.Str("code", rec.code)

@@ -46,6 +46,9 @@ type Deps struct {
 	Log       zerolog.Logger
 	MaxBody   int64           // DefaultMaxBody if zero
 	Failures  *FailureLimiter // throttles refused requests per merchant; nil: no limit
+	// Observe, if set, is called once per request from the access-log point
+	// with what was logged (metrics); it must not block.
+	Observe func(RequestRecord)
 }
 
 // NewHandler returns the merchant API. All routes are here.
@@ -54,7 +57,7 @@ func NewHandler(d Deps) http.Handler {
 		d.MaxBody = DefaultMaxBody
 	}
 	r := chi.NewRouter()
-	r.Use(envelope(newRequestIDs(), d.Signer, d.Log))
+	r.Use(envelope(newRequestIDs(), d.Signer, d.Log, accessHooks{identify: d.Identify, observe: d.Observe}))
 	r.Use(limitFailures(d.Failures, d.Identify, d.Signer))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errRouteNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })

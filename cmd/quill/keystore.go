@@ -101,6 +101,10 @@ type servingKeys struct {
 	keyStore
 	ready func(context.Context) error
 	close func()
+	// loadedAt is when the keys served were last loaded, for the staleness
+	// gauge; nil for the file store, which reloads on change and never refuses
+	// stale keys.
+	loadedAt func() time.Time
 }
 
 // openKeys opens the configured key store. For Vault it loads the rings once
@@ -157,7 +161,7 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 		klog.Error().Err(err).Msg("key rings in vault are invalid")
 	}
 	go cache.Run(ctx)
-	return servingKeys{keyStore: cache, ready: cache.Ready, close: vs.Close}, nil
+	return servingKeys{keyStore: cache, ready: cache.Ready, close: vs.Close, loadedAt: cache.LoadedAt}, nil
 }
 
 // publishedKeys gives GET /v1/certificates the platform keys, with a store

@@ -18,6 +18,7 @@ import (
 
 	"github.com/quillpay/quill/api"
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/metrics"
 	"github.com/quillpay/quill/internal/netlimit"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger/postgres"
@@ -53,11 +54,13 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
-	store, err := postgres.Open(ctx, c.PostgresDSN, postgres.Options{MaxBatch: c.MaxBatch, Logger: log, Now: o.now})
+	met := metrics.New()
+	store, err := postgres.Open(ctx, c.PostgresDSN, postgres.Options{MaxBatch: c.MaxBatch, Logger: log, Now: o.now, Observer: met})
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	defer store.Close()
+	met.LedgerQueue(store.QueueDepth)
 
 	rdb := redis.NewClient(&redis.Options{
 		Addr:         c.RedisAddr,
@@ -74,6 +77,9 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("keys: %w", err)
 	}
 	defer ks.close()
+	if ks.loadedAt != nil {
+		met.KeyStore(ks.loadedAt, o.now, c.Keys.MaxStale)
+	}
 	merchants, err := policy.LoadDirectory(c.merchants())
 	if err != nil {
 		return fmt.Errorf("merchants: %w", err)
@@ -96,7 +102,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 
 	verifier := &signing.Verifier{
 		Keys:             merchantKeys{ks},
-		Nonces:           signingredis.NewNonceStore(rdb, c.RedisPrefix),
+		Nonces:           met.NonceStore(signingredis.NewNonceStore(rdb, c.RedisPrefix)),
 		Window:           c.Window,
 		Now:              o.now,
 		IsPlatformSerial: platformSerials{ks}.is,
@@ -111,10 +117,12 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Leeway:    5 * time.Second,
 		Now:       o.now,
 	})
+	failures := api.NewFailureLimiter(c.AuthFailMax, c.AuthFailWindow, c.AuthFailDelay, o.now)
+	met.FailureLimiter(failures)
 	handler := api.NewHandler(api.Deps{
-		Auth:      verifier,
+		Auth:      met.Authenticator(verifier, cryp.Name()),
 		Identify:  func(r *http.Request) (string, error) { return tlsOpts.Identify(r.TLS) },
-		Signer:    &signing.ResponseSigner{Keys: platform, Now: o.now},
+		Signer:    &signing.ResponseSigner{Keys: met.PlatformKeys(platform, metrics.SchemeA, cryp.Name()), Now: o.now},
 		Merchants: merchants,
 		Rules:     checker,
 		Ledger:    store,
@@ -122,7 +130,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Platform:  publishedKeys{ks},
 		Log:       log,
 		MaxBody:   c.MaxBody,
-		Failures:  api.NewFailureLimiter(c.AuthFailMax, c.AuthFailWindow, c.AuthFailDelay, o.now),
+		Failures:  failures,
+		Observe:   met.ObserveRequest,
 	})
 	var draining atomic.Bool
 	ops := api.NewOpsHandler(2*time.Second,
@@ -138,14 +147,15 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 		cryptoReady(cryp, platform),
 	)
+	opsMux := http.NewServeMux()
+	opsMux.Handle("/", ops)
+	opsMux.Handle("GET /metrics", met.Handler())
 	if c.Pprof {
-		mux := http.NewServeMux()
-		mux.Handle("/", ops)
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		ops = mux
+		opsMux.HandleFunc("/debug/pprof/", pprof.Index)
+		opsMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		opsMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	ops = opsMux
 
 	if o.api == nil {
 		if o.api, err = net.Listen("tcp", c.Addr); err != nil {
@@ -183,6 +193,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 			return m
 		},
 	})
+	met.Listener(apiLn)
 	statsCtx, stopStats := context.WithCancel(context.Background())
 	statsDone := make(chan struct{})
 	go func() {
