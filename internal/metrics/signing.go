@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/quillpay/quill/api"
@@ -115,7 +114,6 @@ type platformKeys struct {
 	next            signing.PlatformKeys
 	m               *Metrics
 	scheme, backend string
-	last            atomic.Pointer[countingSigner] // the wrapper of the current key, reused
 }
 
 func (p *platformKeys) SigningKey(ctx context.Context) (string, crypto.Signer, error) {
@@ -123,12 +121,9 @@ func (p *platformKeys) SigningKey(ctx context.Context) (string, crypto.Signer, e
 	if err != nil {
 		return serial, s, err
 	}
-	if c := p.last.Load(); c != nil && c.inner == s {
-		return serial, c, nil
-	}
-	c := &countingSigner{inner: s, p: p}
-	p.last.Store(c)
-	return serial, c, nil
+	// A fresh wrapper each time (one small allocation): comparing signers to
+	// reuse one would panic on uncomparable key types such as Ed25519's.
+	return serial, &countingSigner{inner: s, p: p}, nil
 }
 
 // countingSigner is a crypto.Signer that records each signature.
