@@ -25,6 +25,8 @@ var (
 	errMalformedRequest  = errors.New("api: malformed request")
 	errBodyTimeout       = errors.New("api: request body not received in time")
 	errTooManyFailures   = errors.New("api: too many refused requests from this merchant")
+	errNoSignature       = errors.New("api: the request carries no signature")
+	errAmbiguousScheme   = errors.New("api: the request is signed with both schemes")
 )
 
 // detailed is an error with a detail written for the client, which the
@@ -48,57 +50,79 @@ func (e *detailed) Unwrap() error { return e.err }
 // malformed is a 400 malformed_request saying what is wrong.
 func malformed(detail string) error { return &detailed{err: errMalformedRequest, detail: detail} }
 
-// errorRule maps one error to its HTTP answer. Codes are stable: clients branch
-// on them.
+// errorRule maps one error to its HTTP answer. Code and reason are stable:
+// clients branch on them. Code is the class (one per status: every refused
+// signature is signature_invalid, vague to attackers), reason the precise
+// failure within it; detail is the fixed text sent for it, never an error's
+// own text, so renaming a Go error does not change the wire. A rule with
+// within applies only to errors that also match within.
 type errorRule struct {
 	err    error
+	within error
 	status int
 	code   string
+	reason string
 	title  string
+	detail string
 }
+
+const unavailableTitle = "A dependency is unavailable; nothing was done, retry later"
 
 // errorTable is the one place an error becomes an HTTP status. The first rule
 // whose error matches (errors.Is) wins, so more specific rules come first.
 var errorTable = []errorRule{
-	{ledger.ErrOutcomeUnknown, http.StatusServiceUnavailable, "outcome_unknown", "The write may or may not have happened; retry with the same order id, which is idempotent"},
-	{signing.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},
-	{policy.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},
-	{ledger.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},
-	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},
-	{errSignerUnavailable, http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; nothing was done, retry later"},
-	{errNoClientIdentity, http.StatusUnauthorized, "client_certificate_invalid", "The client certificate does not name a merchant"},
-	{signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "Request signature not accepted"},
-	{policy.ErrUnknownMerchant, http.StatusForbidden, "merchant_unknown", "The merchant is not onboarded"},
-	{policy.ErrForbidden, http.StatusForbidden, "forbidden", "The merchant may not perform this operation"},
-	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", "Request body too large"},
-	{errUnsupportedMedia, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"},
-	{errMalformedJSON, http.StatusBadRequest, "malformed_json", "The body is not a well-formed JSON object"},
-	{policy.ErrValidation, http.StatusUnprocessableEntity, "validation_failed", "One or more fields are invalid"},
-	{ledger.ErrInsufficientFunds, http.StatusUnprocessableEntity, "insufficient_funds", "The payer's balance does not cover the amount"},
-	{ledger.ErrOrderConflict, http.StatusConflict, "order_conflict", "The order id was already used with different content"},
-	{errPaymentNotFound, http.StatusNotFound, "not_found", "No such payment"},
-	{ledger.ErrNotFound, http.StatusNotFound, "not_found", "Not found"},
-	{errRouteNotFound, http.StatusNotFound, "not_found", "No such route"},
-	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed on this route"},
-	{errTargetTooLong, http.StatusRequestURITooLong, "uri_too_long", "The request-target is longer than 4096 bytes"},
-	{errMalformedRequest, http.StatusBadRequest, "malformed_request", "The request is malformed; detail says how"},
-	{errBodyTimeout, http.StatusRequestTimeout, "request_timeout", "The request body was not received in time"},
-	{errTooManyFailures, http.StatusTooManyRequests, "too_many_failures", "Too many refused requests from this merchant; refusals are answered 429 until Retry-After has passed"},
-	{ledger.ErrUnbalanced, http.StatusUnprocessableEntity, "invalid_entry", "The request cannot be recorded as a ledger entry"},
-	{ledger.ErrInvalidEntry, http.StatusUnprocessableEntity, "invalid_entry", "The request cannot be recorded as a ledger entry"},
-	{context.Canceled, statusClientClosed, "client_closed_request", "The client closed the request"},
+	{ledger.ErrOutcomeUnknown, nil, http.StatusServiceUnavailable, "outcome_unknown", "outcome_unknown", "The write may or may not have happened; retry with the same order id, which is idempotent", ""},
+	{signing.ErrUnavailable, nil, http.StatusServiceUnavailable, "unavailable", "signature_check_unavailable", unavailableTitle, "The replay guard or the key store could not answer with certainty"},
+	{policy.ErrUnavailable, nil, http.StatusServiceUnavailable, "unavailable", "rules_unavailable", unavailableTitle, "The payer-token check or the merchant rules could not be evaluated"},
+	{ledger.ErrUnavailable, nil, http.StatusServiceUnavailable, "unavailable", "ledger_unavailable", unavailableTitle, "The ledger could not be reached"},
+	{context.DeadlineExceeded, nil, http.StatusServiceUnavailable, "unavailable", "deadline_exceeded", unavailableTitle, "A dependency did not answer in time"},
+	{errSignerUnavailable, nil, http.StatusServiceUnavailable, "unavailable", "signer_unavailable", unavailableTitle, "No platform key can sign the answer, so the request was refused before any work"},
+	{errNoClientIdentity, nil, http.StatusUnauthorized, "client_certificate_invalid", "client_certificate_invalid", "The client certificate does not name a merchant", ""},
+	{errNoSignature, nil, http.StatusUnauthorized, "signature_invalid", "signature_missing", "Request signature not accepted",
+		"The request carries no signature: send Authorization: WECHATPAY2-SHA256-RSA2048 … (scheme A) or Signature-Input and Signature (scheme B, RFC 9421)"},
+	{signing.ErrMalformed, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "signature_malformed", "Request signature not accepted", "The signature fields do not parse or lack a required part; hint says which"},
+	{signing.ErrWrongMerchant, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "merchant_mismatch", "Request signature not accepted", "The merchant in the signature is not the client certificate's"},
+	{signing.ErrUnknownKey, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "key_unknown", "Request signature not accepted", "The key id names no active key of the client certificate's merchant"},
+	{signing.ErrAlgorithm, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "algorithm_mismatch", "Request signature not accepted", "The signature's alg disagrees with the algorithm the key is registered with"},
+	{signing.ErrStale, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "timestamp_outside_window", "Request signature not accepted", "The signature's timestamp is outside the accepted window, or it expired"},
+	{signing.ErrCoverage, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "coverage_insufficient", "Request signature not accepted", "The signature does not cover a component Quill requires, or covers one the request lacks"},
+	{signing.ErrBadDigest, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "content_digest_mismatch", "Request signature not accepted", "Content-Digest is missing or is not the digest of the body received: the body is the likely cause"},
+	{signing.ErrBadSignature, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "signature_mismatch", "Request signature not accepted", "The signature does not verify over what Quill expected to be signed (expected_string_to_sign)"},
+	{signing.ErrReplay, signing.ErrUnauthorized, http.StatusUnauthorized, "signature_invalid", "nonce_replayed", "Request signature not accepted", "The nonce was already used within the replay window"},
+	{signing.ErrUnauthorized, nil, http.StatusUnauthorized, "signature_invalid", "signature_invalid", "Request signature not accepted", ""},
+	{errAmbiguousScheme, nil, http.StatusBadRequest, "signature_scheme_ambiguous", "signature_scheme_ambiguous", "The request carries both an Authorization (scheme A) and Signature-Input/Signature (scheme B) signature",
+		"Sign each request with exactly one scheme: remove Authorization, or Signature-Input and Signature"},
+	{policy.ErrUnknownMerchant, nil, http.StatusForbidden, "merchant_unknown", "merchant_unknown", "The merchant is not onboarded", ""},
+	{policy.ErrForbidden, nil, http.StatusForbidden, "forbidden", "forbidden", "The merchant may not perform this operation", ""},
+	{errBodyTooLarge, nil, http.StatusRequestEntityTooLarge, "body_too_large", "body_too_large", "Request body too large", ""},
+	{errUnsupportedMedia, nil, http.StatusUnsupportedMediaType, "unsupported_media_type", "unsupported_media_type", "Content-Type must be application/json", ""},
+	{errMalformedJSON, nil, http.StatusBadRequest, "malformed_json", "malformed_json", "The body is not a well-formed JSON object", ""},
+	{policy.ErrValidation, nil, http.StatusUnprocessableEntity, "validation_failed", "validation_failed", "One or more fields are invalid", ""},
+	{ledger.ErrInsufficientFunds, nil, http.StatusUnprocessableEntity, "insufficient_funds", "insufficient_funds", "The payer's balance does not cover the amount", ""},
+	{ledger.ErrOrderConflict, nil, http.StatusConflict, "order_conflict", "order_conflict", "The order id was already used with different content", ""},
+	{errPaymentNotFound, nil, http.StatusNotFound, "not_found", "payment_not_found", "No such payment", ""},
+	{ledger.ErrNotFound, nil, http.StatusNotFound, "not_found", "not_found", "Not found", ""},
+	{errRouteNotFound, nil, http.StatusNotFound, "not_found", "route_not_found", "No such route", ""},
+	{errMethodNotAllowed, nil, http.StatusMethodNotAllowed, "method_not_allowed", "method_not_allowed", "Method not allowed on this route", ""},
+	{errTargetTooLong, nil, http.StatusRequestURITooLong, "uri_too_long", "uri_too_long", "The request-target is longer than 4096 bytes", ""},
+	{errMalformedRequest, nil, http.StatusBadRequest, "malformed_request", "malformed_request", "The request is malformed; detail says how", ""},
+	{errBodyTimeout, nil, http.StatusRequestTimeout, "request_timeout", "request_timeout", "The request body was not received in time", ""},
+	{errTooManyFailures, nil, http.StatusTooManyRequests, "too_many_failures", "too_many_failures", "Too many refused requests from this merchant; refusals are answered 429 until Retry-After has passed", ""},
+	{ledger.ErrUnbalanced, nil, http.StatusUnprocessableEntity, "invalid_entry", "entry_unbalanced", "The request cannot be recorded as a ledger entry", ""},
+	{ledger.ErrInvalidEntry, nil, http.StatusUnprocessableEntity, "invalid_entry", "invalid_entry", "The request cannot be recorded as a ledger entry", ""},
+	{context.Canceled, nil, statusClientClosed, "client_closed_request", "client_closed_request", "The client closed the request", ""},
 }
 
 // statusClientClosed is nginx's 499: the client went away before the answer.
 // Nobody reads it; it keeps a cancelled request out of the 5xx logs.
 const statusClientClosed = 499
 
-var internalRule = errorRule{nil, http.StatusInternalServerError, "internal", "internal error"}
+var internalRule = errorRule{nil, nil, http.StatusInternalServerError, "internal", "internal", "internal error", ""}
 
 // ruleFor returns the rule for err, or the internal-error rule.
 func ruleFor(err error) errorRule {
 	for _, r := range errorTable {
-		if errors.Is(err, r.err) {
+		if errors.Is(err, r.err) && (r.within == nil || errors.Is(err, r.within)) {
 			return r
 		}
 	}
@@ -111,6 +135,7 @@ type Problem struct {
 	Title     string              `json:"title"`
 	Status    int                 `json:"status"`
 	Code      string              `json:"code"`
+	Reason    string              `json:"reason,omitempty"`
 	Detail    string              `json:"detail,omitempty"`
 	Hint      string              `json:"hint,omitempty"`
 	Expected  string              `json:"expected_string_to_sign,omitempty"`
@@ -119,8 +144,9 @@ type Problem struct {
 }
 
 // problemFor builds the client-facing problem for err. Only messages written for
-// clients are copied: hints from signing failures, field errors from policy and
-// the detail of a detailed error.
+// clients are copied: the rule's fixed detail, hints from signing failures
+// (with any secret redacted), field errors from policy and the detail of a
+// detailed error.
 func problemFor(err error, requestID string) Problem {
 	rule := ruleFor(err)
 	p := Problem{
@@ -128,13 +154,14 @@ func problemFor(err error, requestID string) Problem {
 		Title:     rule.title,
 		Status:    rule.status,
 		Code:      rule.code,
+		Reason:    rule.reason,
+		Detail:    rule.detail,
 		RequestID: requestID,
 	}
 	var f *signing.Failure
 	if errors.As(err, &f) && rule.code == "signature_invalid" {
-		p.Detail = f.Err.Error()
-		p.Hint = f.Hint
-		p.Expected = f.Expected
+		p.Hint = signing.Redact(f.Hint)
+		p.Expected = signing.Redact(f.Expected)
 	}
 	var d *detailed
 	if errors.As(err, &d) && d.err == rule.err {
@@ -147,14 +174,14 @@ func problemFor(err error, requestID string) Problem {
 	return p
 }
 
-// writeError answers err as problem+json and records it for the access log.
-// The full error (which may be internal) is logged by the log middleware, never
-// sent.
+// writeError answers err as problem+json and records it, through the
+// request's context, for the access log: whatever wraps w, the log line says
+// why. The full error (which may be internal) is logged by the envelope,
+// never sent.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err, requestIDFrom(r.Context()))
-	if rec, ok := w.(*recorder); ok {
-		rec.err = err
-		rec.code = p.Code
+	if a := accessFrom(r.Context()); a != nil {
+		a.err, a.code, a.reason = err, p.Code, p.Reason
 	}
 	body, _ := json.Marshal(p)
 	w.Header().Set("Content-Type", "application/problem+json")

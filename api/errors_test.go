@@ -46,6 +46,47 @@ func TestErrorTable(t *testing.T) {
 			}
 		})
 	}
+	// Every signature refusal is one code, with a stable reason per check
+	// and a fixed detail, never the Go error's text.
+	for _, c := range []struct {
+		err    error
+		reason string
+	}{
+		{signing.ErrMalformed, "signature_malformed"},
+		{signing.ErrWrongMerchant, "merchant_mismatch"},
+		{signing.ErrUnknownKey, "key_unknown"},
+		{signing.ErrAlgorithm, "algorithm_mismatch"},
+		{signing.ErrStale, "timestamp_outside_window"},
+		{signing.ErrCoverage, "coverage_insufficient"},
+		{signing.ErrBadDigest, "content_digest_mismatch"},
+		{signing.ErrBadSignature, "signature_mismatch"},
+		{signing.ErrReplay, "nonce_replayed"},
+	} {
+		p := problemFor(&signing.Failure{Err: c.err, Hint: "h"}, "")
+		if p.Code != "signature_invalid" || p.Status != 401 || p.Reason != c.reason {
+			t.Errorf("%v → %s/%s, want signature_invalid/%s", c.err, p.Code, p.Reason, c.reason)
+		}
+		if p.Detail == "" || strings.Contains(p.Detail, c.err.Error()) || strings.Contains(p.Detail, "signing:") {
+			t.Errorf("%v: detail %q is empty or the Go error's text", c.err, p.Detail)
+		}
+	}
+	// An error that merely wraps a signing sentinel is no refusal.
+	if p := problemFor(fmt.Errorf("x: %w", signing.ErrUnknownKey), ""); p.Status != 500 {
+		t.Errorf("bare ErrUnknownKey → %d, want 500", p.Status)
+	}
+	if p := problemFor(errNoSignature, ""); p.Code != "signature_invalid" || p.Reason != "signature_missing" {
+		t.Errorf("no signature → %s/%s", p.Code, p.Reason)
+	}
+	reasons := map[string]string{}
+	for _, r := range errorTable {
+		if r.reason == "" {
+			t.Errorf("rule %v has no reason", r.err)
+		}
+		if prev, ok := reasons[r.reason]; ok && prev != r.code {
+			t.Errorf("reason %s under two codes", r.reason)
+		}
+		reasons[r.reason] = r.code
+	}
 	codes := map[string]int{}
 	for _, r := range errorTable {
 		if prev, ok := codes[r.code]; ok && prev != r.status {
@@ -77,7 +118,7 @@ func TestEnvelopeSignsEveryResponse(t *testing.T) {
 		status int
 	}{{"/ok", 200}, {"/err", 409}, {"/panic", 500}} {
 		t.Run(c.path, func(t *testing.T) {
-			h := envelope(newRequestIDs(), fakeSigner{}, zerolog.New(io.Discard), accessHooks{})(mux)
+			h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard), accessHooks{})(mux)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
 			if rec.Code != c.status {
@@ -96,7 +137,7 @@ func TestEnvelopeSignsEveryResponse(t *testing.T) {
 	}
 	t.Run("signer down refuses before the handler runs", func(t *testing.T) {
 		ran := false
-		h := envelope(newRequestIDs(), fakeSigner{fail: true}, zerolog.New(io.Discard), accessHooks{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := envelope(newRequestIDs(), Signers{A: fakeSigner{fail: true}}, nil, zerolog.New(io.Discard), accessHooks{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ran = true
 		}))
 		rec := httptest.NewRecorder()
@@ -106,7 +147,7 @@ func TestEnvelopeSignsEveryResponse(t *testing.T) {
 		}
 	})
 	t.Run("HEAD signs the empty body it sends", func(t *testing.T) {
-		h := envelope(newRequestIDs(), fakeSigner{}, zerolog.New(io.Discard), accessHooks{})(mux)
+		h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard), accessHooks{})(mux)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("HEAD", "/ok", nil))
 		if got := rec.Header().Get("Wechatpay-Signature"); got != "len=0" || rec.Body.Len() != 0 {
@@ -120,7 +161,7 @@ func TestAccessLogHasNoSecrets(t *testing.T) {
 	auth := authenticate(authFunc(func(context.Context, signing.Request) (signing.Verified, error) {
 		return signing.Verified{Merchant: "M1", KeyID: "K1"}, nil
 	}), func(*http.Request) (string, error) { return "M1", nil }, 1024)
-	h := envelope(newRequestIDs(), fakeSigner{}, zerolog.New(&logs), accessHooks{})(auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(&logs), accessHooks{})(auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]string{"ok": "1"})
 	})))
 	req := httptest.NewRequest("POST", "/v1/payments?x=1", strings.NewReader(`{"payer_token":"SECRET-TOKEN"}`))
@@ -145,13 +186,23 @@ func (f authFunc) Verify(ctx context.Context, r signing.Request) (signing.Verifi
 	return f(ctx, r)
 }
 
+// VerifyMessage hands a scheme B request to f as a scheme A one whose
+// Authorization is the Signature field.
+func (f authFunc) VerifyMessage(ctx context.Context, r signing.MessageRequest) (signing.Verified, error) {
+	sig := ""
+	if s := r.Header["Signature"]; len(s) > 0 {
+		sig = s[0]
+	}
+	return f(ctx, signing.Request{Method: r.Method, Target: r.Target, Authorization: sig, Body: r.Body, Merchant: r.Merchant})
+}
+
 func TestBodyTooLarge(t *testing.T) {
 	called := false
 	auth := authenticate(authFunc(func(context.Context, signing.Request) (signing.Verified, error) {
 		called = true
 		return signing.Verified{}, nil
 	}), func(*http.Request) (string, error) { return "M1", nil }, 16)
-	h := envelope(newRequestIDs(), fakeSigner{}, zerolog.New(io.Discard), accessHooks{})(auth(http.NotFoundHandler()))
+	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard), accessHooks{})(auth(http.NotFoundHandler()))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/payments", strings.NewReader(strings.Repeat("x", 17))))
 	if rec.Code != 413 || called {

@@ -31,6 +31,14 @@ type anyNonce struct{}
 
 func (anyNonce) Claim(context.Context, string, string, time.Duration) error { return nil }
 
+// schemeAOnly is a scheme A verifier as an api.Authenticator: the benchmark
+// sends no scheme B request.
+type schemeAOnly struct{ *signing.Verifier }
+
+func (schemeAOnly) VerifyMessage(context.Context, signing.MessageRequest) (signing.Verified, error) {
+	return signing.Verified{}, signing.ErrAlgorithm
+}
+
 type benchPlatform struct{ key crypto.Signer }
 
 func (p benchPlatform) SigningKey(context.Context) (string, crypto.Signer, error) {
@@ -67,12 +75,12 @@ func BenchmarkRequestMetrics(b *testing.B) {
 	}
 	handler := func(platform crypto.Signer, withMetrics bool) http.Handler {
 		pk := benchPlatform{platform}
-		var auth api.Authenticator = &signing.Verifier{Keys: benchKeys{&merchantKey.PublicKey}, Nonces: anyNonce{}, Now: func() time.Time { return now }}
+		var auth api.Authenticator = schemeAOnly{&signing.Verifier{Keys: benchKeys{&merchantKey.PublicKey}, Nonces: anyNonce{}, Now: func() time.Time { return now }}}
 		var keys signing.PlatformKeys = pk
 		var observe func(api.RequestRecord)
 		if withMetrics {
 			m := metrics.New()
-			auth = m.Authenticator(&signing.Verifier{Keys: benchKeys{&merchantKey.PublicKey}, Nonces: m.NonceStore(anyNonce{}), Now: func() time.Time { return now }}, "go")
+			auth = m.Authenticator(schemeAOnly{&signing.Verifier{Keys: benchKeys{&merchantKey.PublicKey}, Nonces: m.NonceStore(anyNonce{}), Now: func() time.Time { return now }}}, "go")
 			keys = m.PlatformKeys(pk, metrics.SchemeA, "go")
 			observe = m.ObserveRequest
 		}

@@ -41,7 +41,7 @@ func (h accessHooks) certMerchant(r *http.Request) string {
 	return m
 }
 
-func (h accessHooks) record(r *http.Request, rec *recorder, took time.Duration) {
+func (h accessHooks) record(r *http.Request, a *access, rec *recorder, took time.Duration) {
 	if h.observe == nil {
 		return
 	}
@@ -49,7 +49,7 @@ func (h accessHooks) record(r *http.Request, rec *recorder, took time.Duration) 
 	if rc := chi.RouteContext(r.Context()); rc != nil {
 		route = rc.RoutePattern()
 	}
-	h.observe(RequestRecord{Route: route, Method: r.Method, Status: rec.status, Code: rec.code, Latency: took})
+	h.observe(RequestRecord{Route: route, Method: r.Method, Status: rec.status, Code: a.code, Latency: took})
 }
 
 // millis is a latency in milliseconds, the unit of every *_ms log field.

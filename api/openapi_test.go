@@ -69,9 +69,11 @@ type (
 	}
 )
 
-// signedHeaders are on every response, errors included; the Wechatpay-* ones
-// are absent only when the response signer itself is unavailable (503).
-var signedHeaders = []string{"Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Serial", "Wechatpay-Signature"}
+// signedHeaders are on every response, errors included: the Wechatpay-* ones
+// for scheme A, the RFC 9421 ones for scheme B; they are absent only when the
+// response signer itself is unavailable (503).
+var signedHeaders = []string{"Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Serial", "Wechatpay-Signature",
+	"Signature-Input", "Signature", "Content-Digest"}
 
 func loadOpenAPI(tb testing.TB) *oaDoc {
 	tb.Helper()
@@ -397,6 +399,23 @@ func enumStrings(tb testing.TB, s *oaSchema) []string {
 // that is decoded or encoded: the same JSON members; in a response, a member
 // without omitempty is required; in a request, a member with validate
 // "required" is required and unknown members are refused.
+// TestOpenAPIReasons keeps Problem.reason's enum equal to the error table's.
+func TestOpenAPIReasons(t *testing.T) {
+	d := loadOpenAPI(t)
+	want := map[string]bool{internalRule.reason: true}
+	for _, r := range errorTable {
+		want[r.reason] = true
+	}
+	var got []string
+	for _, v := range d.Components.Schemas["Problem"].Properties["reason"].Enum {
+		got = append(got, fmt.Sprint(v))
+	}
+	slices.Sort(got)
+	if w := sortedKeys(want); !slices.Equal(got, w) {
+		t.Errorf("Problem.reason enum = %v, want %v", got, w)
+	}
+}
+
 func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	d := loadOpenAPI(t)
 	for _, c := range []struct {
@@ -447,7 +466,11 @@ func TestOpenAPIOperations(t *testing.T) {
 	if s := d.Components.SecuritySchemes["mTLS"]; s.Type != "mutualTLS" {
 		t.Errorf("mTLS = %+v, want type mutualTLS", s)
 	}
-	bothSchemes := []map[string][]string{{"schemeA": {}, "mTLS": {}}}
+	if s := d.Components.SecuritySchemes["schemeB"]; s != (oaSecurityScheme{Type: "apiKey", In: "header", Name: "Signature"}) {
+		t.Errorf("schemeB = %+v, want apiKey in header Signature", s)
+	}
+	// Either signature scheme, each together with the client certificate.
+	bothSchemes := []map[string][]string{{"schemeA": {}, "mTLS": {}}, {"schemeB": {}, "mTLS": {}}}
 	if !reflect.DeepEqual(d.Security, bothSchemes) {
 		t.Errorf("top-level security = %v, want %v", d.Security, bothSchemes)
 	}
@@ -487,12 +510,14 @@ func TestOpenAPIOperations(t *testing.T) {
 			}
 			for _, status := range sortedKeys(op.Responses) {
 				resp := d.response(t, op.Responses[status])
-				required := status != "503" // the 503 of an unavailable signer is unsigned
+				// Which signature headers a response carries depends on the
+				// request's scheme (and the 503 of an unavailable signer has
+				// none), so only Request-ID is always there.
 				for _, h := range append(slices.Clone(signedHeaders), "Request-ID") {
 					hd := d.header(t, resp.Headers[h])
 					if hd == nil {
 						t.Errorf("%s response lacks header %s", status, h)
-					} else if hd.Required != (required || h == "Request-ID") {
+					} else if hd.Required != (h == "Request-ID") {
 						t.Errorf("%s response header %s: required = %v", status, h, hd.Required)
 					}
 				}

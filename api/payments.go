@@ -16,6 +16,7 @@ import (
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger"
 	"github.com/quillpay/quill/policy"
+	"github.com/quillpay/quill/signing"
 )
 
 // paymentResponse is the body of a payment or deposit. Amounts are decimal
@@ -54,43 +55,61 @@ func toResponse(rec ledger.Recorded) paymentResponse {
 	}
 }
 
-// evidenceOf is what authorized the request, stored with its entry.
-func evidenceOf(r *http.Request, st *reqState) ledger.Evidence {
+// evidenceOf is what authorized the request, stored with its entry so an
+// auditor can re-verify it offline. Scheme A stores the Authorization header.
+// Scheme B (rfc9421) has no Authorization header; the same field holds the
+// two field lines the signature was verified from, one per line:
+//
+//	Signature-Input: sig1=("@method" "@target-uri" "content-type" "content-digest");created=…;keyid="…";nonce="…";alg="…"
+//	Signature: sig1=:…:
+//
+// (the verified label's members only, as Quill serialized them). With the
+// method, target and body also stored, and the merchant's key by KeyID, that
+// is enough to rebuild the signature base (the Host is Quill's own, and
+// Content-Digest is recomputed from the body); Content-Type, if covered, is
+// always application/json here.
+func evidenceOf(r *http.Request, v verifiedRequest) ledger.Evidence {
+	auth := v.Authorization
+	if v.Scheme == signing.SchemeHTTPSig {
+		auth = schemeBEvidence(v.Verified)
+	}
 	return ledger.Evidence{
-		Scheme:        st.verified.Scheme,
-		KeyID:         st.verified.KeyID,
-		Authorization: st.verified.Authorization,
+		Scheme:        v.Scheme,
+		KeyID:         v.KeyID,
+		Authorization: auth,
 		Method:        r.Method,
 		Target:        r.RequestURI,
-		Body:          st.body,
+		Body:          v.body,
 	}
+}
+
+// schemeBEvidence is the Evidence.Authorization of a scheme B request.
+func schemeBEvidence(v signing.Verified) string {
+	return "Signature-Input: " + v.SignatureInput + "\nSignature: " + v.Signature
 }
 
 // handleCreatePayment debits the payer's wallet, credits the merchant and the
 // platform fee, idempotently on (merchant, order id).
-func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Writer, reader ledger.Reader) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		st := stateFrom(r.Context())
-		m, req, err := decodeFor[policy.PaymentRequest](r, merchants, st)
-		if err == nil || errors.Is(err, policy.ErrValidation) {
-			p, rerr := rules.Payment(r.Context(), m, req)
-			if err = mergeFieldErrors(err, rerr); err == nil {
-				entry := ledger.Payment(m.ID, p.OrderID, p.Payer, p.Currency, p.Amount, p.Fee, p.Description, evidenceOf(r, st))
-				recordAndRespond(w, r, l, entry)
-				return
-			}
-			if errors.Is(err, policy.ErrValidation) {
-				err = retryOfRecorded(w, r, reader, m.ID, req.OrderID, ledger.KindPayment, err, func(rec ledger.Recorded) bool {
-					amount, aerr := policy.ParseAmount(req.Amount, rec.Currency)
-					return aerr == nil && amount == rec.Amount && req.Currency == rec.Currency && req.Description == rec.Description
-				})
-				if err == nil {
-					return
-				}
-			}
+func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Writer, reader ledger.Reader) http.Handler {
+	return handler(func(w http.ResponseWriter, r *http.Request) error {
+		v, _ := verifiedFrom(r.Context())
+		m, req, err := decodeFor[policy.PaymentRequest](r, merchants, v)
+		if err != nil && !errors.Is(err, policy.ErrValidation) {
+			return err
 		}
-		writeError(w, r, err)
-	}
+		p, rerr := rules.Payment(r.Context(), m, req)
+		if err = mergeFieldErrors(err, rerr); err == nil {
+			entry := ledger.Payment(m.ID, p.OrderID, p.Payer, p.Currency, p.Amount, p.Fee, p.Description, evidenceOf(r, v))
+			return recordAndRespond(w, r, l, entry)
+		}
+		if !errors.Is(err, policy.ErrValidation) {
+			return err
+		}
+		return retryOfRecorded(w, r, reader, m.ID, req.OrderID, ledger.KindPayment, err, func(rec ledger.Recorded) bool {
+			amount, aerr := policy.ParseAmount(req.Amount, rec.Currency)
+			return aerr == nil && amount == rec.Amount && req.Currency == rec.Currency && req.Description == rec.Description
+		})
+	})
 }
 
 // retryOfRecorded answers a request that failed the field rules but whose
@@ -117,44 +136,41 @@ func retryOfRecorded(w http.ResponseWriter, r *http.Request, reader ledger.Reade
 
 // handleCreateDeposit tops up a user's wallet from the settlement account; only
 // merchants allowed to deposit may call it.
-func handleCreateDeposit(merchants policy.Directory, rules Rules, l ledger.Writer, reader ledger.Reader) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		st := stateFrom(r.Context())
-		m, req, err := decodeFor[policy.DepositRequest](r, merchants, st)
-		if err == nil || errors.Is(err, policy.ErrValidation) {
-			d, rerr := rules.Deposit(r.Context(), m, req)
-			if err = mergeFieldErrors(err, rerr); err == nil {
-				entry := ledger.Deposit(m.ID, d.OrderID, d.User, d.Currency, d.Amount, evidenceOf(r, st))
-				recordAndRespond(w, r, l, entry)
-				return
-			}
-			if errors.Is(err, policy.ErrValidation) {
-				err = retryOfRecorded(w, r, reader, m.ID, req.OrderID, ledger.KindDeposit, err, func(rec ledger.Recorded) bool {
-					amount, aerr := policy.ParseAmount(req.Amount, rec.Currency)
-					return aerr == nil && amount == rec.Amount && req.Currency == rec.Currency && req.UserID == rec.Payer
-				})
-				if err == nil {
-					return
-				}
-			}
+func handleCreateDeposit(merchants policy.Directory, rules Rules, l ledger.Writer, reader ledger.Reader) http.Handler {
+	return handler(func(w http.ResponseWriter, r *http.Request) error {
+		v, _ := verifiedFrom(r.Context())
+		m, req, err := decodeFor[policy.DepositRequest](r, merchants, v)
+		if err != nil && !errors.Is(err, policy.ErrValidation) {
+			return err
 		}
-		writeError(w, r, err)
-	}
+		d, rerr := rules.Deposit(r.Context(), m, req)
+		if err = mergeFieldErrors(err, rerr); err == nil {
+			entry := ledger.Deposit(m.ID, d.OrderID, d.User, d.Currency, d.Amount, evidenceOf(r, v))
+			return recordAndRespond(w, r, l, entry)
+		}
+		if !errors.Is(err, policy.ErrValidation) {
+			return err
+		}
+		return retryOfRecorded(w, r, reader, m.ID, req.OrderID, ledger.KindDeposit, err, func(rec ledger.Recorded) bool {
+			amount, aerr := policy.ParseAmount(req.Amount, rec.Currency)
+			return aerr == nil && amount == rec.Amount && req.Currency == rec.Currency && req.UserID == rec.Payer
+		})
+	})
 }
 
 // decodeFor loads the merchant's profile and strictly decodes the body into T.
 // A *policy.ValidationError from decoding is returned alongside the partly
 // decoded request so the field rules can add their own errors to the list.
-func decodeFor[T any](r *http.Request, merchants policy.Directory, st *reqState) (policy.Merchant, T, error) {
+func decodeFor[T any](r *http.Request, merchants policy.Directory, v verifiedRequest) (policy.Merchant, T, error) {
 	var req T
-	m, err := merchants.Merchant(r.Context(), st.verified.Merchant)
+	m, err := merchants.Merchant(r.Context(), v.Merchant)
 	if err != nil {
 		return m, req, err
 	}
 	if err := requireJSON(r); err != nil {
 		return m, req, err
 	}
-	return m, req, decodeStrict(st.body, &req)
+	return m, req, decodeStrict(v.body, &req)
 }
 
 // mergeFieldErrors folds the decoding field errors (decodeErr) into the field
@@ -183,13 +199,13 @@ func mergeFieldErrors(decodeErr, rulesErr error) error {
 	return merged
 }
 
-func recordAndRespond(w http.ResponseWriter, r *http.Request, l ledger.Writer, e ledger.Entry) {
+func recordAndRespond(w http.ResponseWriter, r *http.Request, l ledger.Writer, e ledger.Entry) error {
 	rec, err := l.Record(r.Context(), e)
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return err
 	}
 	respondRecorded(w, rec)
+	return nil
 }
 
 func respondRecorded(w http.ResponseWriter, rec ledger.Recorded) {
@@ -200,24 +216,23 @@ func respondRecorded(w http.ResponseWriter, rec ledger.Recorded) {
 }
 
 // handleGetPayment returns the merchant's payment by order id.
-func handleGetPayment(reader ledger.Reader) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		st := stateFrom(r.Context())
+func handleGetPayment(reader ledger.Reader) http.Handler {
+	return handler(func(w http.ResponseWriter, r *http.Request) error {
+		v, _ := verifiedFrom(r.Context())
 		orderID, ok := pathParam(r, "order_id")
 		if !ok {
-			writeError(w, r, errPaymentNotFound) // no order id can hold it
-			return
+			return errPaymentNotFound // no order id can hold it
 		}
-		rec, err := reader.Entry(r.Context(), st.verified.Merchant, orderID)
+		rec, err := reader.Entry(r.Context(), v.Merchant, orderID)
 		if errors.Is(err, ledger.ErrNotFound) || (err == nil && rec.Kind != ledger.KindPayment) {
 			err = errPaymentNotFound
 		}
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, toResponse(rec))
-	}
+		return nil
+	})
 }
 
 // pathParam returns the decoded path parameter name, and false if it cannot be
@@ -262,13 +277,13 @@ type certificate struct {
 }
 
 // handleCertificates publishes the platform keys by serial so clients can
-// verify responses across a rotation.
-func handleCertificates(p PlatformKeys) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+// verify responses across a rotation: the RSA keys of scheme A and the
+// Ed25519 (or P-256) keys of scheme B side by side, algorithm saying which.
+func handleCertificates(p PlatformKeys) http.Handler {
+	return handler(func(w http.ResponseWriter, r *http.Request) error {
 		ks, err := p.PlatformPublicKeys(r.Context())
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		out := struct {
 			Data []certificate `json:"data"`
@@ -276,8 +291,7 @@ func handleCertificates(p PlatformKeys) http.HandlerFunc {
 		for _, k := range ks {
 			pemBytes, err := keys.MarshalPublicKeyPEM(k.Public)
 			if err != nil {
-				writeError(w, r, err)
-				return
+				return err
 			}
 			c := certificate{
 				SerialNo:      k.ID,
@@ -292,7 +306,8 @@ func handleCertificates(p PlatformKeys) http.HandlerFunc {
 			out.Data = append(out.Data, c)
 		}
 		writeJSON(w, http.StatusOK, out)
-	}
+		return nil
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -35,17 +35,20 @@ type PlatformKeys interface {
 
 // Deps are the merchant API's dependencies, wired in cmd/quill.
 type Deps struct {
-	Auth      Authenticator
-	Identify  Identify // the merchant named by the client certificate
-	Signer    ResponseSigner
-	Merchants policy.Directory
-	Rules     Rules
-	Ledger    ledger.Writer
-	Reader    ledger.Reader
-	Platform  PlatformKeys
-	Log       zerolog.Logger
-	MaxBody   int64           // DefaultMaxBody if zero
-	Failures  *FailureLimiter // throttles refused requests per merchant; nil: no limit
+	Auth     Authenticator
+	Identify Identify       // the merchant named by the client certificate
+	Signer   ResponseSigner // scheme A responses (Wechatpay-* headers, RSA)
+	// MessageSigner signs responses to scheme B requests (RFC 9421, the
+	// Ed25519 platform key); nil refuses scheme B requests 503.
+	MessageSigner MessageSigner
+	Merchants     policy.Directory
+	Rules         Rules
+	Ledger        ledger.Writer
+	Reader        ledger.Reader
+	Platform      PlatformKeys
+	Log           zerolog.Logger
+	MaxBody       int64           // DefaultMaxBody if zero
+	Failures      *FailureLimiter // throttles refused requests per merchant; nil: no limit
 	// Observe, if set, is called once per request from the access-log point
 	// with what was logged (metrics); it must not block.
 	Observe func(RequestRecord)
@@ -57,18 +60,29 @@ func NewHandler(d Deps) http.Handler {
 		d.MaxBody = DefaultMaxBody
 	}
 	r := chi.NewRouter()
-	r.Use(envelope(newRequestIDs(), d.Signer, d.Log, accessHooks{identify: d.Identify, observe: d.Observe}))
-	r.Use(limitFailures(d.Failures, d.Identify, d.Signer))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errRouteNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })
+	r.Use(envelope(newRequestIDs(), Signers{A: d.Signer, B: d.MessageSigner}, newThrottle(d.Failures, d.Identify, d.Signer), d.Log,
+		accessHooks{identify: d.Identify, observe: d.Observe}))
+	r.NotFound(handler(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }).ServeHTTP)
+	r.MethodNotAllowed(handler(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }).ServeHTTP)
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate(d.Auth, d.Identify, d.MaxBody))
-		r.Post("/v1/payments", handleCreatePayment(d.Merchants, d.Rules, d.Ledger, d.Reader))
-		r.Get("/v1/payments/{order_id}", handleGetPayment(d.Reader))
-		r.Post("/v1/deposits", handleCreateDeposit(d.Merchants, d.Rules, d.Ledger, d.Reader))
-		r.Get("/v1/certificates", handleCertificates(d.Platform))
+		r.Method(http.MethodPost, "/v1/payments", handleCreatePayment(d.Merchants, d.Rules, d.Ledger, d.Reader))
+		r.Method(http.MethodGet, "/v1/payments/{order_id}", handleGetPayment(d.Reader))
+		r.Method(http.MethodPost, "/v1/deposits", handleCreateDeposit(d.Merchants, d.Rules, d.Ledger, d.Reader))
+		r.Method(http.MethodGet, "/v1/certificates", handleCertificates(d.Platform))
 	})
 	return r
+}
+
+// handler is a handler that returns its failure instead of answering it:
+// the one place a handler's error becomes a problem response is ServeHTTP.
+// A handler that returns an error must not have written anything.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h(w, r); err != nil {
+		writeError(w, r, err)
+	}
 }
 
 // ReadyCheck is one dependency the service needs to answer requests.

@@ -123,19 +123,44 @@ func (ca *CA) IssueServer(hosts []string, validity time.Duration, now time.Time)
 	return ca.issue(tmpl)
 }
 
-// IssueClient issues a merchant's client certificate (clientAuth only): CN
-// is merchantID and the SAN URI is quill://merchant/<merchantID>.
+// IssueClient issues a merchant's client certificate (clientAuth only)
+// with a fresh P-256 key: CN is merchantID and the SAN URI is
+// quill://merchant/<merchantID>.
 func (ca *CA) IssueClient(merchantID string, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, err error) {
-	if !merchantIDPattern.MatchString(merchantID) {
-		return nil, nil, fmt.Errorf("%w: invalid merchant id %q", ErrNoIdentity, merchantID)
-	}
-	tmpl, err := template(pkix.Name{CommonName: merchantID}, validity, now)
+	tmpl, err := clientTemplate(merchantID, validity, now)
 	if err != nil {
 		return nil, nil, err
 	}
+	return ca.issue(tmpl)
+}
+
+// IssueClientFor issues a merchant's client certificate for pub, a key the
+// merchant holds (from a CSR checked with ParseCSR): the identity is
+// merchantID whatever the request's subject says.
+func (ca *CA) IssueClientFor(merchantID string, pub crypto.PublicKey, validity time.Duration, now time.Time) (certPEM []byte, err error) {
+	tmpl, err := clientTemplate(merchantID, validity, now)
+	if err != nil {
+		return nil, err
+	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("certs: issue: %w", err)
+	}
+	return encodeCert(der), nil
+}
+
+func clientTemplate(merchantID string, validity time.Duration, now time.Time) (*x509.Certificate, error) {
+	if !merchantIDPattern.MatchString(merchantID) {
+		return nil, fmt.Errorf("%w: invalid merchant id %q", ErrNoIdentity, merchantID)
+	}
+	tmpl, err := template(pkix.Name{CommonName: merchantID}, validity, now)
+	if err != nil {
+		return nil, err
+	}
 	tmpl.URIs = []*url.URL{{Scheme: "quill", Host: "merchant", Path: "/" + merchantID}}
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	return ca.issue(tmpl)
+	return tmpl, nil
 }
 
 // issue signs tmpl with a fresh P-256 key and returns the PEM pair.

@@ -2,20 +2,21 @@ package certs
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,21 +90,35 @@ func leaf(tb testing.TB, c tls.Certificate) *x509.Certificate {
 	return x
 }
 
-// writePair writes a server pair for hosts into dir and returns the paths.
-func writePair(tb testing.TB, ca *CA, dir string, hosts ...string) (certFile, keyFile string) {
-	tb.Helper()
-	certPEM, keyPEM, err := ca.IssueServer(hosts, time.Hour, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return certFile, keyFile
+// memSource is a Source held in memory; tests change it and call Reload.
+type memSource struct {
+	mu                     sync.Mutex
+	cert, key, bundle, crl []byte
+	err                    error
+}
+
+func (m *memSource) ServerPair(context.Context) ([]byte, []byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cert, m.key, m.err
+}
+
+func (m *memSource) ClientCABundle(context.Context) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bundle, m.err
+}
+
+func (m *memSource) CRL(context.Context) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.crl, m.err
+}
+
+func (m *memSource) set(f func(m *memSource)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(m)
 }
 
 // result is what the test server saw of one connection.
@@ -178,43 +193,50 @@ func receive(tb testing.TB, ch <-chan result) result {
 	}
 }
 
-// testPKI is a client CA, a server certificate reloader and a revocation
-// list, as cmd/quill would wire them.
+// testPKI is a client CA and live TLS material over a memory source, as
+// cmd/quill wires them over the key store.
 type testPKI struct {
-	ca       *CA
-	reloader *Reloader
-	revoked  *RevocationList
-	rlPath   string
-	clock    *fakeclock.Clock
+	ca    *CA
+	src   *memSource
+	live  *Live
+	clock *fakeclock.Clock
 }
 
 func newPKI(tb testing.TB) *testPKI {
 	tb.Helper()
-	dir := tb.TempDir()
-	p := &testPKI{ca: newCA(tb, "Quill test CA"), rlPath: filepath.Join(dir, "revoked.txt"), clock: fakeclock.New(time.Now())}
+	p := &testPKI{ca: newCA(tb, "Quill test CA"), src: &memSource{}, clock: fakeclock.New(time.Now())}
 	var err error
-	if p.reloader, err = NewReloader(writePair(tb, p.ca, dir, "localhost", "127.0.0.1")); err != nil {
+	if p.src.cert, p.src.key, err = p.ca.IssueServer([]string{"localhost", "127.0.0.1"}, time.Hour, time.Now()); err != nil {
 		tb.Fatal(err)
 	}
-	if p.revoked, err = LoadRevocationList(p.rlPath); err != nil {
+	p.src.bundle, _, _ = p.ca.PEM()
+	if p.src.crl, err = NewCRL(p.ca, time.Now()); err != nil {
 		tb.Fatal(err)
 	}
-	p.revoked.now = p.clock.Now
-	p.revoked.lastCheck.Store(p.clock.Now().UnixNano())
+	p.live = NewLive(p.src, LiveOptions{Now: p.clock.Now})
+	if err := p.live.Reload(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 	return p
 }
 
-func (p *testPKI) serverConfig() *tls.Config {
-	return ServerTLSConfig(ServerOptions{
-		ClientCAs:   pool(p.ca),
-		Certificate: p.reloader.GetCertificate,
-		IsRevoked:   p.revoked.IsRevoked,
-		Now:         p.clock.Now,
-	})
+// revoke revokes c's serial in the source's CRL and reloads.
+func (p *testPKI) revoke(tb testing.TB, c tls.Certificate) {
+	tb.Helper()
+	crl, err := Revoke(p.ca, p.src.crl, leaf(tb, c).SerialNumber, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.src.set(func(m *memSource) { m.crl = crl })
+	if err := p.live.Reload(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 }
 
+func (p *testPKI) serverConfig() *tls.Config { return ServerTLSConfig(p.live.ServerOptions()) }
+
 func (p *testPKI) clientConfig(cert tls.Certificate) *tls.Config {
-	return ClientTLSConfig(pool(p.ca), cert, "localhost")
+	return clientTLSConfig(pool(p.ca), cert, "localhost")
 }
 
 func TestHandshake(t *testing.T) {
@@ -222,10 +244,7 @@ func TestHandshake(t *testing.T) {
 	addr, results := serve(t, p.serverConfig())
 	other := newCA(t, "Other CA")
 	revoked := clientCert(t, p.ca, "M300")
-	if err := RevokeSerial(p.rlPath, leaf(t, revoked).SerialNumber); err != nil {
-		t.Fatal(err)
-	}
-	p.clock.Advance(time.Second) // the list is re-read on its next check
+	p.revoke(t, revoked)
 
 	for _, tc := range []struct {
 		name      string
@@ -310,10 +329,7 @@ func TestRevokedOnResumption(t *testing.T) {
 		}
 	}
 
-	if err := RevokeSerial(p.rlPath, leaf(t, cert).SerialNumber); err != nil {
-		t.Fatal(err)
-	}
-	p.clock.Advance(time.Second)
+	p.revoke(t, cert)
 	reply, cs, err := dial(t, addr, cfg)
 	r := receive(t, results)
 	if !errors.Is(r.err, ErrRevoked) || !r.resumed {
@@ -495,70 +511,102 @@ func TestCA(t *testing.T) {
 	}
 }
 
-func TestReloader(t *testing.T) {
-	dir := t.TempDir()
-	ca := newCA(t, "CA")
-	clk := fakeclock.New(time.Now())
-	r, err := NewReloader(writePair(t, ca, dir, "one.test"))
-	if err != nil {
-		t.Fatal(err)
+// TestLive: each kind of material reloads on its own; bad material keeps
+// the last good version in force and Ready says why.
+func TestLive(t *testing.T) {
+	p := newPKI(t)
+	ctx := context.Background()
+	var changes []string
+	var mu sync.Mutex
+	p.live = NewLive(p.src, LiveOptions{Now: p.clock.Now, OnChange: func(what string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		changes = append(changes, fmt.Sprintf("%s: %v", what, err))
+	}})
+	if err := p.live.Ready(ctx); !errors.Is(err, ErrNotLoaded) && err == nil {
+		t.Fatalf("ready before loading: %v", err)
 	}
-	r.now = clk.Now
-	r.lastCheck.Store(clk.Now().UnixNano())
+	if _, err := p.live.GetCertificate(nil); err == nil {
+		t.Fatal("a certificate before loading")
+	}
+	if !p.live.IsRevoked(leaf(t, clientCert(t, p.ca, "M1"))) {
+		t.Fatal("no CRL loaded must refuse every certificate")
+	}
+	if err := p.live.Reload(ctx); err != nil || p.live.Ready(ctx) != nil {
+		t.Fatalf("reload %v, ready %v", err, p.live.Ready(ctx))
+	}
 	served := func() string {
 		t.Helper()
-		c, err := r.GetCertificate(nil)
+		c, err := p.live.GetCertificate(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cc, err := r.GetClientCertificate(nil)
-		if err != nil || cc != c {
-			t.Fatalf("client side serves another pair: %v", err)
-		}
-		return leaf(t, *c).Subject.CommonName
+		return c.Leaf.SerialNumber.String()
 	}
-	if got := served(); got != "one.test" {
-		t.Fatalf("serving %q", got)
-	}
+	first := served()
 
-	certFile, keyFile := writePair(t, ca, dir, "two.test")
-	if got := served(); got != "one.test" {
-		t.Fatalf("reloaded before the check interval: %q", got)
-	}
-	clk.Advance(time.Second)
-	if got := served(); got != "two.test" {
-		t.Fatalf("after a new pair: serving %q", got)
-	}
-
-	// A certificate replaced before its key: keep the last good pair.
-	threeCert, threeKey, err := ca.IssueServer([]string{"three.test"}, time.Hour, time.Now())
+	// A new server certificate is served after the next reload.
+	cert, key, err := p.ca.IssueServer([]string{"localhost"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFileAtomic(certFile, threeCert, 0o644); err != nil {
-		t.Fatal(err)
+	p.src.set(func(m *memSource) { m.cert, m.key = cert, key })
+	if served() != first {
+		t.Fatal("served before a reload")
 	}
-	clk.Advance(time.Second)
-	if got := served(); got != "two.test" || r.LastError() == nil {
-		t.Fatalf("half-replaced pair: serving %q, LastError %v", got, r.LastError())
-	}
-	if err := writeFileAtomic(keyFile, threeKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(time.Second)
-	if got := served(); got != "three.test" || r.LastError() != nil {
-		t.Fatalf("completed pair: serving %q, LastError %v", got, r.LastError())
+	if err := p.live.Reload(ctx); err != nil || served() == first {
+		t.Fatalf("new pair not served: %v", err)
 	}
 
-	if _, err := NewReloader(filepath.Join(dir, "missing.crt"), keyFile); err == nil {
-		t.Fatal("NewReloader accepted a missing file")
+	// A revoked certificate, then a bad CRL: the old list stays in force,
+	// the failure is visible in Ready and was reported once.
+	victim := clientCert(t, p.ca, "M1")
+	p.revoke(t, victim)
+	other := newCA(t, "Other CA")
+	foreign, err := Revoke(other, nil, big.NewInt(99), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string][]byte{"garbage": []byte("not a CRL"), "another CA's CRL": foreign, "empty": nil} {
+		t.Run(name, func(t *testing.T) {
+			good := p.src.crl
+			p.src.set(func(m *memSource) { m.crl = bad })
+			defer func() {
+				p.src.set(func(m *memSource) { m.crl = good })
+				if err := p.live.Reload(ctx); err != nil || p.live.Ready(ctx) != nil {
+					t.Fatalf("recovery: %v / %v", err, p.live.Ready(ctx))
+				}
+			}()
+			for range 2 {
+				if err := p.live.Reload(ctx); err == nil {
+					t.Fatal("bad CRL loaded")
+				}
+			}
+			if !p.live.IsRevoked(leaf(t, victim)) {
+				t.Fatal("bad CRL un-revoked a certificate")
+			}
+			err := p.live.Ready(ctx)
+			if err == nil || !strings.Contains(err.Error(), WhatCRL) || !strings.Contains(err.Error(), "stays in force") {
+				t.Fatalf("Ready = %v", err)
+			}
+			if _, err := p.live.GetCertificate(nil); err != nil {
+				t.Fatal("a bad CRL stopped the server certificate")
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Each bad CRL was reported once (not once per reload), then its recovery.
+	if len(changes) != 6 || !strings.HasSuffix(changes[5], "<nil>") || strings.HasSuffix(changes[4], "<nil>") {
+		t.Fatalf("changes reported: %q", changes)
+	}
+	if !p.live.IsRevoked(leaf(t, victim)) || p.live.IsRevoked(leaf(t, clientCert(t, p.ca, "M1"))) {
+		t.Fatal("recovered CRL wrong")
 	}
 }
 
-func TestReloaderServesNewCertOverTLS(t *testing.T) {
+func TestLiveServesNewCertOverTLS(t *testing.T) {
 	p := newPKI(t)
-	p.reloader.now = p.clock.Now
-	p.reloader.lastCheck.Store(p.clock.Now().UnixNano())
 	addr, results := serve(t, p.serverConfig())
 	cfg := p.clientConfig(clientCert(t, p.ca, "M1"))
 	serverSerial := func() string {
@@ -567,59 +615,130 @@ func TestReloaderServesNewCertOverTLS(t *testing.T) {
 		if r := receive(t, results); err != nil || r.err != nil {
 			t.Fatalf("handshake: %v / %v", err, r.err)
 		}
+		if cs.Version != tls.VersionTLS13 {
+			t.Fatalf("negotiated %s: TLS 1.3 is preferred", tls.VersionName(cs.Version))
+		}
 		return cs.PeerCertificates[0].SerialNumber.String()
 	}
 	before := serverSerial()
-	certFile, keyFile := writePair(t, p.ca, filepath.Dir(p.rlPath), "localhost")
-	newPair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, key, err := p.ca.IssueServer([]string{"localhost"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := leaf(t, newPair).SerialNumber.String()
-	if before == want {
-		t.Fatal("test issued the same serial twice")
+	p.src.set(func(m *memSource) { m.cert, m.key = cert, key })
+	if err := p.live.Reload(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	p.clock.Advance(time.Second)
-	if got := serverSerial(); got != want {
-		t.Fatalf("server presents serial %s, want the new %s", got, want)
+	if got := serverSerial(); got == before {
+		t.Fatalf("server still presents serial %s", got)
+	}
+
+	// A new client CA bundle: clients of the old CA are refused at once.
+	next := newCA(t, "Next CA")
+	bundle, _, _ := next.PEM()
+	crl, _ := NewCRL(next, time.Now())
+	p.src.set(func(m *memSource) { m.bundle, m.crl = bundle, crl })
+	if err := p.live.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := dial(t, addr, cfg); err == nil {
+		t.Fatal("old CA's client accepted after the bundle changed")
+	}
+	receive(t, results)
+	c2 := clientTLSConfig(pool(p.ca), clientCert(t, next, "M1"), "localhost")
+	if reply, _, err := dial(t, addr, c2); err != nil || reply != "M1" {
+		t.Fatalf("new CA's client: %q %v", reply, err)
+	}
+	receive(t, results)
+}
+
+func TestParseMaterial(t *testing.T) {
+	ca := newCA(t, "CA")
+	caPEM, caKey, _ := ca.PEM()
+	srvCert, srvKey, _ := ca.IssueServer([]string{"x"}, time.Hour, time.Now())
+	cliCert, cliKey, _ := ca.IssueClient("M1", time.Hour, time.Now())
+	if _, err := ParseBundle(append(append([]byte{}, caPEM...), caPEM...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseServerPair(srvCert, srvKey); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"bundle: a leaf":       func() error { _, err := ParseBundle(srvCert); return err }(),
+		"bundle: empty":        func() error { _, err := ParseBundle(nil); return err }(),
+		"bundle: a key":        func() error { _, err := ParseBundle(caKey); return err }(),
+		"pair: client cert":    func() error { _, err := ParseServerPair(cliCert, cliKey); return err }(),
+		"pair: mismatched key": func() error { _, err := ParseServerPair(srvCert, cliKey); return err }(),
+		"csr: not a CSR":       func() error { _, err := ParseCSR(srvCert); return err }(),
+		"crl: two blocks": func() error {
+			c, _ := NewCRL(ca, time.Now())
+			_, err := ParseCRL(append(c, c...), []*x509.Certificate{ca.Cert})
+			return err
+		}(),
+		"revoke: twice": func() error {
+			c, _ := Revoke(ca, nil, big.NewInt(5), time.Now())
+			_, err := Revoke(ca, c, big.NewInt(5), time.Now())
+			return err
+		}(),
+		"revoke: other CA list": func() error {
+			c, _ := NewCRL(newCA(t, "O"), time.Now())
+			_, err := Revoke(ca, c, big.NewInt(5), time.Now())
+			return err
+		}(),
+		"revoke: zero serial": func() error { _, err := Revoke(ca, nil, big.NewInt(0), time.Now()); return err }(),
+	} {
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 
-func TestLoadCertPool(t *testing.T) {
-	dir := t.TempDir()
+func TestIssueClientFromCSR(t *testing.T) {
 	ca := newCA(t, "CA")
-	certPEM, _, _ := ca.PEM()
-	good, empty := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "empty.pem")
-	os.WriteFile(good, certPEM, 0o644)
-	os.WriteFile(empty, []byte("nothing"), 0o644)
-	p, err := LoadCertPool(good)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := leaf(t, clientCert(t, ca, "M1")).Verify(x509.VerifyOptions{Roots: p, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		t.Fatalf("pool does not hold the CA: %v", err)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "M999"}}, key)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range []string{empty, filepath.Join(dir, "missing.pem")} {
-		if _, err := LoadCertPool(f); err == nil {
-			t.Fatalf("LoadCertPool(%s) succeeded", filepath.Base(f))
-		}
+	csr, err := ParseCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := ca.IssueClientFor("M100", csr.PublicKey, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseCertificate(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := MerchantID(c); err != nil || id != "M100" {
+		t.Fatalf("identity %q %v: the CSR's subject must not choose it", id, err)
+	}
+	if !c.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey) {
+		t.Fatal("issued for another key")
+	}
+	der[len(der)-1] ^= 1
+	if _, err := ParseCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})); err == nil {
+		t.Fatal("a CSR with a bad signature was accepted")
 	}
 }
 
 func BenchmarkVerifyClient(b *testing.B) {
-	dir := b.TempDir()
 	ca := newCA(b, "CA")
 	c := leaf(b, clientCert(b, ca, "M100"))
-	rl, err := LoadRevocationList(filepath.Join(dir, "revoked.txt"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	var crlPEM []byte
 	for i := range 1000 {
-		if err := RevokeSerial(rl.path, big.NewInt(int64(i+1))); err != nil {
+		var err error
+		if crlPEM, err = Revoke(ca, crlPEM, big.NewInt(int64(i+1)), time.Now()); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := rl.Reload(); err != nil {
+	rl, err := ParseCRL(crlPEM, []*x509.Certificate{ca.Cert})
+	if err != nil {
 		b.Fatal(err)
 	}
 	cs := tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c, ca.Cert}}}
@@ -629,5 +748,17 @@ func BenchmarkVerifyClient(b *testing.B) {
 		if err := verifyClient(cs, now, rl.IsRevoked); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// clientTLSConfig is a merchant's client configuration: it presents cert,
+// trusts rootCAs for the server, and uses the server's protocol floor.
+func clientTLSConfig(rootCAs *x509.CertPool, cert tls.Certificate, serverName string) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: slices.Clone(tls12Suites),
+		RootCAs:      rootCAs,
+		Certificates: []tls.Certificate{cert},
+		ServerName:   serverName,
 	}
 }

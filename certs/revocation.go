@@ -1,164 +1,127 @@
 package certs
 
 import (
-	"bufio"
-	"bytes"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
-	"os"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/quillpay/quill/internal/atomicfile"
 )
 
-// RevocationList is the set of revoked certificate serial numbers, read
-// from a file of hex serials (one per line; '#' starts a comment) and
-// re-read, at most once a second, when the file changes. If the file
-// becomes unreadable or invalid the last good list stays in force and
-// LastError says why.
-//
-// Serials are matched without regard to issuer: that is sound while one CA
-// issues all client certificates, which is the dev setup. CRL/OCSP support
-// is future work.
-type RevocationList struct {
-	path string
-	now  func() time.Time
+// DefaultCRLValidity is how far ahead a CRL written by Revoke or NewCRL
+// sets its NextUpdate.
+const DefaultCRLValidity = 30 * 24 * time.Hour
 
-	serials   atomic.Pointer[map[string]struct{}]
-	lastCheck atomic.Int64 // UnixNano
-
-	mu      sync.Mutex
-	seen    fs.FileInfo
-	lastErr error
+// CRL is a parsed X.509 certificate revocation list whose signature has been
+// checked against a CA of the client bundle. It revokes serials issued by
+// that CA only.
+type CRL struct {
+	issuer  string // raw subject of the issuing CA
+	serials map[string]time.Time
+	Number  *big.Int
+	// ThisUpdate and NextUpdate are the CRL's own times.
+	ThisUpdate, NextUpdate time.Time
 }
 
-// LoadRevocationList reads the list at path; a missing file is an empty list
-// (and is picked up once created).
-func LoadRevocationList(path string) (*RevocationList, error) {
-	l := &RevocationList{path: path, now: time.Now}
-	l.serials.Store(&map[string]struct{}{})
-	if err := l.Reload(); err != nil {
-		return nil, err
-	}
-	l.lastCheck.Store(l.now().UnixNano())
-	return l, nil
-}
+// Revoked lists the revoked serials (hex) with their revocation times.
+func (l *CRL) Revoked() map[string]time.Time { return l.serials }
 
-// Reload re-reads the file now if it changed; on error the last good list
-// stays and LastError returns the error.
-func (l *RevocationList) Reload() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lastErr = l.reloadLocked()
-	return l.lastErr
-}
-
-func (l *RevocationList) reloadLocked() error {
-	f, err := os.Open(l.path)
-	if errors.Is(err, fs.ErrNotExist) && l.seen == nil {
-		return nil
+// IsRevoked reports whether c was issued by the CRL's CA and its serial is
+// listed. A nil CRL revokes everything: with no list loaded nothing passes.
+func (l *CRL) IsRevoked(c *x509.Certificate) bool {
+	if l == nil {
+		return true
 	}
-	if err != nil {
-		return fmt.Errorf("certs: revocation list: %w", err)
+	if string(c.RawIssuer) != l.issuer {
+		return false
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("certs: revocation list: %w", err)
-	}
-	if unchanged(l.seen, fi) {
-		return nil
-	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return fmt.Errorf("certs: revocation list: %w", err)
-	}
-	serials, err := parseRevocationList(b)
-	if err != nil {
-		return err
-	}
-	l.serials.Store(&serials)
-	l.seen = fi
-	return nil
-}
-
-// parseRevocationList parses the file format: one hex serial per line,
-// blank lines and '#' comments ignored.
-func parseRevocationList(b []byte) (map[string]struct{}, error) {
-	serials := map[string]struct{}{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		s, ok := new(big.Int).SetString(line, 16)
-		if !ok || s.Sign() < 0 {
-			return nil, fmt.Errorf("certs: revocation list line %d: not a hex serial", n)
-		}
-		serials[serialKey(s)] = struct{}{}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("certs: revocation list: %w", err)
-	}
-	return serials, nil
+	_, ok := l.serials[serialKey(c.SerialNumber)]
+	return ok
 }
 
 func serialKey(s *big.Int) string { return s.Text(16) }
 
-// IsRevoked reports whether c's serial number is on the list.
-func (l *RevocationList) IsRevoked(c *x509.Certificate) bool {
-	if due(&l.lastCheck, l.now()) {
-		_ = l.Reload() // kept in LastError; the last good list applies
+// ParseCRL parses a PEM "X509 CRL" and checks that one of cas signed it.
+// Errors wrap ErrBadMaterial and never quote the input.
+func ParseCRL(crlPEM []byte, cas []*x509.Certificate) (*CRL, error) {
+	blk, rest := pem.Decode(crlPEM)
+	if blk == nil || blk.Type != "X509 CRL" || len(trimSpace(rest)) > 0 {
+		return nil, fmt.Errorf("%w: CRL: want exactly one PEM X509 CRL block", ErrBadMaterial)
 	}
-	_, revoked := (*l.serials.Load())[serialKey(c.SerialNumber)]
-	return revoked
-}
-
-// LastError returns why the latest reload failed, or nil.
-func (l *RevocationList) LastError() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lastErr
-}
-
-// RevokeSerial adds serial to the revocation list at path, creating it. The
-// file is replaced atomically (temporary file, fsync, rename) under an
-// exclusive lock on path+".lock", so a running server never reads half a
-// line and concurrent revocations are not lost.
-func RevokeSerial(path string, serial *big.Int) error {
-	if serial == nil || serial.Sign() < 0 {
-		return errors.New("certs: invalid serial")
-	}
-	unlock, err := atomicfile.Lock(path + ".lock")
+	rl, err := x509.ParseRevocationList(blk.Bytes)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%w: CRL: %w", ErrBadMaterial, err)
 	}
-	defer unlock()
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("certs: revocation list: %w", err)
+	var signer *x509.Certificate
+	for _, ca := range cas {
+		if string(ca.RawSubject) == string(rl.RawIssuer) && rl.CheckSignatureFrom(ca) == nil {
+			signer = ca
+			break
+		}
 	}
-	if _, err := parseRevocationList(old); err != nil {
-		return err // never build on a file the server cannot read
+	if signer == nil {
+		return nil, fmt.Errorf("%w: CRL is not signed by a CA of the client bundle", ErrBadMaterial)
 	}
-	if len(old) > 0 && old[len(old)-1] != '\n' {
-		old = append(old, '\n')
+	l := &CRL{issuer: string(signer.RawSubject), serials: map[string]time.Time{}, Number: rl.Number, ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate}
+	for _, e := range rl.RevokedCertificateEntries {
+		l.serials[serialKey(e.SerialNumber)] = e.RevocationTime
 	}
-	return writeFileAtomic(path, fmt.Appendf(old, "%X\n", serial), 0o644)
+	return l, nil
 }
 
-// writeFileAtomic replaces path with data (mode perm); see atomicfile.Write.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := atomicfile.Write(path, data, perm); err != nil {
-		return fmt.Errorf("certs: %w", err)
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
 	}
-	return nil
+	return b
+}
+
+// NewCRL returns an empty CRL (number 1) signed by ca.
+func NewCRL(ca *CA, now time.Time) ([]byte, error) {
+	return signCRL(ca, nil, big.NewInt(1), now)
+}
+
+// Revoke returns crlPEM (a CRL signed by ca; empty for none yet) with serial
+// added, its number raised by one and signed again by ca. Revoking a serial
+// already listed is an error wrapping ErrRevoked, so a mistyped repeat is
+// visible; nothing is returned then.
+func Revoke(ca *CA, crlPEM []byte, serial *big.Int, now time.Time) ([]byte, error) {
+	if serial == nil || serial.Sign() <= 0 {
+		return nil, errors.New("certs: revoke: serial must be positive")
+	}
+	var entries []x509.RevocationListEntry
+	number := big.NewInt(1)
+	if len(trimSpace(crlPEM)) > 0 {
+		blk, _ := pem.Decode(crlPEM)
+		if _, err := ParseCRL(crlPEM, []*x509.Certificate{ca.Cert}); err != nil {
+			return nil, fmt.Errorf("certs: revoke: the stored CRL is not this CA's (%w); nothing changed", err)
+		}
+		rl, _ := x509.ParseRevocationList(blk.Bytes)
+		entries = rl.RevokedCertificateEntries
+		if rl.Number != nil {
+			number = new(big.Int).Add(rl.Number, big.NewInt(1))
+		}
+	}
+	for _, e := range entries {
+		if e.SerialNumber.Cmp(serial) == 0 {
+			return nil, fmt.Errorf("%w: serial %X was revoked at %s", ErrRevoked, serial, e.RevocationTime.UTC().Format(time.RFC3339))
+		}
+	}
+	entries = append(entries, x509.RevocationListEntry{SerialNumber: serial, RevocationTime: now.UTC()})
+	return signCRL(ca, entries, number, now)
+}
+
+func signCRL(ca *CA, entries []x509.RevocationListEntry, number *big.Int, now time.Time) ([]byte, error) {
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		RevokedCertificateEntries: entries,
+		Number:                    number,
+		ThisUpdate:                now.Add(-backdate),
+		NextUpdate:                now.Add(DefaultCRLValidity),
+	}, ca.Cert, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("certs: sign CRL: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), nil
 }

@@ -3,9 +3,7 @@ package certs
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 )
@@ -23,8 +21,9 @@ var tls12Suites = []uint16{
 
 // ServerOptions configures ServerTLSConfig.
 type ServerOptions struct {
-	// ClientCAs are the CAs a merchant's client certificate must chain to.
-	ClientCAs *x509.CertPool
+	// ClientCAs returns the CAs a merchant's client certificate must chain
+	// to, read at every handshake (e.g. Live.ClientCAs).
+	ClientCAs func() *x509.CertPool
 	// Certificate returns the server certificate, e.g. Reloader.GetCertificate.
 	Certificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// IsRevoked reports a revoked certificate, e.g. RevocationList.IsRevoked.
@@ -46,15 +45,50 @@ func ServerTLSConfig(o ServerOptions) *tls.Config {
 	if now == nil {
 		now = time.Now
 	}
-	return &tls.Config{
-		MinVersion:       tls.VersionTLS12,
-		CipherSuites:     slices.Clone(tls12Suites),
-		ClientAuth:       tls.RequireAndVerifyClientCert,
-		ClientCAs:        o.ClientCAs,
-		GetCertificate:   o.Certificate,
-		Time:             now,
-		VerifyConnection: func(cs tls.ConnectionState) error { return verifyClient(cs, now(), o.IsRevoked) },
+	base := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   slices.Clone(tls12Suites),
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+		GetCertificate: o.Certificate,
+		Time:           now,
 	}
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		// The CA pool of this handshake; session tickets stay encrypted
+		// with base's keys (crypto/tls uses the original config's keys).
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		pool := o.ClientCAs()
+		c.ClientCAs = pool
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			if cs.DidResume {
+				// A resumed session skips chain verification: check the
+				// chain against the CAs trusted now.
+				if err := verifyChain(cs, pool, now()); err != nil {
+					return err
+				}
+			}
+			return verifyClient(cs, now(), o.IsRevoked)
+		}
+		return c, nil
+	}
+	return base
+}
+
+// verifyChain verifies a resumed session's client certificate against pool.
+func verifyChain(cs tls.ConnectionState, pool *x509.CertPool, now time.Time) error {
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("%w: no client certificate", ErrNotClient)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+		Roots: pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		return fmt.Errorf("%w: resumed session's certificate no longer chains to a trusted CA: %w", ErrNotClient, err)
+	}
+	return nil
 }
 
 // verifyClient is the per-connection (and per-resumption) client check.
@@ -112,30 +146,4 @@ func PeerMerchant(cs *tls.ConnectionState) (string, error) {
 		return "", fmt.Errorf("%w: no verified client certificate", ErrNoIdentity)
 	}
 	return MerchantID(cs.VerifiedChains[0][0])
-}
-
-// ClientTLSConfig returns a client configuration that presents cert, trusts
-// rootCAs for the server, and uses the same protocol floor as the server.
-func ClientTLSConfig(rootCAs *x509.CertPool, cert tls.Certificate, serverName string) *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: slices.Clone(tls12Suites),
-		RootCAs:      rootCAs,
-		Certificates: []tls.Certificate{cert},
-		ServerName:   serverName,
-	}
-}
-
-// LoadCertPool reads a PEM file of CA certificates into a pool; a file with
-// no certificate is an error.
-func LoadCertPool(pemFile string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(pemFile)
-	if err != nil {
-		return nil, fmt.Errorf("certs: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, errors.New("certs: no certificate in " + pemFile)
-	}
-	return pool, nil
 }

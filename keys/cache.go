@@ -258,6 +258,15 @@ func (c *Cache) PlatformKey(context.Context) (PrivateKey, error) {
 	return snap.platformKey()
 }
 
+// PlatformKeyOf is as FileStore.PlatformKeyOf, plus ErrUnavailable.
+func (c *Cache) PlatformKeyOf(_ context.Context, owner string) (PrivateKey, error) {
+	snap, err := c.snapshot()
+	if err != nil {
+		return PrivateKey{}, err
+	}
+	return snap.platformKeyOf(owner)
+}
+
 // PlatformPublicKeys lists the platform keys clients may still need to
 // verify responses (active, and retiring within their grace), newest first.
 func (c *Cache) PlatformPublicKeys(context.Context) ([]PublicKey, error) {

@@ -185,7 +185,7 @@ func TestCacheRefreshesOnceOnUnknownKeyID(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A rotation lands in the backend after the last refresh.
-	if err := src.fs.Rotate(ctx, "M1", edPublic(t, "K2"), time.Hour); err != nil {
+	if err := (Manager{src.fs}).Rotate(ctx, "M1", edPublic(t, "K2"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	before := src.loads.Load()

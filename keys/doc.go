@@ -1,9 +1,11 @@
 // Package keys holds Quill's key rings: every merchant's request-verification
 // keys, the payer-token (JWT) verification keys, and Quill's own platform
-// (response-signing) key pairs.
+// (response-signing) key pairs; and the TLS material (TLSItem: server
+// certificate and key, client CA bundle, CRL, the client CA issuer) as PEM,
+// which package certs interprets.
 //
 // A key is a ring of versions (like Vault transit): each owner — a merchant,
-// PlatformOwner, PayerOwner, AuditorOwner — has one Ring whose versions are
+// PlatformOwner, PlatformEd25519Owner, PayerOwner, AuditorOwner — has one Ring whose versions are
 // numbered 1, 2, … as keys are added. Each version has an id (the serial a
 // client names in its signature or selects a response key by), an algorithm
 // fixed at registration and never chosen by a request, and a status:
@@ -23,7 +25,9 @@
 // same ring makes it fail with ErrConflict rather than overwrite.
 //
 // Backends: FileStore is the development default, a single JSON file that
-// quillctl edits and a running server picks up without restart. keys/vault
+// quillctl edits and a running server picks up without restart (through
+// internal/reload, which keeps the last good snapshot and reports failures),
+// plus one JSON file per TLS item in tls/. keys/vault
 // keeps the same rings in Vault KV v2; the server reads it through Cache,
 // which refreshes in the background and on unknown key ids (rate-limited),
 // keeps serving the last good keys for MaxStale when the backend fails, and
@@ -33,8 +37,11 @@
 //
 //   - Reads are served from an in-memory snapshot (no I/O on the hot path
 //     beyond a periodic stat); a bad file never replaces a good snapshot.
-//   - PrivateKey, Ring and FileStore cannot be printed: fmt shows ids, never
-//     material, and errors never quote key PEM.
+//   - PrivateKey, SecretPEM, Ring and FileStore cannot be printed: fmt shows
+//     ids, never material, and errors never quote key PEM. TLSItem marshals
+//     to JSON with its private key redacted; backends store it via Fields.
+//   - Every TLS item change is one EditTLS (TLSStore): validated, and
+//     check-and-set in Vault, like a ring change.
 //   - The dev FileStore keeps the platform private key on disk (0600); in
 //     production Vault holds it.
 //   - RSA keys must have at least 2048 bits; ECDSA keys must be on P-256.

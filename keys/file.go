@@ -8,11 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quillpay/quill/internal/atomicfile"
+	"github.com/quillpay/quill/internal/reload"
 )
 
 // Names of the files a FileStore keeps in its directory.
@@ -31,6 +30,9 @@ type FileOptions struct {
 	// ReloadEvery is the least time between two checks of the file for
 	// changes. Zero means DefaultReloadEvery; negative means every read.
 	ReloadEvery time.Duration
+	// OnChange, if set, is called when reloading the file starts failing,
+	// fails differently, or recovers (err nil), for the log.
+	OnChange func(err error)
 }
 
 // FileStore is the development key store: one JSON file, keyring.json, in a
@@ -40,7 +42,7 @@ type FileOptions struct {
 // Reads are served from an immutable in-memory snapshot. At most once per
 // ReloadEvery, a read stats the file and, if it changed (another process such
 // as quillctl wrote it), parses it again; if the new file is unreadable or
-// invalid the last good snapshot keeps serving and LastError reports why.
+// invalid the last good snapshot keeps serving and Ready reports why.
 // A change is seen as a new file (rename, as every writer here does) or a new
 // size or modification time; an in-place edit that keeps the size within one
 // filesystem clock tick can go unnoticed until the next change.
@@ -52,16 +54,10 @@ type FileOptions struct {
 // Security: unlike Vault, the dev store keeps the platform private keys on
 // disk, in a 0600 file. Do not use it in production.
 type FileStore struct {
-	dir   string
-	now   func() time.Time
-	every time.Duration
-
-	snap      atomic.Pointer[snapshot]
-	lastCheck atomic.Int64 // UnixNano of the last change check
-
-	mu      sync.Mutex  // serializes reloads and publishing writes
-	seen    fs.FileInfo // file the snapshot came from; nil if none
-	lastErr error
+	dir  string
+	now  func() time.Time
+	file reload.File // read only by the snapshot's load function
+	snap *reload.Value[*snapshot]
 
 	// writeFile replaces path with data; tests swap it to simulate failures.
 	writeFile func(path string, data []byte, perm os.FileMode) error
@@ -78,18 +74,23 @@ func OpenFileStore(dir string, opts FileOptions) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	s := &FileStore{dir: dir, now: opts.Now, every: opts.ReloadEvery, writeFile: writeFileAtomic}
+	s := &FileStore{dir: dir, now: opts.Now, writeFile: writeFileAtomic}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.every == 0 {
-		s.every = DefaultReloadEvery
+	every := opts.ReloadEvery
+	switch {
+	case every == 0:
+		every = DefaultReloadEvery
+	case every < 0:
+		every = time.Nanosecond // every read
 	}
-	s.snap.Store(&snapshot{})
+	s.file.Path = s.path()
+	s.snap = reload.New(reload.Options{Name: "key file " + s.path(), Now: s.now, Every: every, OnChange: opts.OnChange}, s.load)
+	s.snap.Publish(&snapshot{})
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
-	s.lastCheck.Store(s.now().UnixNano())
 	return s, nil
 }
 
@@ -101,71 +102,39 @@ func (s *FileStore) String() string { return "keys.FileStore{dir=" + s.dir + "}"
 // Format prints only String, for every verb including %#v.
 func (s *FileStore) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
 
-// LastError returns why the latest reload failed, or nil if it succeeded.
-func (s *FileStore) LastError() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastErr
-}
+// Ready is the readiness answer: nil, or why the file fails to reload since
+// when (the last good keys keep serving).
+func (s *FileStore) Ready(context.Context) error { return s.snap.Err() }
 
 // Reload re-reads the keyring file now if it changed since it was last read.
-// On error the current snapshot stays and LastError returns the error.
-func (s *FileStore) Reload() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.reloadLocked()
-	s.lastErr = err
-	return err
-}
+// On error the current snapshot stays and Ready reports the error.
+func (s *FileStore) Reload() error { return s.snap.Reload(context.Background()) }
 
-func (s *FileStore) reloadLocked() error {
-	f, err := os.Open(s.path())
-	if errors.Is(err, fs.ErrNotExist) && s.seen == nil {
-		return nil // never had a file: still empty
-	}
+// load is the snapshot's reload.LoadFunc.
+func (s *FileStore) load(context.Context) (*snapshot, bool, error) {
+	b, fi, changed, err := s.file.ReadIfChanged()
 	if err != nil {
-		return fmt.Errorf("keys: keyring: %w", err)
+		return nil, false, fmt.Errorf("keys: keyring: %w", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("keys: keyring: %w", err)
-	}
-	if sameFile(s.seen, fi) {
-		return nil
-	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return fmt.Errorf("keys: keyring: %w", err)
+	if !changed {
+		return nil, false, nil
 	}
 	doc, err := decodeDocument(b)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	snap, err := buildSnapshot(doc)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
-	s.snap.Store(snap)
-	s.seen = fi
-	return nil
-}
-
-// sameFile reports whether b is the file a was, unchanged. Writers replace
-// the file by rename, so a change shows up as a new inode; size and mtime
-// catch editors that rewrite in place.
-func sameFile(a, b fs.FileInfo) bool {
-	return a != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+	s.file.Accept(fi)
+	return snap, true, nil
 }
 
 // current returns the snapshot to serve, first reloading if a check is due.
 func (s *FileStore) current() *snapshot {
-	now := s.now().UnixNano()
-	last := s.lastCheck.Load()
-	if d := now - last; (d < 0 || d >= int64(s.every)) && s.lastCheck.CompareAndSwap(last, now) {
-		_ = s.Reload() // kept in LastError; the last good snapshot serves
-	}
-	return s.snap.Load()
+	snap, _ := s.snap.Get()
+	return snap
 }
 
 // PublicKey returns owner's key id whatever its status, or ErrNotFound.
@@ -184,6 +153,12 @@ func (s *FileStore) PublicKeys(_ context.Context, owner string) ([]PublicKey, er
 // PlatformKey returns the newest active platform key, or ErrNotFound.
 func (s *FileStore) PlatformKey(context.Context) (PrivateKey, error) {
 	return s.current().platformKey()
+}
+
+// PlatformKeyOf returns the newest active key of platform ring owner
+// (PlatformOwner or PlatformEd25519Owner), or ErrNotFound.
+func (s *FileStore) PlatformKeyOf(_ context.Context, owner string) (PrivateKey, error) {
+	return s.current().platformKeyOf(owner)
 }
 
 // VerifyingKey returns owner's key id and its registered algorithm if it
@@ -220,16 +195,6 @@ func (s *FileStore) AddPublicKey(ctx context.Context, owner string, k PublicKey)
 // AddPlatformKey is Manager.AddPlatformKey on this store.
 func (s *FileStore) AddPlatformKey(ctx context.Context, k PrivateKey) error {
 	return Manager{s}.AddPlatformKey(ctx, k)
-}
-
-// SetStatus is Manager.SetStatus on this store.
-func (s *FileStore) SetStatus(ctx context.Context, owner, id string, st Status, notAfter time.Time) error {
-	return Manager{s}.SetStatus(ctx, owner, id, st, notAfter)
-}
-
-// Rotate is Manager.Rotate on this store.
-func (s *FileStore) Rotate(ctx context.Context, owner string, newKey PublicKey, overlap time.Duration) error {
-	return Manager{s}.Rotate(ctx, owner, newKey, overlap)
 }
 
 // RotatePlatform is Manager.RotatePlatform on this store.
@@ -276,14 +241,10 @@ func (s *FileStore) EditRing(ctx context.Context, owner string, change func(r *R
 	if err := s.writeFile(s.path(), out, 0o600); err != nil {
 		return err
 	}
-	fi, err := os.Stat(s.path())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.snap.Store(snap)
-	s.seen, s.lastErr = fi, nil
-	if err != nil {
-		s.seen = nil // unknown: the next check re-reads
-	}
+	// Serve the change at once; the next check re-reads the new file (the
+	// same content) because its inode changed.
+	s.file.Wrote()
+	s.snap.Publish(snap)
 	return nil
 }
 

@@ -161,7 +161,7 @@ func TestVerifyingKeyStatus(t *testing.T) {
 			if err := s.AddPublicKey(ctx, "M1", edPublic(t, "K1")); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.SetStatus(ctx, "M1", "K1", tc.status, tc.notAfter); err != nil {
+			if err := (Manager{s}).SetStatus(ctx, "M1", "K1", tc.status, tc.notAfter); err != nil {
 				t.Fatal(err)
 			}
 			_, _, err := s.VerifyingKey(ctx, "M1", "K1", tc.at)
@@ -182,17 +182,17 @@ func TestSetStatusErrors(t *testing.T) {
 	if err := s.AddPublicKey(ctx, "M1", edPublic(t, "K1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetStatus(ctx, "M1", "nope", Revoked, time.Time{}); !errors.Is(err, ErrNotFound) {
+	if err := (Manager{s}).SetStatus(ctx, "M1", "nope", Revoked, time.Time{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown key: %v", err)
 	}
-	if err := s.SetStatus(ctx, "M1", "K1", "paused", time.Time{}); !errors.Is(err, ErrInvalid) {
+	if err := (Manager{s}).SetStatus(ctx, "M1", "K1", "paused", time.Time{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad status: %v", err)
 	}
-	if err := s.SetStatus(ctx, "M1", "K1", Revoked, time.Time{}); err != nil {
+	if err := (Manager{s}).SetStatus(ctx, "M1", "K1", Revoked, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, st := range []Status{Active, Retiring} {
-		if err := s.SetStatus(ctx, "M1", "K1", st, time.Time{}); !errors.Is(err, ErrRevoked) {
+		if err := (Manager{s}).SetStatus(ctx, "M1", "K1", st, time.Time{}); !errors.Is(err, ErrRevoked) {
 			t.Fatalf("reinstating as %s: %v, want ErrRevoked", st, err)
 		}
 	}
@@ -209,7 +209,7 @@ func TestRotateOverlap(t *testing.T) {
 	}
 	clk.Advance(time.Minute)
 	rotatedAt := clk.Now()
-	if err := s.Rotate(ctx, "M1", edPublic(t, "K2"), 10*time.Minute); err != nil {
+	if err := (Manager{s}).Rotate(ctx, "M1", edPublic(t, "K2"), 10*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	all, _ := s.PublicKeys(ctx, "M1")
@@ -238,10 +238,10 @@ func TestRotateOverlap(t *testing.T) {
 			}
 		})
 	}
-	if err := s.Rotate(ctx, PlatformOwner, edPublic(t, "P"), 0); !errors.Is(err, ErrInvalid) {
+	if err := (Manager{s}).Rotate(ctx, PlatformOwner, edPublic(t, "P"), 0); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Rotate(platform) = %v, want ErrInvalid", err)
 	}
-	if err := s.Rotate(ctx, "M1", edPublic(t, "K3"), -time.Second); !errors.Is(err, ErrInvalid) {
+	if err := (Manager{s}).Rotate(ctx, "M1", edPublic(t, "K3"), -time.Second); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("negative overlap = %v, want ErrInvalid", err)
 	}
 }
@@ -268,9 +268,9 @@ func TestRotateRollsBack(t *testing.T) {
 		op   func() error
 		want error
 	}{
-		{"persist fails", func() error { return s.Rotate(ctx, "M1", edPublic(t, "K2"), time.Hour) }, diskFull},
+		{"persist fails", func() error { return Manager{s}.Rotate(ctx, "M1", edPublic(t, "K2"), time.Hour) }, diskFull},
 		{"platform persist fails", func() error { return s.RotatePlatform(ctx, edPlatform(t, "P2"), time.Hour) }, diskFull},
-		{"duplicate new id", func() error { return s.Rotate(ctx, "M1", edPublic(t, "K1"), time.Hour) }, ErrExists},
+		{"duplicate new id", func() error { return Manager{s}.Rotate(ctx, "M1", edPublic(t, "K1"), time.Hour) }, ErrExists},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.op(); !errors.Is(err, tc.want) {
@@ -348,7 +348,7 @@ func TestPlatformKeys(t *testing.T) {
 	if err := s.AddPlatformKey(ctx, NewPrivateKey("P9", Ed25519, nil)); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("platform key without signer: %v", err)
 	}
-	if err := s.SetStatus(ctx, PlatformOwner, "P3", Revoked, time.Time{}); err != nil {
+	if err := (Manager{s}).SetStatus(ctx, PlatformOwner, "P3", Revoked, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PlatformKey(ctx); !errors.Is(err, ErrNotFound) {
@@ -371,7 +371,7 @@ func TestSecondInstancePicksUpChanges(t *testing.T) {
 	clk.Advance(time.Second)
 	mustKey(t, server, "M1", "K1")
 
-	if err := cli.Rotate(ctx, "M1", edPublic(t, "K2"), time.Hour); err != nil {
+	if err := (Manager{cli}).Rotate(ctx, "M1", edPublic(t, "K2"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := cli.AddPlatformKey(ctx, edPlatform(t, "P1")); err != nil {
@@ -427,7 +427,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestInvalidFileKeepsLastGood(t *testing.T) {
 	p1 := edPlatform(t, "P1")
 	goodRecord := func(tb testing.TB) record {
-		r, err := newPlatformRecord(p1, time.Unix(0, 0))
+		r, err := newPlatformRecord(PlatformOwner, p1, time.Unix(0, 0))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -486,7 +486,7 @@ func TestInvalidFileKeepsLastGood(t *testing.T) {
 			if p, err := s.PlatformKey(ctx); err != nil || p.ID() != "P1" {
 				t.Fatalf("PlatformKey = %v, %v; want the last good P1", p, err)
 			}
-			lastErr := s.LastError()
+			lastErr := s.Ready(ctx)
 			if lastErr == nil {
 				t.Fatal("LastError = nil for an invalid file")
 			}
@@ -506,8 +506,8 @@ func TestInvalidFileKeepsLastGood(t *testing.T) {
 				t.Fatal(err)
 			}
 			clk.Advance(time.Second)
-			if _, err := s.PlatformKey(ctx); err != nil || s.LastError() != nil {
-				t.Fatalf("after repair: %v, LastError %v", err, s.LastError())
+			if _, err := s.PlatformKey(ctx); err != nil || s.Ready(ctx) != nil {
+				t.Fatalf("after repair: %v, LastError %v", err, s.Ready(ctx))
 			}
 		})
 	}
@@ -576,7 +576,7 @@ func BenchmarkVerifyingKey(b *testing.B) {
 }
 
 func FuzzDecodeKeyring(f *testing.F) {
-	r, err := newPlatformRecord(NewPrivateKey("P1", Ed25519, mustParse(f, "test-key-ed25519.key.pem")), time.Unix(0, 0))
+	r, err := newPlatformRecord(PlatformOwner, NewPrivateKey("P1", Ed25519, mustParse(f, "test-key-ed25519.key.pem")), time.Unix(0, 0))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func (r *Ring) parse() (*ownerKeys, error) {
 	}
 	slices.Reverse(ok.newestFirst)
 	for _, k := range ok.newestFirst {
-		if r.owner == PlatformOwner && k.Status == Active {
+		if IsPlatformOwner(r.owner) && k.Status == Active {
 			ok.platform = NewPrivateKey(k.ID, k.Algorithm, signers[k.ID])
 			break
 		}
@@ -218,8 +218,11 @@ func parseRecord(owner string, r record) (PublicKey, crypto.Signer, error) {
 		return PublicKey{}, nil, fmt.Errorf("%s: %w", where, err)
 	}
 	var signer crypto.Signer
+	if owner == PlatformEd25519Owner && r.Algorithm != Ed25519 && r.Algorithm != ECDSAP256SHA256 {
+		return PublicKey{}, nil, fmt.Errorf("%w: %s: the scheme B platform ring holds Ed25519 or ECDSA P-256 keys, not %s", ErrInvalid, where, r.Algorithm)
+	}
 	switch {
-	case owner == PlatformOwner:
+	case IsPlatformOwner(owner):
 		if r.PrivateKeyPEM == "" {
 			return PublicKey{}, nil, fmt.Errorf("%w: %s: platform key without private key", ErrInvalid, where)
 		}
@@ -275,12 +278,15 @@ func newRecord(owner string, k PublicKey, created time.Time) (record, error) {
 	}, nil
 }
 
-// newPlatformRecord encodes an active platform key pair created at created.
-func newPlatformRecord(k PrivateKey, created time.Time) (record, error) {
+// newPlatformRecord encodes an active key pair of platform ring owner created at created.
+func newPlatformRecord(owner string, k PrivateKey, created time.Time) (record, error) {
 	if k.Signer() == nil {
 		return record{}, fmt.Errorf("%w: platform key %q has no signer", ErrInvalid, k.ID())
 	}
-	r, err := newRecord(PlatformOwner, PublicKey{ID: k.ID(), Algorithm: k.Algorithm(), Public: k.Public()}, created)
+	if owner == PlatformEd25519Owner && k.Algorithm() != Ed25519 && k.Algorithm() != ECDSAP256SHA256 {
+		return record{}, fmt.Errorf("%w: the scheme B platform ring holds Ed25519 or ECDSA P-256 keys, not %s", ErrInvalid, k.Algorithm())
+	}
+	r, err := newRecord(owner, PublicKey{ID: k.ID(), Algorithm: k.Algorithm(), Public: k.Public()}, created)
 	if err != nil {
 		return record{}, err
 	}
@@ -472,11 +478,16 @@ func (s *snapshot) publicKeys(owner string) []PublicKey {
 	return nil
 }
 
-func (s *snapshot) platformKey() (PrivateKey, error) {
-	if ok := s.owners[PlatformOwner]; ok != nil && ok.platform.Signer() != nil {
+func (s *snapshot) platformKey() (PrivateKey, error) { return s.platformKeyOf(PlatformOwner) }
+
+func (s *snapshot) platformKeyOf(owner string) (PrivateKey, error) {
+	if !IsPlatformOwner(owner) {
+		return PrivateKey{}, fmt.Errorf("%w: %q is not a platform ring", ErrInvalid, owner)
+	}
+	if ok := s.owners[owner]; ok != nil && ok.platform.Signer() != nil {
 		return ok.platform, nil
 	}
-	return PrivateKey{}, fmt.Errorf("%w: no active platform key", ErrNotFound)
+	return PrivateKey{}, fmt.Errorf("%w: no active key in %s", ErrNotFound, owner)
 }
 
 // platformPublicKeys lists the platform keys usable at now, newest first.

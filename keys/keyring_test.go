@@ -1,6 +1,8 @@
 package keys
 
 import (
+	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -139,7 +141,7 @@ func TestFileFormatOneStillReads(t *testing.T) {
 	if k := mustKey(t, s, "M1", "K2"); k.Version != 2 || k.Status != Active {
 		t.Fatalf("K2 from a format 1 file: %+v", k)
 	}
-	if err := s.Rotate(ctx, "M1", edPublic(t, "K3"), time.Hour); err != nil {
+	if err := (Manager{s}).Rotate(ctx, "M1", edPublic(t, "K3"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, KeyringFile))
@@ -153,7 +155,7 @@ func quote(b []byte) string {
 }
 
 func FuzzDecodeRing(f *testing.F) {
-	r, err := newPlatformRecord(NewPrivateKey("P1", Ed25519, mustParse(f, "test-key-ed25519.key.pem")), time.Unix(0, 0))
+	r, err := newPlatformRecord(PlatformOwner, NewPrivateKey("P1", Ed25519, mustParse(f, "test-key-ed25519.key.pem")), time.Unix(0, 0))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -182,4 +184,38 @@ func FuzzDecodeRing(f *testing.F) {
 			t.Fatalf("re-encoded ring does not decode: %v", err)
 		}
 	})
+}
+
+// TestPlatformEd25519Ring: the scheme B platform ring holds private keys like
+// the RSA one, takes only Ed25519 or P-256, and is served apart from it.
+func TestPlatformEd25519Ring(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenFileStore(t.TempDir(), FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, _ := Generate(RSAPKCS1SHA256, rand.Reader)
+	edKey, _ := Generate(Ed25519, rand.Reader)
+	if err := (Manager{s}).AddPlatformKeyTo(ctx, PlatformEd25519Owner, NewPrivateKey("PB-RSA", RSAPKCS1SHA256, rsaKey)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("RSA key in the Ed25519 ring: %v", err)
+	}
+	if err := s.AddPublicKey(ctx, PlatformEd25519Owner, PublicKey{ID: "X", Public: edKey.Public()}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("public-only key in a platform ring: %v", err)
+	}
+	if _, err := s.PlatformKeyOf(ctx, PlatformEd25519Owner); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("empty ring: %v", err)
+	}
+	if err := (Manager{s}).AddPlatformKeyTo(ctx, PlatformEd25519Owner, NewPrivateKey("PB-1", Ed25519, edKey)); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.PlatformKeyOf(ctx, PlatformEd25519Owner)
+	if err != nil || k.ID() != "PB-1" || k.Algorithm() != Ed25519 {
+		t.Fatalf("got %v, %v", k, err)
+	}
+	if _, err := s.PlatformKey(ctx); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the RSA ring is separate: %v", err)
+	}
+	if _, err := s.PlatformKeyOf(ctx, "M100"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("merchant ring as platform: %v", err)
+	}
 }

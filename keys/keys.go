@@ -17,9 +17,14 @@ var (
 
 // Reserved owners. Merchant keys are owned by the merchant id.
 const (
-	PlatformOwner = "_platform" // Quill's response-signing keys
-	PayerOwner    = "_payer"    // the login service's payer-JWT verification keys
-	AuditorOwner  = "_auditor"  // the auditor-JWT verification keys
+	PlatformOwner = "_platform" // Quill's response-signing keys (RSA: scheme A)
+	// PlatformEd25519Owner holds Quill's scheme B (RFC 9421) response-signing
+	// keys: Ed25519 (or ECDSA P-256), fifty times cheaper to sign with than
+	// the RSA keys scheme A clients need. It is a ring of its own, so the two
+	// rotate independently.
+	PlatformEd25519Owner = "_platform_ed25519"
+	PayerOwner           = "_payer"   // the login service's payer-JWT verification keys
+	AuditorOwner         = "_auditor" // the auditor-JWT verification keys
 )
 
 // Status is where a key version is in its life.
@@ -69,6 +74,12 @@ func (k PublicKey) UsableAt(t time.Time) bool {
 		return k.NotAfter.IsZero() || t.Before(k.NotAfter)
 	}
 	return false
+}
+
+// IsPlatformOwner reports whether owner is one of Quill's own response-signing
+// rings (PlatformOwner or PlatformEd25519Owner), whose versions hold private keys.
+func IsPlatformOwner(owner string) bool {
+	return owner == PlatformOwner || owner == PlatformEd25519Owner
 }
 
 // Store reads keys. Implementations cache and refresh without restart.

@@ -30,7 +30,7 @@ type Manager struct {
 // Status and CreatedAt default to owner, AlgorithmOf(k.Public), Active and
 // now. It returns ErrExists if the id is taken.
 func (m Manager) AddPublicKey(ctx context.Context, owner string, k PublicKey) error {
-	if owner == PlatformOwner {
+	if IsPlatformOwner(owner) {
 		return fmt.Errorf("%w: use AddPlatformKey for platform keys", ErrInvalid)
 	}
 	return m.Rings.EditRing(ctx, owner, func(r *Ring, now time.Time) error {
@@ -45,8 +45,17 @@ func (m Manager) AddPublicKey(ctx context.Context, owner string, k PublicKey) er
 // AddPlatformKey registers k as an active platform key pair; being the
 // newest, it becomes the one PlatformKey returns. ErrExists if the id is taken.
 func (m Manager) AddPlatformKey(ctx context.Context, k PrivateKey) error {
-	return m.Rings.EditRing(ctx, PlatformOwner, func(r *Ring, now time.Time) error {
-		rec, err := newPlatformRecord(k, now)
+	return m.AddPlatformKeyTo(ctx, PlatformOwner, k)
+}
+
+// AddPlatformKeyTo is AddPlatformKey for either platform ring (PlatformOwner,
+// or PlatformEd25519Owner, which takes Ed25519 and ECDSA P-256 keys only).
+func (m Manager) AddPlatformKeyTo(ctx context.Context, owner string, k PrivateKey) error {
+	if !IsPlatformOwner(owner) {
+		return fmt.Errorf("%w: %q is not a platform ring", ErrInvalid, owner)
+	}
+	return m.Rings.EditRing(ctx, owner, func(r *Ring, now time.Time) error {
+		rec, err := newPlatformRecord(owner, k, now)
 		if err != nil {
 			return err
 		}
@@ -59,7 +68,7 @@ func (m Manager) AddPlatformKey(ctx context.Context, k PrivateKey) error {
 // requests signed with them keep verifying during the overlap. Defaults are
 // as for AddPublicKey.
 func (m Manager) Rotate(ctx context.Context, owner string, newKey PublicKey, overlap time.Duration) error {
-	if owner == PlatformOwner {
+	if IsPlatformOwner(owner) {
 		return fmt.Errorf("%w: use RotatePlatform for platform keys", ErrInvalid)
 	}
 	if overlap < 0 {
@@ -78,11 +87,19 @@ func (m Manager) Rotate(ctx context.Context, owner string, newKey PublicKey, ove
 // active ones with NotAfter = now+overlap: they stop signing at once but stay
 // published (PlatformPublicKeys) so clients can verify responses in flight.
 func (m Manager) RotatePlatform(ctx context.Context, k PrivateKey, overlap time.Duration) error {
+	return m.RotatePlatformOf(ctx, PlatformOwner, k, overlap)
+}
+
+// RotatePlatformOf is RotatePlatform for either platform ring.
+func (m Manager) RotatePlatformOf(ctx context.Context, owner string, k PrivateKey, overlap time.Duration) error {
+	if !IsPlatformOwner(owner) {
+		return fmt.Errorf("%w: %q is not a platform ring", ErrInvalid, owner)
+	}
 	if overlap < 0 {
 		return fmt.Errorf("%w: negative overlap", ErrInvalid)
 	}
-	return m.Rings.EditRing(ctx, PlatformOwner, func(r *Ring, now time.Time) error {
-		rec, err := newPlatformRecord(k, now)
+	return m.Rings.EditRing(ctx, owner, func(r *Ring, now time.Time) error {
+		rec, err := newPlatformRecord(owner, k, now)
 		if err != nil {
 			return err
 		}

@@ -57,6 +57,10 @@ const maxExponent = 4
 
 var pow10 = [...]int64{1, 10, 100, 1000, 10000}
 
+// A compile-time check: this index is out of range if pow10 stops covering
+// maxExponent.
+var _ = pow10[maxExponent]
+
 // Exponent returns the ISO 4217 minor-unit exponent of currency (2 for CNY, 0
 // for JPY, 3 for KWD) and whether the code is known. Codes are upper case.
 func Exponent(currency string) (int, bool) {

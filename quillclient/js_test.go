@@ -25,14 +25,13 @@ var jsDir = filepath.Join("..", "clients", "js")
 
 // jsScheme is a scheme the JavaScript client's live tests run in:
 // QUILL_SCHEME for test/live.test.js, and the platform public key file (in
-// the dev directory) that verifies that scheme's responses. When the server
-// speaks scheme B, its row is {"B", "<the Ed25519 platform public key file>"}.
+// the dev directory) that verifies that scheme's responses.
 type jsScheme struct {
 	scheme      string
 	platformPub string
 }
 
-var jsSchemes = []jsScheme{{"A", "platform.pub.pem"}}
+var jsSchemes = []jsScheme{{"A", "platform.pub.pem"}, {"B", "platform-ed25519.pub.pem"}}
 
 // TestJSClientAgainstQuill runs the JavaScript client's tests (node --test in
 // clients/js: the cross-language vectors and test/live.test.js) against a real

@@ -248,10 +248,7 @@ func (c *countingBase) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // liveScheme is a signature scheme the live tests run against the real
-// server. When the server speaks scheme B, its row is
-//
-//	{name: "scheme B", opts: []quillclient.Option{quillclient.WithSchemeB()},
-//		responseKeyID: responseKeyIDB, rotate: <rotate the Ed25519 platform key>}
+// server.
 type liveScheme struct {
 	name string
 	opts []quillclient.Option // added to the merchant's key id and key
@@ -267,6 +264,12 @@ var liveSchemes = []liveScheme{
 		name:          "scheme A",
 		responseKeyID: func(res *http.Response) string { return res.Header.Get("Wechatpay-Serial") },
 		rotate:        func(dir string) (string, error) { return devenv.RotatePlatformKey(dir, time.Hour, time.Now()) },
+	},
+	{
+		name:          "scheme B",
+		opts:          []quillclient.Option{quillclient.WithSchemeB()},
+		responseKeyID: responseKeyIDB,
+		rotate:        func(dir string) (string, error) { return devenv.RotatePlatformEd25519Key(dir, time.Hour, time.Now()) },
 	},
 }
 

@@ -27,7 +27,15 @@ ensure_services
 
 DATA=${QUILL_DATA_DIR:-var/dev}
 export QUILL_DATA_DIR=$DATA
-export QUILL_PG_DSN=${QUILL_PG_DSN:-postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/quill?sslmode=disable}
+# Least privilege (docs/OPERATIONS.md "Database roles"): the superuser only
+# creates the database and its roles; migrations run as quill_owner, the server
+# as quill_service (cannot rewrite history), auditors read as quill_reader.
+PG_ADMIN_DSN=${QUILL_PG_ADMIN_DSN:-postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/quill?sslmode=disable}
+PG_DB=${PG_ADMIN_DSN##*/}; PG_DB=${PG_DB%%\?*}
+_pg_role_dsn() { echo "postgres://${PG_DB}_$1@${QUILL_PG_HOST}:${QUILL_PG_PORT}/${PG_DB}?sslmode=disable"; }
+export QUILL_PG_DSN=${QUILL_PG_DSN:-$(_pg_role_dsn service)}
+export QUILL_PG_MIGRATE_DSN=${QUILL_PG_MIGRATE_DSN:-$(_pg_role_dsn owner)}
+export QUILL_PG_AUDIT_DSN=${QUILL_PG_AUDIT_DSN:-$(_pg_role_dsn reader)}
 export QUILL_REDIS_ADDR
 mkdir -p "$DATA"
 
@@ -35,8 +43,11 @@ echo "== building"
 go build -o bin/ ./cmd/quill ./cmd/quillctl
 
 echo "== database"
-go run ./scripts/createdb "$QUILL_PG_DSN"
+go run ./scripts/createdb -roles "$PG_ADMIN_DSN"
 bin/quill migrate
+# Planner statistics: the write path does not need them, reports do, and
+# autovacuum may be off (docs/OPERATIONS.md, "PostgreSQL settings").
+go run ./cmd/quill-seed --analyze-only --dsn "$QUILL_PG_DSN"
 
 echo "== dev material in $DATA"
 bin/quillctl dev init
@@ -74,7 +85,8 @@ if [ "$USE_VAULT" = 1 ]; then
   export QUILL_VAULT_SECRET_ID_FILE="$DATA/vault-secret-id"
 fi
 echo "== starting quill (log: $DATA/quill.log)"
-bin/quill serve >"$DATA/quill.log" 2>&1 &
+# Migrated above as the owner: the server never holds the owner's DSN.
+env -u QUILL_PG_MIGRATE_DSN QUILL_MIGRATE=false bin/quill serve >"$DATA/quill.log" 2>&1 &
 SERVER=$!
 echo $SERVER >"$DATA/quill.pid"
 trap 'kill $SERVER $VAULT 2>/dev/null; wait $SERVER 2>/dev/null' INT TERM

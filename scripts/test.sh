@@ -34,7 +34,20 @@ if ! _have_libcrypto3 && ! { _apt_install libssl3 || _apt_install libssl3t64; };
   echo "WARNING: no libcrypto.so.3 and could not install libssl3: SKIPPING the OpenSSL signing backend tests" >&2
   export QUILL_SKIP_OPENSSL=1
 fi
+# The topology tests (tests/dist, signing/redis cluster tests) start their own
+# Redis Cluster nodes and pg_auto_failover formation on loopback ports.
+command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || _apt_install redis-server redis-tools ||
+  echo "WARNING: could not install redis-server/redis-tools: the Redis Cluster tests will fail" >&2
+command -v pg_autoctl >/dev/null 2>&1 || _apt_install postgresql-15-auto-failover ||
+  echo "WARNING: could not install postgresql-15-auto-failover: the PostgreSQL failover test will fail" >&2
 go vet ./...
+# Static analysis and known vulnerabilities: pinned tools (scripts/tools.sh),
+# built once into a cache outside the repository; govulncheck reads an
+# offline database built from the golang.org/x/vulndb module.
+source scripts/tools.sh
+"$(tool_path "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION")" ./...
+command -v jq >/dev/null || _apt_install jq
+scripts/vulncheck.sh
 # The Vault tests (keys/vault, cmd/quill) run a real in-process Vault built
 # from tools/devvault, its own module; build it here, outside the test
 # timeout (the first, cold build takes several minutes).
@@ -43,6 +56,8 @@ QUILL_DEVVAULT=$(mktemp -d)/devvault
 export QUILL_DEVVAULT
 trap 'rm -rf "$(dirname "$QUILL_DEVVAULT")"' EXIT
 go test -race -count=1 -timeout 9m "$@" ./...
+# Every fuzz target for a few seconds (seed corpora in testdata/fuzz).
+scripts/fuzz.sh
 # Without cgo the OpenSSL backend compiles to an "unavailable" stub and Go
 # signs alone: keep that build green too.
 CGO_ENABLED=0 go build ./...

@@ -42,7 +42,9 @@
 // key over @status, content-type, content-digest and the request's own
 // signature ("signature";key="…";req); RequestSigner and VerifyMessageResponse
 // are the client side, RequestSignatureBase and ResponseSignatureBase show the
-// base for debugging.
+// base for debugging. BindingOf says what a refusal of a request whose
+// signature did not verify is bound to. Redact removes secrets (payer
+// tokens, anything JWT-shaped) from every echo of client input.
 //
 // Guarantees:
 //

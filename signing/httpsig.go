@@ -206,7 +206,7 @@ func (v *MessageVerifier) Verify(ctx context.Context, r MessageRequest) (Verifie
 	}
 	if !verifyWith(key, base, sigMem.item.bare.b) {
 		return Verified{}, &Failure{Err: ErrBadSignature, Hint: badSignatureHint(r, input, key, sigMem.item.bare.b, label, p.keyID),
-			Expected: truncUTF8(string(base), maxExpectedBase)}
+			Expected: truncUTF8(Redact(string(base)), maxExpectedBase)}
 	}
 	if err := v.Nonces.Claim(ctx, r.Merchant, p.nonce, nonceTTL(window)); err != nil {
 		switch {

@@ -42,7 +42,11 @@ func (s *MessageResponseSigner) Sign(ctx context.Context, resp MessageResponse, 
 // request's own signature, so it cannot be replayed as the answer to another
 // request. The function returns Signature-Input, Signature and the
 // Content-Digest (sha-256 of resp.Body) it covers, to be set on the response.
-// req must be a scheme B Verified; an error is returned otherwise.
+// req must be a scheme B Verified (Scheme SchemeHTTPSig); an error is
+// returned otherwise. For a refusal of a request whose signature was not
+// verified, pass BindingOf(the request's header): with Label empty and
+// Signature set the response covers the request's whole raw Signature field
+// ("signature";req), and with both empty it binds to no request at all.
 func (s *MessageResponseSigner) Prepare(ctx context.Context) (func(resp MessageResponse, req Verified) (MessageHeaders, error), error) {
 	keyID, key, err := s.Keys.SigningKey(ctx)
 	if err != nil {
@@ -74,7 +78,7 @@ func (s *MessageResponseSigner) Prepare(ctx context.Context) (func(resp MessageR
 }
 
 func signResponse(resp MessageResponse, req Verified, key crypto.Signer, keyID string, alg Algorithm, label string, created time.Time) (MessageHeaders, error) {
-	if req.Scheme != SchemeHTTPSig || req.Label == "" || req.Signature == "" {
+	if req.Scheme != SchemeHTTPSig {
 		return MessageHeaders{}, errors.New("signing: a scheme B response answers a scheme B request")
 	}
 	h := cloneHeader(resp.Header)
@@ -84,9 +88,13 @@ func signResponse(resp MessageResponse, req Verified, key crypto.Signer, keyID s
 	}
 	out := MessageHeaders{ContentDigest: ContentDigest(resp.Body)}
 	setHeader(h, "Content-Digest", out.ContentDigest)
-	covered = append(covered,
-		sfItem{bare: sfStr("content-digest")},
-		sfItem{bare: sfStr("signature"), params: sfParams{{key: "key", val: sfStr(req.Label)}, {key: "req", val: sfTrue()}}})
+	covered = append(covered, sfItem{bare: sfStr("content-digest")})
+	switch {
+	case req.Label != "" && req.Signature != "":
+		covered = append(covered, sfItem{bare: sfStr("signature"), params: sfParams{{key: "key", val: sfStr(req.Label)}, {key: "req", val: sfTrue()}}})
+	case req.Signature != "": // the raw field of a request whose Signature does not parse
+		covered = append(covered, sfItem{bare: sfStr("signature"), params: sfParams{{key: "req", val: sfTrue()}}})
+	}
 	params := sfParams{
 		{key: "created", val: sfInt(created.Unix())},
 		{key: "keyid", val: sfStr(keyID)},
@@ -95,6 +103,54 @@ func signResponse(resp MessageResponse, req Verified, key crypto.Signer, keyID s
 	resp.Header = h
 	r := &MessageRequest{Header: map[string][]string{"Signature": {req.Signature}}}
 	return signMessage(message{req: r, resp: &resp}, key, alg, label, covered, params, out)
+}
+
+// BindingOf is what a scheme B response binds to when the request it answers
+// was refused before its signature verified (a Verified with Scheme,
+// Label and Signature only, for MessageResponseSigner):
+//
+//   - the Signature field parses as a dictionary with a byte-sequence member:
+//     that member ("signature";key="<label>";req), preferring the first label
+//     of Signature-Input that has one. Clients verify such a refusal like any
+//     other response;
+//   - the Signature field is present but does not parse (or has no byte
+//     sequence): the whole field as received ("signature";req, RFC 9421 §2.1
+//     without key). It still binds the refusal to the exact bytes sent, but
+//     Quill's client libraries, which require the key parameter, report it as
+//     unverified; they never send such a field;
+//   - no Signature field: nothing to bind to; the refusal is signed over
+//     @status, content-type and content-digest only, proving it came from
+//     Quill but not which request it answers.
+func BindingOf(h map[string][]string) Verified {
+	v := Verified{Scheme: SchemeHTTPSig}
+	lines, ok := headerLines(h, "signature")
+	if !ok {
+		return v
+	}
+	v.Signature = joinLines(lines)
+	sigs, err := parseSFDictionary(v.Signature)
+	if err != nil {
+		return v
+	}
+	usable := func(m sfMember) bool { return !m.inner && m.item.bare.kind == sfBytes }
+	pick := func(m sfMember) Verified {
+		return Verified{Scheme: SchemeHTTPSig, Label: m.key, Signature: string(appendSFDict(nil, sfDict{m}))}
+	}
+	if in, ok := headerLines(h, "signature-input"); ok {
+		if inputs, err := parseSFDictionary(joinLines(in)); err == nil {
+			for _, i := range inputs {
+				if m, ok := sigs.get(i.key); ok && usable(m) {
+					return pick(m)
+				}
+			}
+		}
+	}
+	for _, m := range sigs {
+		if usable(m) {
+			return pick(m)
+		}
+	}
+	return v
 }
 
 // ResponseVerified describes a response whose scheme B signature verified.

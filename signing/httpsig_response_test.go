@@ -164,3 +164,67 @@ func TestMessageResponseSignerRefuses(t *testing.T) {
 		t.Fatalf("headers %+v", mh)
 	}
 }
+
+// TestBindingOf: a refusal of a request whose signature did not verify is
+// bound to the request's Signature as far as it can be read, and a client
+// verifies the bound case like any response.
+func TestBindingOf(t *testing.T) {
+	f := newBFixture(t)
+	req := f.signed(t, signing.Ed25519, bRequest(payBody), 9)
+	edKey := loadKey(t, "test-key-ed25519.key.pem")
+	s := &signing.MessageResponseSigner{Keys: platformKeys{"PB1", edKey}, Now: clock}
+	lookup := platformLookup(map[string]signing.RegisteredKey{"PB1": {Public: edKey.Public(), Algorithm: signing.Ed25519}})
+	withSig := func(sigInput, sig string) map[string][]string {
+		h := map[string][]string{}
+		if sigInput != "" {
+			h["Signature-Input"] = []string{sigInput}
+		}
+		if sig != "" {
+			h["Signature"] = []string{sig}
+		}
+		return h
+	}
+	sigValue := req.Header["Signature"][0]
+	for _, c := range []struct {
+		name      string
+		header    map[string][]string
+		label     string
+		component string // the request binding in the response's Signature-Input
+		verifies  bool   // by VerifyMessageResponse, as Quill's clients do
+	}{
+		{"as signed", req.Header, "sig1", `"signature";key="sig1";req`, true},
+		{"input malformed", withSig(`sig1=("@method"`, sigValue), "sig1", `"signature";key="sig1";req`, true},
+		{"input names another label first", withSig(`proxy=("@method");keyid="x", sig1=("@method")`, `proxy=:AAAA:, sig1=`+sigValue[len("sig1="):]), "proxy", `"signature";key="proxy";req`, true},
+		{"signature malformed", withSig(`sig1=("@method")`, "sig1=:not base64"), "", `"signature";req`, false},
+		{"no signature field", withSig(`sig1=("@method")`, ""), "", `"content-digest")`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := signing.BindingOf(c.header)
+			if b.Scheme != signing.SchemeHTTPSig || b.Label != c.label {
+				t.Fatalf("binding %+v, want label %q", b, c.label)
+			}
+			resp := signing.MessageResponse{Status: 401, Header: map[string][]string{"Content-Type": {"application/problem+json"}}, Body: []byte(`{"code":"signature_invalid"}`)}
+			mh, err := s.Sign(context.Background(), resp, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(mh.SignatureInput, c.component) {
+				t.Fatalf("Signature-Input %q lacks %s", mh.SignatureInput, c.component)
+			}
+			resp.Header["Signature-Input"] = []string{mh.SignatureInput}
+			resp.Header["Signature"] = []string{mh.Signature}
+			resp.Header["Content-Digest"] = []string{mh.ContentDigest}
+			base, err := signing.ResponseSignatureBase(resp, &signing.MessageRequest{Header: c.header}, mh.SignatureInput, "sig1")
+			if err != nil {
+				t.Fatalf("the response's own base does not build: %v", err)
+			}
+			if c.label == "" && c.component == `"signature";req` && !strings.Contains(base, `"signature";req: sig1=:not base64`) {
+				t.Fatalf("raw field not covered as received:\n%s", base)
+			}
+			_, err = signing.VerifyMessageResponse(resp, signing.MessageRequest{Header: c.header}, lookup)
+			if (err == nil) != c.verifies {
+				t.Fatalf("client verification: %v, want success %v", err, c.verifies)
+			}
+		})
+	}
+}

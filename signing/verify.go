@@ -1,10 +1,12 @@
 package signing
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -212,12 +214,19 @@ func staleHint(timestamp string, skew int64, now time.Time, window time.Duration
 // badSignature builds the failure for a signature that does not verify, with
 // hints for the known client-side traps. It runs only on the failure path.
 func (v *Verifier) badSignature(pub *rsa.PublicKey, sig []byte, r Request, c Credentials) *Failure {
-	hints := []string{"signature does not verify over the expected string to sign; it must cover the exact raw body bytes and request-target (path and query) as sent, with Unix-second timestamp and nonce_str from the header"}
+	sum := sha256.Sum256(r.Body)
+	hints := []string{fmt.Sprintf("signature does not verify over the expected string to sign; it must cover the exact raw body bytes and request-target (path and query) as sent, with Unix-second timestamp and nonce_str from the header; the body Quill received is %d bytes with SHA-256 %x: if yours differs, the body is the cause", len(r.Body), sum)}
 	if i := strings.IndexByte(r.Target, '?'); i >= 0 {
 		d := digestStringToSign(r.Method, r.Target[:i], c.Timestamp, c.Nonce, r.Body)
 		if v.verifyPKCS1(pub, d[:], sig) == nil {
 			hints = []string{"the signed URL omitted the query string; sign the path and query exactly as sent"}
 		}
+	}
+	if how := reserialized(r.Body, func(body []byte) bool {
+		d := digestStringToSign(r.Method, r.Target, c.Timestamp, c.Nonce, body)
+		return v.verifyPKCS1(pub, d[:], sig) == nil
+	}); how != "" {
+		hints = []string{fmt.Sprintf("the body is the likely cause: it was re-serialized between signing and sending (the signature verifies over the body %s); sign the exact raw body bytes you send, and send the bytes you signed", how)}
 	}
 	if v.isPlatformSerial(c.Serial) {
 		hints = append(hints, "serial_no is Quill's platform serial; send your merchant key's serial")
@@ -226,9 +235,11 @@ func (v *Verifier) badSignature(pub *rsa.PublicKey, sig []byte, r Request, c Cre
 }
 
 // expected renders the string Quill expected to be signed for the client,
-// truncating the target and body; newlines are kept so it reads as the five lines.
+// truncating the target and body; newlines are kept so it reads as the five
+// lines. Secrets in the body (a payer token, anything JWT-shaped) are
+// redacted (Redact): the hint gives the body's length and SHA-256 instead.
 func expected(r Request, c Credentials) string {
-	target, body := r.Target, r.Body
+	target, body := r.Target, []byte(Redact(string(r.Body)))
 	var more int
 	if len(target) > maxExpectedTarget {
 		target = truncUTF8(target, maxExpectedTarget) + "…"
@@ -242,6 +253,49 @@ func expected(r Request, c Credentials) string {
 		b = append(b[:len(b)-1], fmt.Sprintf("…(%d more bytes)\n", more)...)
 	}
 	return string(b)
+}
+
+// reserialized reports how body, as received, differs from a body that
+// verifies: it tries the common re-serializations of JSON (whitespace
+// removed, two-space indentation, a trailing newline added or dropped) and
+// returns a description of the first that verifies, or "". It runs only on
+// the failure path, a few signature checks at most.
+func reserialized(body []byte, verifies func([]byte) bool) string {
+	if len(body) == 0 || len(body) > maxPooledBuf {
+		return ""
+	}
+	var tries []struct {
+		how  string
+		body []byte
+	}
+	add := func(how string, b []byte) {
+		if !bytes.Equal(b, body) {
+			tries = append(tries, struct {
+				how  string
+				body []byte
+			}{how, b})
+		}
+	}
+	if json.Valid(body) {
+		var compact, indented bytes.Buffer
+		if json.Compact(&compact, body) == nil {
+			add("with the JSON whitespace removed", compact.Bytes())
+		}
+		if json.Indent(&indented, body, "", "  ") == nil {
+			add("indented with two spaces", indented.Bytes())
+		}
+	}
+	if body[len(body)-1] == '\n' {
+		add("without its trailing newline", body[:len(body)-1])
+	} else {
+		add("with a trailing newline", append(bytes.Clone(body), '\n'))
+	}
+	for _, t := range tries {
+		if verifies(t.body) {
+			return t.how
+		}
+	}
+	return ""
 }
 
 // truncUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.

@@ -12,12 +12,14 @@ import (
 
 // config is every setting of the server. Each has a flag and a QUILL_ env var
 // (the flag wins); this file is the one place they are listed. Secrets are never
-// flags: keys come from the key store, TLS keys from files.
+// flags: keys and TLS material come from the key store.
 type config struct {
 	Addr            string        // --addr QUILL_ADDR: merchant API (mTLS)
 	OpsAddr         string        // --ops-addr QUILL_OPS_ADDR: plain-HTTP health, loopback only
 	DataDir         string        // --data-dir QUILL_DATA_DIR: dev material (keys/, merchants.json, TLS files)
-	PostgresDSN     string        // --pg-dsn QUILL_PG_DSN
+	PostgresDSN     string        // --pg-dsn QUILL_PG_DSN: the service role (ledger writes)
+	MigrateDSN      string        // --pg-migrate-dsn QUILL_PG_MIGRATE_DSN: the owner role, for migrations; "" = --pg-dsn
+	AuditDSN        string        // --pg-audit-dsn QUILL_PG_AUDIT_DSN: the reader role, for auditors' reads; "" = --pg-dsn
 	RedisAddr       string        // --redis-addr QUILL_REDIS_ADDR
 	RedisPrefix     string        // --redis-prefix QUILL_REDIS_PREFIX
 	RedisTimeout    time.Duration // --redis-timeout QUILL_REDIS_TIMEOUT: past it a nonce check is "uncertain" → 503
@@ -44,12 +46,17 @@ type config struct {
 	Pprof               bool          // --pprof QUILL_PPROF: /debug/pprof on the ops listener
 	Keys                keysConfig    // --vault-* and --keys-* (keystore.go): where keys come from
 	Crypto              string        // --crypto QUILL_CRYPTO: signature backend, auto|go|openssl
+	Audit               auditConfig   // --audit-* and --checkpoint-interval: see audit.go
+
+	// Beyond one machine (redis.go, replica.go).
+	RedisMode         string        // --redis-mode QUILL_REDIS_MODE: single, sentinel or cluster
+	RedisAddrs        []string      // --redis-addrs QUILL_REDIS_ADDRS: sentinels or cluster seeds
+	RedisMaster       string        // --redis-master QUILL_REDIS_MASTER: sentinel master name
+	RedisWaitReplicas int           // --redis-wait-replicas QUILL_REDIS_WAIT_REPLICAS: WAIT for this many replicas
+	RedisWaitTimeout  time.Duration // --redis-wait-timeout QUILL_REDIS_WAIT_TIMEOUT
+	PostgresReadDSN   string        // --pg-read-dsn QUILL_PG_READ_DSN: lag-tolerant reads (a standby)
 }
 
-func (c *config) tlsCert() string   { return filepath.Join(c.DataDir, "server.pem") }
-func (c *config) tlsKey() string    { return filepath.Join(c.DataDir, "server.key.pem") }
-func (c *config) clientCA() string  { return filepath.Join(c.DataDir, "ca.pem") }
-func (c *config) revoked() string   { return filepath.Join(c.DataDir, "revoked-serials.txt") }
 func (c *config) keysDir() string   { return filepath.Join(c.DataDir, "keys") }
 func (c *config) merchants() string { return filepath.Join(c.DataDir, "merchants.json") }
 
@@ -94,12 +101,22 @@ const defaultDSN = "postgres://postgres@127.0.0.1:5432/quill?sslmode=disable"
 
 // bindStorage registers the flags every subcommand that touches Postgres needs.
 func bindStorage(fs *pflag.FlagSet, c *config) {
-	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN (env QUILL_PG_DSN)")
+	fs.StringVar(&c.PostgresDSN, "pg-dsn", envString("QUILL_PG_DSN", defaultDSN), "PostgreSQL DSN of the service role (env QUILL_PG_DSN)")
+	fs.StringVar(&c.MigrateDSN, "pg-migrate-dsn", envString("QUILL_PG_MIGRATE_DSN", ""), "PostgreSQL DSN of the owner role that applies migrations; empty: --pg-dsn (env QUILL_PG_MIGRATE_DSN)")
+}
+
+// migrateDSN is the DSN migrations run with.
+func (c *config) migrateDSN() string {
+	if c.MigrateDSN != "" {
+		return c.MigrateDSN
+	}
+	return c.PostgresDSN
 }
 
 // bindServe registers the server's flags.
 func bindServe(fs *pflag.FlagSet, c *config) {
 	bindStorage(fs, c)
+	fs.StringVar(&c.AuditDSN, "pg-audit-dsn", envString("QUILL_PG_AUDIT_DSN", ""), "PostgreSQL DSN of the read-only role the auditor API reads with; empty: --pg-read-dsn, else --pg-dsn (env QUILL_PG_AUDIT_DSN)")
 	fs.StringVar(&c.Addr, "addr", envString("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", envString("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz, /readyz and /metrics listen address; keep it on loopback (env QUILL_OPS_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", envString("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store, merchant profiles and TLS files (env QUILL_DATA_DIR)")
@@ -126,6 +143,9 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	fs.BoolVar(&c.Pprof, "pprof", envBool("QUILL_PPROF", false), "serve /debug/pprof on the ops listener (env QUILL_PPROF)")
 	bindKeys(fs, &c.Keys)
 	fs.StringVar(&c.Crypto, "crypto", envString("QUILL_CRYPTO", cryptoAuto), "signature backend: auto (OpenSSL when libcrypto.so.3 loads, else Go), go or openssl (env QUILL_CRYPTO)")
+	bindAudit(fs, &c.Audit)
+	bindRedis(fs, c)
+	bindReplica(fs, c)
 	fs.StringVar(&c.LogLevel, "log-level", envString("QUILL_LOG_LEVEL", "info"), "debug, info, warn or error (env QUILL_LOG_LEVEL)")
 }
 
@@ -163,5 +183,11 @@ func (c *config) validate() error {
 	case c.ConnLogInterval < time.Second || c.ConnLogInterval > 24*time.Hour:
 		return fmt.Errorf("conn log interval %s outside 1s..24h", c.ConnLogInterval)
 	}
-	return c.Keys.validate()
+	if err := c.Keys.validate(); err != nil {
+		return err
+	}
+	if err := c.Audit.validate(); err != nil {
+		return err
+	}
+	return c.validateRedis()
 }

@@ -147,14 +147,9 @@ func TestUnloadablePlatformKeyStopsStart(t *testing.T) {
 	if err := store.RotatePlatform(context.Background(), keys.NewPrivateKey("P-3PRIME", keys.RSAPKCS1SHA256, threePrimes), 0); err != nil {
 		t.Fatal(err)
 	}
-	c := config{
-		DataDir: dir, PostgresDSN: testenv.Postgres(t), RedisAddr: testenv.RedisAddr(t),
-		RedisPrefix: "quilltest:" + testenv.Random(4) + ":", RedisTimeout: time.Second,
-		Window: 300 * time.Second, MaxBody: 64 << 10, MaxBatch: 16,
-		PayerIssuer: devenv.PayerIssuer, PayerAudience: devenv.PayerAudience, PayerAlgorithm: devenv.PayerAlgorithm,
-		Migrate: true, ShutdownTimeout: 5 * time.Second, Crypto: cryptoOpenSSL,
-		Addr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-	}
+	c := testConfig(dir, testenv.Postgres(t), testenv.RedisAddr(t))
+	c.MaxBatch, c.Crypto = 16, cryptoOpenSSL
+	c.Addr, c.OpsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = run(ctx, c, zerolog.New(io.Discard), runOptions{})

@@ -145,6 +145,7 @@ type harness struct {
 	db      *pgx.Conn
 	stop    func() error // cancel the server and wait until it has drained
 	noWait  bool         // a tweak may start a server that is not ready
+	log     io.Writer    // a tweak may capture the server's log
 }
 
 const (
@@ -194,32 +195,7 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 		clients: map[string]*client.Client{},
 		certs:   map[string]tls.Certificate{},
 	}
-	c := config{
-		DataDir:         dir,
-		PostgresDSN:     h.dsn,
-		RedisAddr:       h.proxy.addr,
-		RedisPrefix:     "quilltest:" + testenv.Random(4) + ":",
-		RedisTimeout:    time.Second, // generous: -race on 2 cores is slow
-		Window:          300 * time.Second,
-		MaxBody:         64 << 10,
-		MaxBatch:        256,
-		PayerIssuer:     devenv.PayerIssuer,
-		PayerAudience:   devenv.PayerAudience,
-		PayerAlgorithm:  devenv.PayerAlgorithm,
-		Migrate:         true,
-		ShutdownTimeout: 5 * time.Second,
-		ReadTimeout:     15 * time.Second,
-		// The limits are generous: the shared server's clock does not move,
-		// so refusals from every test add up in one window.
-		MaxConns:            1024,
-		MaxConnsPerMerchant: 512,
-		MaxHandshakes:       64,
-		HandshakeTimeout:    5 * time.Second,
-		AuthFailMax:         100000,
-		AuthFailWindow:      10 * time.Second,
-		AuthFailDelay:       10 * time.Millisecond,
-		ConnLogInterval:     time.Minute,
-	}
+	c := testConfig(dir, h.dsn, h.proxy.addr)
 	if o.config != nil {
 		o.config(&c)
 	}
@@ -246,6 +222,9 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 		logger = zerolog.New(o.logs)
 	case os.Getenv("QUILL_TEST_LOG") != "":
 		logger = zerolog.New(os.Stderr)
+	}
+	if h.log != nil {
+		logger = zerolog.New(h.log)
 	}
 	go func() { done <- run(ctx, c, logger, runOptions{api: apiLn, ops: opsLn, now: h.clock.Now}) }()
 	var stopOnce sync.Once
@@ -477,4 +456,35 @@ func rsaKey(t testing.TB) *rsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// testConfig is the configuration every test server starts from: valid, with
+// generous limits, on dev material in dir.
+func testConfig(dir, dsn, redisAddr string) config {
+	return config{
+		DataDir:         dir,
+		PostgresDSN:     dsn,
+		RedisAddr:       redisAddr,
+		RedisPrefix:     "quilltest:" + testenv.Random(4) + ":",
+		RedisTimeout:    time.Second, // generous: -race on 2 cores is slow
+		Window:          300 * time.Second,
+		MaxBody:         64 << 10,
+		MaxBatch:        256,
+		PayerIssuer:     devenv.PayerIssuer,
+		PayerAudience:   devenv.PayerAudience,
+		PayerAlgorithm:  devenv.PayerAlgorithm,
+		Migrate:         true,
+		ShutdownTimeout: 5 * time.Second,
+		ReadTimeout:     15 * time.Second,
+		// The limits are generous: the shared server's clock does not move,
+		// so refusals from every test add up in one window.
+		MaxConns:            1024,
+		MaxConnsPerMerchant: 512,
+		MaxHandshakes:       64,
+		HandshakeTimeout:    5 * time.Second,
+		AuthFailMax:         100000,
+		AuthFailWindow:      10 * time.Second,
+		AuthFailDelay:       10 * time.Millisecond,
+		ConnLogInterval:     time.Minute,
+	}
 }

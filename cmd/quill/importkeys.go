@@ -61,7 +61,11 @@ Example:
 					fmt.Printf("%-12s imported (versions %d..%d)\n", r.Owner(), r.MinVersion(), r.Latest())
 				}
 			}
-			return nil
+			copied, err := keys.ImportTLS(context.WithoutCancel(cmd.Context()), fs, vs)
+			for _, name := range copied {
+				fmt.Printf("tls/%-8s imported\n", name)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "var/dev/keys", "directory of the dev file store to copy")

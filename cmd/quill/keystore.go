@@ -99,8 +99,10 @@ func (k keysConfig) vaultConfig(now func() time.Time) (vault.Config, error) {
 // servingKeys is the key store the server reads, and what /readyz asks it.
 type servingKeys struct {
 	keyStore
-	ready func(context.Context) error
-	close func()
+	tls    keys.TLSStore // the TLS material (tls.go)
+	ready  func(context.Context) error
+	reload func(context.Context) error // now, on SIGHUP
+	close  func()
 	// loadedAt is when the keys served were last loaded, for the staleness
 	// gauge; nil for the file store, which reloads on change and never refuses
 	// stale keys.
@@ -113,16 +115,19 @@ type servingKeys struct {
 // ends.
 func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time.Time) (servingKeys, error) {
 	if c.Keys.VaultAddr == "" {
-		fs, err := keys.OpenFileStore(c.keysDir(), keys.FileOptions{Now: now})
+		klog := log.With().Str("component", "keys").Logger()
+		fs, err := keys.OpenFileStore(c.keysDir(), keys.FileOptions{Now: now, OnChange: func(err error) {
+			if err != nil {
+				klog.Error().Err(err).Msg("key file failed to load; the last good keys serve")
+				return
+			}
+			klog.Info().Msg("key file loads again")
+		}})
 		if err != nil {
 			return servingKeys{}, err
 		}
-		return servingKeys{keyStore: fs, close: func() {}, ready: func(context.Context) error {
-			if err := fs.LastError(); err != nil {
-				return fmt.Errorf("file store %s: reload failing, serving the last good keys: %w", c.keysDir(), err)
-			}
-			return nil
-		}}, nil
+		return servingKeys{keyStore: fs, tls: fs, ready: fs.Ready, close: func() {},
+			reload: func(context.Context) error { return fs.Reload() }}, nil
 	}
 	vc, err := c.Keys.vaultConfig(now)
 	if err != nil {
@@ -161,15 +166,30 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 		klog.Error().Err(err).Msg("key rings in vault are invalid")
 	}
 	go cache.Run(ctx)
-	return servingKeys{keyStore: cache, ready: cache.Ready, close: vs.Close, loadedAt: cache.LoadedAt}, nil
+	return servingKeys{keyStore: cache, tls: vs, ready: cache.Ready, reload: cache.Refresh, close: vs.Close, loadedAt: cache.LoadedAt}, nil
 }
 
-// publishedKeys gives GET /v1/certificates the platform keys, with a store
-// that cannot answer mapped to the 503 of the error table.
-type publishedKeys struct{ s keyStore }
+// publishedKeys gives GET /v1/certificates the platform keys of both rings,
+// the RSA ones of scheme A first, then the Ed25519 ones of scheme B (each
+// entry's algorithm says which), with a store that cannot answer mapped to
+// the 503 of the error table.
+type publishedKeys struct {
+	s   keyStore
+	now func() time.Time
+}
 
 func (p publishedKeys) PlatformPublicKeys(ctx context.Context) ([]keys.PublicKey, error) {
 	ks, err := p.s.PlatformPublicKeys(ctx)
+	if err == nil {
+		var b []keys.PublicKey
+		if b, err = p.s.PublicKeys(ctx, keys.PlatformEd25519Owner); err == nil {
+			for _, k := range b {
+				if k.UsableAt(p.now()) {
+					ks = append(ks, k)
+				}
+			}
+		}
+	}
 	if errors.Is(err, keys.ErrUnavailable) {
 		return nil, fmt.Errorf("%w: %w", signing.ErrUnavailable, err)
 	}

@@ -65,7 +65,7 @@ func migrateCmd() *cobra.Command {
 		Short: "Apply the embedded database migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := postgres.Migrate(context.Background(), c.PostgresDSN); err != nil {
+			if err := postgres.Migrate(context.Background(), c.migrateDSN()); err != nil {
 				return err
 			}
 			fmt.Println("migrations applied")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/quillpay/quill/internal/testenv"
+	"github.com/quillpay/quill/signing"
 )
 
 // scrape fetches /metrics from the ops listener and parses the text format.
@@ -362,5 +363,49 @@ func TestRefusalLogLine(t *testing.T) {
 	}
 	if refusals != 3 {
 		t.Fatalf("%d refusal lines, want 3:\n%s", refusals, logs.String())
+	}
+}
+
+// TestSchemeBMetrics checks that scheme B is counted apart from scheme A:
+// its verifications under rfc9421 and the verified key's algorithm, its
+// Ed25519 response signatures on Go's crypto whatever --crypto says.
+func TestSchemeBMetrics(t *testing.T) {
+	h, _ := schemeBServer(t)
+	before := h.scrape()
+	if r := h.sendB("BED", "", "GET", "/v1/certificates", nil, nil); r.status != http.StatusOK || h.verifyB(r) != nil {
+		t.Fatalf("scheme B request: %d %s %v", r.status, r.body, h.verifyB(r))
+	}
+	// A key registered for rsa-v1_5-sha256 signing with rsa-pss-sha512.
+	if r := h.sendB(demoMerchant, signing.RSAPSSSHA512, "GET", "/v1/certificates", nil, nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("algorithm mismatch: %d %s", r.status, r.body)
+	}
+	mfs := h.scrape()
+	delta := func(name string, labels map[string]string) float64 {
+		a, _ := sample(before, name, labels)
+		b, _ := sample(mfs, name, labels)
+		return b - a
+	}
+	b := map[string]string{"scheme": "rfc9421"}
+	if v := delta("quill_signature_verifications_total", b); v != 2 {
+		t.Errorf("scheme B verifications %v, want 2", v)
+	}
+	ok := map[string]string{"scheme": "rfc9421", "algorithm": "ed25519", "backend": "go", "result": "ok"}
+	if v := delta("quill_signature_verifications_total", ok); v != 1 {
+		t.Errorf("verifications %v = %v, want 1", ok, v)
+	}
+	bad := map[string]string{"scheme": "rfc9421", "backend": "go", "result": "algorithm"}
+	if v := delta("quill_signature_verifications_total", bad); v != 1 {
+		t.Errorf("verifications %v = %v, want 1", bad, v)
+	}
+	if v := delta("quill_signature_verifications_total", map[string]string{"scheme": "wechatpay"}); v != 0 {
+		t.Errorf("scheme B requests counted as scheme A: %v", v)
+	}
+	// Both answers are signed in scheme B with the Ed25519 platform key on Go.
+	sig := map[string]string{"scheme": "rfc9421", "algorithm": "ed25519", "backend": "go", "result": "ok"}
+	if v := delta("quill_response_signatures_total", sig); v != 2 {
+		t.Errorf("response signatures %v = %v, want 2", sig, v)
+	}
+	if v := delta("quill_response_signatures_total", map[string]string{"scheme": "wechatpay"}); v != 0 {
+		t.Errorf("scheme A response signatures for scheme B requests: %v", v)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/quillpay/quill/api"
@@ -40,6 +39,7 @@ func newLogger(level string) zerolog.Logger {
 // runOptions are what tests inject: sockets already bound (port 0) and a clock.
 type runOptions struct {
 	api, ops net.Listener     // nil: listen on c.Addr and c.OpsAddr
+	audit    net.Listener     // nil: listen on c.Audit.Addr (unless "off")
 	now      func() time.Time // nil: time.Now
 }
 
@@ -50,7 +50,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	routeLibraryLogs(log)
 	if c.Migrate {
-		if err := postgres.Migrate(ctx, c.PostgresDSN); err != nil {
+		if err := postgres.Migrate(ctx, c.migrateDSN()); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
@@ -61,15 +61,20 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	}
 	defer store.Close()
 	met.LedgerQueue(store.QueueDepth)
+	reads, closeReads, err := openReadStore(ctx, c, log, o.now, store) // lag-tolerant reads: a standby
+	if err != nil {
+		return fmt.Errorf("ledger read replica: %w", err)
+	}
+	defer closeReads()
+	reports := reads
+	if c.AuditDSN != "" {
+		if reports, err = postgres.Open(ctx, c.AuditDSN, postgres.Options{Logger: log, Now: o.now}); err != nil {
+			return fmt.Errorf("ledger (auditor role): %w", err)
+		}
+		defer reports.Close()
+	}
 
-	rdb := redis.NewClient(&redis.Options{
-		Addr:         c.RedisAddr,
-		DialTimeout:  c.RedisTimeout,
-		ReadTimeout:  c.RedisTimeout,
-		WriteTimeout: c.RedisTimeout,
-		PoolSize:     64,
-		MaxRetries:   -1, // a retried SET NX could report a replay of our own claim
-	})
+	rdb := newRedis(c) // redis.go: single, sentinel or cluster
 	defer rdb.Close()
 
 	ks, err := openKeys(ctx, c, log, o.now)
@@ -85,28 +90,43 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("merchants: %w", err)
 	}
 
-	tlsOpts, err := serverTLS(c)
-	if err != nil {
-		return err
-	}
+	liveTLS := openTLS(ctx, ks, tlsRefresh(c), log, o.now) // tls.go
+	tlsOpts := liveTLS.ServerOptions()
 	tlsConf := certs.ServerTLSConfig(tlsOpts)
 
 	cryp, err := openCrypto(c.Crypto, log)
 	if err != nil {
 		return err
 	}
-	platform := signing.NewBackendKeys(platformSigner{ks}, cryp)
+	platform := signing.NewBackendKeys(platformSigner{ks, keys.PlatformOwner}, cryp)
 	if err := loadPlatformKey(ctx, platform); err != nil {
 		return err
 	}
 
-	verifier := &signing.Verifier{
-		Keys:             merchantKeys{ks},
-		Nonces:           met.NonceStore(signingredis.NewNonceStore(rdb, c.RedisPrefix)),
-		Window:           c.Window,
-		Now:              o.now,
-		IsPlatformSerial: platformSerials{ks}.is,
-		Crypto:           cryp,
+	// Scheme B responses are signed with the Ed25519 platform key on Go's
+	// crypto whatever --crypto says: Go signs Ed25519 about twice as fast as
+	// OpenSSL here (docs/BENCHMARKS.md).
+	platformB := signing.NewBackendKeys(platformSigner{ks, keys.PlatformEd25519Owner}, signing.GoCrypto{})
+	if _, _, err := platformB.SigningKey(ctx); err != nil {
+		log.Warn().Err(err).Msg("no usable scheme B (Ed25519) platform key: scheme B requests are refused 503 until one is added (quillctl dev init creates it in dev)")
+	}
+	nonces := met.NonceStore(signingredis.NewNonceStore(rdb, c.RedisPrefix).WaitForReplicas(c.RedisWaitReplicas, c.RedisWaitTimeout))
+	verifier := verifiers{
+		Verifier: &signing.Verifier{
+			Keys:             merchantKeys{ks},
+			Nonces:           nonces,
+			Window:           c.Window,
+			Now:              o.now,
+			IsPlatformSerial: platformSerials{ks}.is,
+			Crypto:           cryp,
+		},
+		b: &signing.MessageVerifier{
+			Keys:          merchantKeys{ks},
+			Nonces:        nonces,
+			Window:        c.Window,
+			Now:           o.now,
+			IsPlatformKey: platformSerials{ks}.is,
+		},
 	}
 	checker := policy.NewChecker(&policy.TokenVerifier{
 		Keys:      payerKeys{ks, o.now},
@@ -120,18 +140,22 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	failures := api.NewFailureLimiter(c.AuthFailMax, c.AuthFailWindow, c.AuthFailDelay, o.now)
 	met.FailureLimiter(failures)
 	handler := api.NewHandler(api.Deps{
-		Auth:      met.Authenticator(verifier, cryp.Name()),
-		Identify:  func(r *http.Request) (string, error) { return tlsOpts.Identify(r.TLS) },
-		Signer:    &signing.ResponseSigner{Keys: met.PlatformKeys(platform, metrics.SchemeA, cryp.Name()), Now: o.now},
-		Merchants: merchants,
-		Rules:     checker,
-		Ledger:    store,
-		Reader:    store,
-		Platform:  publishedKeys{ks},
-		Log:       log,
-		MaxBody:   c.MaxBody,
-		Failures:  failures,
-		Observe:   met.ObserveRequest,
+		// Metrics count both schemes' verifications (scheme B on Go's crypto).
+		Auth:     met.Authenticator(verifier, cryp.Name()),
+		Identify: func(r *http.Request) (string, error) { return tlsOpts.Identify(r.TLS) },
+		Signer:   &signing.ResponseSigner{Keys: met.PlatformKeys(platform, metrics.SchemeA, cryp.Name()), Now: o.now},
+		// Scheme B answers: RFC 9421 with the Ed25519 platform key, always on
+		// Go's crypto.
+		MessageSigner: &signing.MessageResponseSigner{Keys: met.PlatformKeys(platformB, metrics.SchemeB, signing.GoCrypto{}.Name()), Now: o.now},
+		Merchants:     merchants,
+		Rules:         checker,
+		Ledger:        store,
+		Reader:        store,
+		Platform:      publishedKeys{ks, o.now},
+		Log:           log,
+		MaxBody:       c.MaxBody,
+		Failures:      failures,
+		Observe:       met.ObserveRequest,
 	})
 	var draining atomic.Bool
 	ops := api.NewOpsHandler(2*time.Second,
@@ -144,6 +168,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		api.ReadyCheck{Name: "postgres", Check: store.Ping},
 		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		api.ReadyCheck{Name: "keys", Check: ks.ready},
+		api.ReadyCheck{Name: "tls", Check: liveTLS.Ready},
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 		cryptoReady(cryp, platform),
 	)
@@ -156,6 +181,12 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		opsMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	ops = opsMux
+
+	stopAudit, err := serveAudit(c, log, o, store, reports, ks, tlsOpts)
+	if err != nil {
+		return fmt.Errorf("auditor API: %w", err)
+	}
+	defer stopAudit()
 
 	if o.api == nil {
 		if o.api, err = net.Listen("tcp", c.Addr); err != nil {
@@ -232,72 +263,91 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	return err
 }
 
-func serverTLS(c config) (certs.ServerOptions, error) {
-	var o certs.ServerOptions
-	pool, err := certs.LoadCertPool(c.clientCA())
-	if err != nil {
-		return o, fmt.Errorf("client CA: %w", err)
-	}
-	reloader, err := certs.NewReloader(c.tlsCert(), c.tlsKey())
-	if err != nil {
-		return o, fmt.Errorf("server certificate: %w", err)
-	}
-	revoked, err := certs.LoadRevocationList(c.revoked())
-	if err != nil {
-		return o, fmt.Errorf("revocation list: %w", err)
-	}
-	return certs.ServerOptions{
-		ClientCAs:   pool,
-		Certificate: reloader.GetCertificate,
-		IsRevoked:   revoked.IsRevoked,
-	}, nil
-}
-
 // keyStore is what the server needs of a key backend (the dev file store, or
-// Vault through keys.Cache): lookups by owner and id, and the platform keys
-// to publish.
+// Vault through keys.Cache): lookups by owner and id, the platform keys to
+// publish, and the signing key of either platform ring.
 type keyStore interface {
 	keys.Store
 	api.PlatformKeys
+	PlatformKeyOf(ctx context.Context, owner string) (keys.PrivateKey, error)
 }
 
-// merchantKeys adapts the key store to the verifier: scheme A takes only keys
-// registered for RSASSA-PKCS1-v1_5 with SHA-256 and usable at the request time.
+// verifiers is the api's one Authenticator over both schemes: scheme A's
+// Verifier and scheme B's MessageVerifier, sharing the key store, the nonce
+// store and the window.
+type verifiers struct {
+	*signing.Verifier
+	b *signing.MessageVerifier
+}
+
+func (v verifiers) VerifyMessage(ctx context.Context, r signing.MessageRequest) (signing.Verified, error) {
+	return v.b.Verify(ctx, r)
+}
+
+// merchantKeys adapts the key store to the verifiers: a key usable at the
+// request time, with the algorithm its ring version was registered with.
+// Scheme A takes only keys registered for RSASSA-PKCS1-v1_5 with SHA-256.
 type merchantKeys struct{ s keyStore }
 
-func (m merchantKeys) VerifyingKey(ctx context.Context, merchant, id string, at time.Time) (crypto.PublicKey, error) {
+func (m merchantKeys) lookup(ctx context.Context, merchant, id string, at time.Time) (keys.PublicKey, error) {
 	k, err := m.s.PublicKey(ctx, merchant, id)
 	switch {
 	case errors.Is(err, keys.ErrUnavailable):
-		return nil, fmt.Errorf("%w: %w", signing.ErrUnavailable, err)
+		return k, fmt.Errorf("%w: %w", signing.ErrUnavailable, err)
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", signing.ErrUnknownKey, err)
+		return k, fmt.Errorf("%w: %w", signing.ErrUnknownKey, err)
 	case !k.UsableAt(at):
-		return nil, fmt.Errorf("%w: %s is %s", signing.ErrUnknownKey, id, k.Status)
+		return k, fmt.Errorf("%w: %s is %s", signing.ErrUnknownKey, id, k.Status)
+	}
+	return k, nil
+}
+
+func (m merchantKeys) VerifyingKey(ctx context.Context, merchant, id string, at time.Time) (crypto.PublicKey, error) {
+	k, err := m.lookup(ctx, merchant, id, at)
+	switch {
+	case err != nil:
+		return nil, err
 	case k.Algorithm != keys.RSAPKCS1SHA256:
 		return nil, fmt.Errorf("%w: key registered for %s", signing.ErrUnknownKey, k.Algorithm)
 	}
 	return k.Public, nil
 }
 
-// platformSigner gives the response signer the current platform key.
-type platformSigner struct{ s keyStore }
+// RegisteredKey serves scheme B: keys.Algorithm names are the RFC 9421 ones.
+func (m merchantKeys) RegisteredKey(ctx context.Context, merchant, id string, at time.Time) (signing.RegisteredKey, error) {
+	k, err := m.lookup(ctx, merchant, id, at)
+	if err != nil {
+		return signing.RegisteredKey{}, err
+	}
+	return signing.RegisteredKey{Public: k.Public, Algorithm: signing.Algorithm(k.Algorithm)}, nil
+}
+
+// platformSigner gives a response signer the current key of one platform
+// ring (keys.PlatformOwner for scheme A, keys.PlatformEd25519Owner for B).
+type platformSigner struct {
+	s     keyStore
+	owner string
+}
 
 func (p platformSigner) SigningKey(ctx context.Context) (string, crypto.Signer, error) {
-	k, err := p.s.PlatformKey(ctx)
+	k, err := p.s.PlatformKeyOf(ctx, p.owner)
 	if err != nil {
 		return "", nil, err
 	}
 	return k.ID(), k.Signer(), nil
 }
 
-// platformSerials tells the verifier which serials are Quill's own, for the
+// platformSerials tells the verifiers which key ids are Quill's own, for the
 // "you sent the platform serial" hint.
 type platformSerials struct{ s keyStore }
 
 func (p platformSerials) is(serial string) bool {
-	_, err := p.s.PublicKey(context.Background(), keys.PlatformOwner, serial)
-	return err == nil
+	for _, owner := range []string{keys.PlatformOwner, keys.PlatformEd25519Owner} {
+		if _, err := p.s.PublicKey(context.Background(), owner, serial); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // payerKeys gives the payer-token verifier the login service's keys.

@@ -6,6 +6,8 @@
 //	quillctl token --sub ID     issue a dev payer JWT
 //	quillctl request M PATH     send a signed request over mTLS and check the response signature
 //	quillctl migrate            apply database migrations
+//	quillctl audit …            auditor tokens (dev), verify-chain, verify-entry, checkpoint
+//	quillctl report …           trial-balance, statement, export (over the auditor API)
 package main
 
 import (
@@ -57,6 +59,8 @@ func rootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&dir, "data-dir", envOr("QUILL_DATA_DIR", "var/dev"), "dev material directory (env QUILL_DATA_DIR)")
 	root.AddCommand(devCmd(&dir), merchantCmd(&dir), tokenCmd(&dir), requestCmd(&dir), migrateCmd())
+	root.AddCommand(auditCmd(&dir), reportCmd(&dir))
+	root.AddCommand(certsCmd(&dir)) // certs.go
 	return root
 }
 

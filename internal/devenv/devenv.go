@@ -5,15 +5,19 @@
 // it so they agree on one layout:
 //
 //	<dir>/ca.pem, ca.key.pem              dev CA (trusts clients and signs the server)
-//	<dir>/server.pem, server.key.pem      server certificate for 127.0.0.1 and localhost
-//	<dir>/revoked-serials.txt             revoked client certificate serials (hex)
-//	<dir>/keys/                           the dev key store (keys.FileStore)
+//	<dir>/keys/                           the dev key store (keys.FileStore), with the
+//	                                      TLS material in keys/tls/: server certificate for
+//	                                      127.0.0.1 and localhost, client CA bundle, CRL, issuer
 //	<dir>/merchants.json                  merchant profiles (policy.FileDirectory)
 //	<dir>/platform.pub.pem                the current platform public key; its serial
 //	                                      is in platform.serial
+//	<dir>/platform-ed25519.pub.pem        the current scheme B (Ed25519) platform public key
 //	<dir>/payer-signer.key.pem, .kid      the dev login service's payer-JWT key
+//	<dir>/auditor-signer.key.pem, .kid    the dev auditor identity provider's JWT key
+//	<dir>/audit-cursor.secret             HMAC key of the auditor API's opaque cursors
 //	<dir>/merchants/<id>/client.pem, client.key.pem   mTLS client certificate
 //	<dir>/merchants/<id>/signing.key.pem, key_id      request-signing key and serial_no
+//	<dir>/merchants/<id>/algorithm        its algorithm, when not rsa-v1_5-sha256
 //
 // Every private key file is written 0600. This is dev material: production
 // keeps private keys in Vault.
@@ -33,6 +37,7 @@ import (
 	"time"
 
 	"github.com/quillpay/quill/certs"
+	"github.com/quillpay/quill/internal/tlsadmin"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/policy"
 )
@@ -61,25 +66,29 @@ func Init(dir string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if !exists(filepath.Join(dir, "server.pem")) {
-		certPEM, keyPEM, err := ca.IssueServer([]string{"127.0.0.1", "localhost", "::1"}, leafValidity, now)
-		if err != nil {
-			return err
-		}
-		if err := writePair(dir, "server", certPEM, keyPEM); err != nil {
-			return err
-		}
-	}
 	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
+	if err := initTLS(ctx, store, ca, now); err != nil {
+		return err
+	}
 	if _, err := store.PlatformKey(ctx); errors.Is(err, keys.ErrNotFound) {
 		if _, err := RotatePlatformKey(dir, 0, now); err != nil {
 			return err
 		}
 	} else if err != nil {
+		return err
+	}
+	if _, err := store.PlatformKeyOf(ctx, keys.PlatformEd25519Owner); errors.Is(err, keys.ErrNotFound) {
+		if _, err := RotatePlatformEd25519Key(dir, 0, now); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	if err := ensureAuditMaterial(dir, store, now); err != nil {
 		return err
 	}
 	if !exists(filepath.Join(dir, "payer-signer.key.pem")) {
@@ -130,6 +139,30 @@ func RotatePlatformKey(dir string, overlap time.Duration, now time.Time) (string
 	return serial, os.WriteFile(filepath.Join(dir, "platform.serial"), []byte(serial+"\n"), 0o644)
 }
 
+// RotatePlatformEd25519Key adds a new Ed25519 key to the scheme B platform
+// ring (keys.PlatformEd25519Owner) as its active signer; earlier keys keep
+// verifying for overlap. Clients find it by id in GET /v1/certificates. It
+// rewrites platform-ed25519.pub.pem and returns the new key id.
+func RotatePlatformEd25519Key(dir string, overlap time.Duration, now time.Time) (string, error) {
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
+	if err != nil {
+		return "", err
+	}
+	signer, err := keys.Generate(keys.Ed25519, rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	id := keys.NewKeyID("PB_", rand.Reader)
+	if err := (keys.Manager{Rings: store}).RotatePlatformOf(context.Background(), keys.PlatformEd25519Owner, keys.NewPrivateKey(id, keys.Ed25519, signer), overlap); err != nil {
+		return "", err
+	}
+	pubPEM, err := keys.MarshalPublicKeyPEM(signer.Public())
+	if err != nil {
+		return "", err
+	}
+	return id, os.WriteFile(filepath.Join(dir, "platform-ed25519.pub.pem"), pubPEM, 0o644)
+}
+
 func ensureCA(dir string, now time.Time) (*certs.CA, error) {
 	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key.pem")
 	if exists(certFile) {
@@ -166,7 +199,9 @@ type Merchant struct {
 	ID         string
 	KeyID      string
 	SigningKey crypto.Signer
-	TLS        tls.Certificate
+	// Algorithm is the one the signing key is registered with.
+	Algorithm keys.Algorithm
+	TLS       tls.Certificate
 }
 
 // MerchantDir is where a merchant's files live.
@@ -177,6 +212,15 @@ func MerchantDir(dir, id string) string { return filepath.Join(dir, "merchants",
 // merchant, and the profile in merchants.json. It fails if the merchant has
 // material already.
 func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, error) {
+	return AddMerchantWithAlgorithm(dir, profile, keys.RSAPKCS1SHA256, now)
+}
+
+// AddMerchantWithAlgorithm is AddMerchant with a signing key for alg
+// (rsa-v1_5-sha256, the only one scheme A takes; rsa-pss-sha512,
+// ecdsa-p256-sha256 or ed25519 for scheme B), registered with that algorithm.
+// A merchant whose algorithm is not rsa-v1_5-sha256 also gets an algorithm
+// file next to key_id.
+func AddMerchantWithAlgorithm(dir string, profile policy.Merchant, alg keys.Algorithm, now time.Time) (Merchant, error) {
 	if err := policy.ValidateMerchant(profile); err != nil {
 		return Merchant{}, err
 	}
@@ -187,22 +231,29 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 	if err := os.MkdirAll(md, 0o700); err != nil {
 		return Merchant{}, err
 	}
-	ca, err := loadCA(dir)
-	if err != nil {
-		return Merchant{}, fmt.Errorf("devenv: load CA (run quillctl dev init first): %w", err)
-	}
-	certPEM, keyPEM, err := ca.IssueClient(profile.ID, leafValidity, now)
+	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
 	if err != nil {
 		return Merchant{}, err
+	}
+	// The client certificate comes from the key store's issuer, as
+	// `quillctl certs issue` does it.
+	certPEM, keyPEM, err := tlsadmin.IssueClient(context.Background(), store, profile.ID, nil, leafValidity, now)
+	if err != nil {
+		return Merchant{}, fmt.Errorf("devenv: issue client certificate (run quillctl dev init first): %w", err)
 	}
 	if err := writePair(md, "client", certPEM, keyPEM); err != nil {
 		return Merchant{}, err
 	}
-	signer, err := keys.Generate(keys.RSAPKCS1SHA256, rand.Reader)
+	signer, err := keys.Generate(alg, rand.Reader)
 	if err != nil {
 		return Merchant{}, err
 	}
 	kid := keys.NewKeyID("", rand.Reader)
+	if alg != keys.RSAPKCS1SHA256 {
+		if err := os.WriteFile(filepath.Join(md, "algorithm"), []byte(string(alg)+"\n"), 0o644); err != nil {
+			return Merchant{}, err
+		}
+	}
 	if err := writeKey(filepath.Join(md, "signing.key.pem"), signer); err != nil {
 		return Merchant{}, err
 	}
@@ -213,12 +264,8 @@ func AddMerchant(dir string, profile policy.Merchant, now time.Time) (Merchant, 
 	if err := os.WriteFile(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
 		return Merchant{}, err
 	}
-	store, err := keys.OpenFileStore(filepath.Join(dir, "keys"), keys.FileOptions{})
-	if err != nil {
-		return Merchant{}, err
-	}
 	if err := store.AddPublicKey(context.Background(), profile.ID, keys.PublicKey{
-		ID: kid, Owner: profile.ID, Algorithm: keys.RSAPKCS1SHA256, Status: keys.Active,
+		ID: kid, Owner: profile.ID, Algorithm: alg, Status: keys.Active,
 		Public: signer.Public(), CreatedAt: now,
 	}); err != nil {
 		return Merchant{}, err
@@ -252,7 +299,11 @@ func LoadMerchant(dir, id string) (Merchant, error) {
 	if err != nil {
 		return Merchant{}, err
 	}
-	return Merchant{ID: id, KeyID: strings.TrimSpace(string(kid)), SigningKey: signer, TLS: pair}, nil
+	alg := keys.RSAPKCS1SHA256
+	if b, err := os.ReadFile(filepath.Join(md, "algorithm")); err == nil {
+		alg = keys.Algorithm(strings.TrimSpace(string(b)))
+	}
+	return Merchant{ID: id, KeyID: strings.TrimSpace(string(kid)), SigningKey: signer, Algorithm: alg, TLS: pair}, nil
 }
 
 // MerchantExists reports whether id has complete dev material.
@@ -278,9 +329,40 @@ func PayerToken(dir, subject string, ttl time.Duration, now time.Time) (string, 
 	return policy.IssuePayerToken(signer, PayerAlgorithm, strings.TrimSpace(string(kid)), PayerIssuer, PayerAudience, subject, ttl, now)
 }
 
-// ServerTLS returns the paths of the server certificate and key.
-func ServerTLS(dir string) (certFile, keyFile string) {
-	return filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key.pem")
+// ServerHosts are the names the dev server certificate is issued for.
+var ServerHosts = []string{"127.0.0.1", "localhost", "::1"}
+
+// initTLS puts whatever TLS material is missing into the key store: the dev
+// CA as issuer and client CA bundle, an empty CRL, a server certificate.
+func initTLS(ctx context.Context, store keys.TLSStore, ca *certs.CA, now time.Time) error {
+	caPEM, caKey, err := ca.PEM()
+	if err != nil {
+		return err
+	}
+	fill := func(name keys.TLSName, f func(it *keys.TLSItem) error) error {
+		err := store.EditTLS(ctx, name, func(it *keys.TLSItem, _ time.Time) error {
+			if it.Validate() == nil {
+				return keys.ErrExists
+			}
+			return f(it)
+		})
+		if errors.Is(err, keys.ErrExists) {
+			return nil
+		}
+		return err
+	}
+	return errors.Join(
+		fill(keys.TLSIssuer, func(it *keys.TLSItem) error {
+			it.CertificatePEM, it.PrivateKeyPEM = caPEM, caKey
+			return nil
+		}),
+		fill(keys.TLSClientCA, func(it *keys.TLSItem) error { it.BundlePEM = caPEM; return nil }),
+		fill(keys.TLSCRL, func(it *keys.TLSItem) (err error) { it.CRLPEM, err = certs.NewCRL(ca, now); return err }),
+		fill(keys.TLSServer, func(it *keys.TLSItem) (err error) {
+			it.CertificatePEM, it.PrivateKeyPEM, err = ca.IssueServer(ServerHosts, leafValidity, now)
+			return err
+		}),
+	)
 }
 
 func writePair(dir, name string, certPEM, keyPEM []byte) error {

@@ -15,7 +15,7 @@ const module = "github.com/quillpay/quill/"
 
 // domains own the rules; they import no other domain, no api, no transport and
 // no driver.
-var domains = []string{"signing", "policy", "ledger", "keys", "certs"}
+var domains = []string{"signing", "policy", "ledger", "keys", "certs", "audit"}
 
 // adapters pull exactly one driver and import exactly one domain package.
 var adapters = map[string]string{
@@ -34,7 +34,7 @@ var forbiddenInDomains = []string{
 
 // sharedInternal are project packages every package may use: small and free of
 // domain rules.
-var sharedInternal = map[string]bool{module + "internal/atomicfile": true}
+var sharedInternal = map[string]bool{module + "internal/atomicfile": true, module + "internal/reload": true}
 
 func root(tb testing.TB) string {
 	tb.Helper()

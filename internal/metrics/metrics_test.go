@@ -101,6 +101,13 @@ func (a fakeAuth) Verify(context.Context, signing.Request) (signing.Verified, er
 	return signing.Verified{}, a.err
 }
 
+func (a fakeAuth) VerifyMessage(context.Context, signing.MessageRequest) (signing.Verified, error) {
+	if a.err != nil {
+		return signing.Verified{}, a.err
+	}
+	return signing.Verified{Scheme: signing.SchemeHTTPSig, Algorithm: signing.Ed25519}, nil
+}
+
 func TestVerificationResults(t *testing.T) {
 	m := metrics.New()
 	for _, err := range []error{
@@ -113,12 +120,17 @@ func TestVerificationResults(t *testing.T) {
 	} {
 		m.Authenticator(fakeAuth{err}, "openssl").Verify(context.Background(), signing.Request{})
 	}
-	m.ObserveVerification(metrics.SchemeB, signing.Ed25519, "go", nil)
-	m.ObserveVerification(metrics.SchemeB, "", "go", &signing.Failure{Err: signing.ErrUnknownKey})
+	// Scheme B through the same wrapper: Go's crypto whatever the scheme A
+	// backend, the verified key's algorithm, "unknown" when none verified.
+	auth := m.Authenticator(fakeAuth{}, "openssl")
+	auth.VerifyMessage(context.Background(), signing.MessageRequest{})
+	m.Authenticator(fakeAuth{&signing.Failure{Err: signing.ErrUnknownKey}}, "openssl").VerifyMessage(context.Background(), signing.MessageRequest{})
+	m.ObserveVerification(metrics.SchemeB, signing.Ed25519, "go", &signing.Failure{Err: signing.ErrReplay})
 	want := `
 # HELP quill_signature_verifications_total Request signature verifications, by scheme, algorithm, crypto backend and result (ok or the refusal).
 # TYPE quill_signature_verifications_total counter
 quill_signature_verifications_total{algorithm="ed25519",backend="go",result="ok",scheme="rfc9421"} 1
+quill_signature_verifications_total{algorithm="ed25519",backend="go",result="replay",scheme="rfc9421"} 1
 quill_signature_verifications_total{algorithm="rsa-v1_5-sha256",backend="openssl",result="bad_signature",scheme="wechatpay"} 1
 quill_signature_verifications_total{algorithm="rsa-v1_5-sha256",backend="openssl",result="error",scheme="wechatpay"} 1
 quill_signature_verifications_total{algorithm="rsa-v1_5-sha256",backend="openssl",result="ok",scheme="wechatpay"} 2

@@ -48,9 +48,10 @@ func verifyResult(err error) string {
 	return "error"
 }
 
-// Authenticator counts the verifications of next, a scheme A verifier whose
+// Authenticator counts the verifications of next in both schemes. Scheme A
 // signatures (RSA PKCS#1 v1.5 SHA-256, the only scheme A algorithm) run on
-// backend (signing.Crypto.Name()).
+// backend (signing.Crypto.Name()); scheme B ones (signing.MessageVerifier)
+// always on Go's crypto, under the algorithm the verified key names.
 func (m *Metrics) Authenticator(next api.Authenticator, backend string) api.Authenticator {
 	return &authenticator{next: next, m: m, backend: backend, alg: string(signing.RSAPKCS1SHA256)}
 }
@@ -64,6 +65,17 @@ type authenticator struct {
 func (a *authenticator) Verify(ctx context.Context, r signing.Request) (signing.Verified, error) {
 	v, err := a.next.Verify(ctx, r)
 	a.m.verifications.WithLabelValues(SchemeA, a.alg, a.backend, verifyResult(err)).Inc()
+	return v, err
+}
+
+// schemeBBackend is the backend of every scheme B verification and response
+// signature: signing.MessageVerifier has no Crypto, and cmd/quill signs
+// scheme B answers on Go's crypto whatever --crypto says.
+var schemeBBackend = signing.GoCrypto{}.Name()
+
+func (a *authenticator) VerifyMessage(ctx context.Context, r signing.MessageRequest) (signing.Verified, error) {
+	v, err := a.next.VerifyMessage(ctx, r)
+	a.m.ObserveVerification(SchemeB, v.Algorithm, schemeBBackend, err)
 	return v, err
 }
 

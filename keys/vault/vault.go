@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -440,4 +441,81 @@ func classify(err error) string {
 		return "canceled"
 	}
 	return "error"
+}
+
+var _ keys.TLSStore = (*Store)(nil)
+
+// tlsPath is the KV path (inside the mount) of a TLS item.
+func (s *Store) tlsPath(name keys.TLSName) string {
+	return path.Join(s.cfg.Prefix, "tls", string(name))
+}
+
+// TLSItem reads TLS item name; errors wrap keys.ErrNotFound (no such
+// secret), keys.ErrInvalid or keys.ErrUnavailable.
+func (s *Store) TLSItem(ctx context.Context, name keys.TLSName) (keys.TLSItem, error) {
+	it, _, err := s.readTLS(ctx, name)
+	if err == nil && it.Name == "" {
+		return keys.TLSItem{}, fmt.Errorf("%w: vault %s", keys.ErrNotFound, s.tlsPath(name))
+	}
+	return it, err
+}
+
+// readTLS reads an item and its KV version; an absent item is a zero item
+// (no Name) at version 0.
+func (s *Store) readTLS(ctx context.Context, name keys.TLSName) (keys.TLSItem, int, error) {
+	var sec *api.KVSecret
+	err := s.do(ctx, func() (err error) {
+		sec, err = s.c.KVv2(s.cfg.Mount).Get(ctx, s.tlsPath(name))
+		return err
+	})
+	switch {
+	case errors.Is(err, api.ErrSecretNotFound):
+		return keys.TLSItem{}, 0, nil
+	case err != nil:
+		return keys.TLSItem{}, 0, s.fail("read "+s.tlsPath(name), err)
+	}
+	version := 0
+	if sec.VersionMetadata != nil {
+		version = sec.VersionMetadata.Version
+	}
+	if sec.Data == nil { // latest version deleted
+		return keys.TLSItem{}, version, nil
+	}
+	it, err := keys.TLSItemFromFields(name, sec.Data)
+	if err != nil {
+		return keys.TLSItem{}, 0, fmt.Errorf("vault %s: %w", s.tlsPath(name), err)
+	}
+	return it, version, nil
+}
+
+// EditTLS reads TLS item name, applies change and writes it back with
+// check-and-set on the version read, as EditRing does for rings.
+func (s *Store) EditTLS(ctx context.Context, name keys.TLSName, change func(it *keys.TLSItem, now time.Time) error) error {
+	if !slices.Contains(keys.TLSNames, name) {
+		return fmt.Errorf("%w: unknown TLS item %q", keys.ErrInvalid, name)
+	}
+	it, version, err := s.readTLS(ctx, name)
+	if err != nil {
+		return err
+	}
+	it.Name = name
+	now := s.cfg.Now()
+	if err := change(&it, now); err != nil {
+		return err
+	}
+	it.Name, it.UpdatedAt = name, now.UTC()
+	if err := it.Validate(); err != nil {
+		return err
+	}
+	err = s.do(ctx, func() error {
+		_, err := s.c.KVv2(s.cfg.Mount).Put(ctx, s.tlsPath(name), it.Fields(), api.WithCheckAndSet(version))
+		return err
+	})
+	if isCASMismatch(err) {
+		return fmt.Errorf("%w: %s was changed by someone else after version %d was read", keys.ErrConflict, s.tlsPath(name), version)
+	}
+	if err != nil {
+		return s.fail("write "+s.tlsPath(name), err)
+	}
+	return nil
 }

@@ -55,13 +55,21 @@ func migrations() ([]migration, error) {
 // Migrate applies the embedded migrations not yet recorded in
 // schema_migrations, in order, each in its own transaction. It is safe to run
 // from several processes at once and a no-op when the schema is current.
+// When the database's roles exist (SetupRoles), it then reapplies their
+// grants; dsn should connect as Roles.Owner so new objects are the owner's.
 func Migrate(ctx context.Context, dsn string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return translate(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return migrate(ctx, conn, 0)
+	if err := migrate(ctx, conn, 0); err != nil {
+		return err
+	}
+	if err := regrant(ctx, conn); err != nil {
+		return fmt.Errorf("ledger/postgres: grants: %w", translate(err))
+	}
+	return nil
 }
 
 // migrate applies migrations up to and including version upTo (all if 0).
@@ -107,4 +115,22 @@ func applyOne(ctx context.Context, conn *pgx.Conn, m migration) error {
 		_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
 		return err
 	})
+}
+
+// Analyze refreshes the planner statistics of the ledger tables. The write
+// path does not depend on them (its plans are index lookups by construction),
+// but reports and ad-hoc queries do; run it after Migrate on a new database,
+// after Seed, and whenever autovacuum is off.
+func Analyze(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return translate(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return analyze(ctx, conn)
+}
+
+func analyze(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, "ANALYZE accounts, balances, entries, postings, ledger_head")
+	return translate(err)
 }

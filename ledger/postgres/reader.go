@@ -11,11 +11,22 @@ import (
 	"github.com/quillpay/quill/ledger"
 )
 
+// The read path of a request: both look one row up by a unique key, which a
+// generic plan does by index whatever the statistics (TestWritePathPlans).
+const (
+	sqlEntry = `SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee,
+		description, fingerprint, hash, created_at FROM entries WHERE merchant_id = $1 AND order_id = $2`
+	sqlBalance = `SELECT b.balance FROM accounts a
+		CROSS JOIN LATERAL (SELECT balance FROM balances b WHERE b.account_id = a.id LIMIT 1) b
+		WHERE a.code = $1 AND a.currency = $2`
+)
+
+// readPathSQL lists the statements a request's reads send.
+var readPathSQL = []string{sqlEntry, sqlBalance}
+
 // Entry returns the entry of merchant's order id, or ledger.ErrNotFound.
 func (s *Store) Entry(ctx context.Context, merchant, orderID string) (ledger.Recorded, error) {
-	row := s.pool.QueryRow(ctx, `SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee,
-		description, fingerprint, hash, created_at FROM entries WHERE merchant_id = $1 AND order_id = $2`,
-		merchant, orderID)
+	row := s.pool.QueryRow(ctx, sqlEntry, merchant, orderID)
 	r, err := scanRecorded(row)
 	if err != nil {
 		return ledger.Recorded{}, translate(err)
@@ -27,8 +38,7 @@ func (s *Store) Entry(ctx context.Context, merchant, orderID string) (ledger.Rec
 // ledger.ErrNotFound if the account was never used.
 func (s *Store) Balance(ctx context.Context, account, currency string) (int64, error) {
 	var bal int64
-	err := s.pool.QueryRow(ctx, `SELECT b.balance FROM balances b JOIN accounts a ON a.id = b.account_id
-		WHERE a.code = $1 AND a.currency = $2`, account, currency).Scan(&bal)
+	err := s.pool.QueryRow(ctx, sqlBalance, account, currency).Scan(&bal)
 	if err != nil {
 		return 0, translate(err)
 	}

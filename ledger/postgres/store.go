@@ -85,6 +85,15 @@ type account struct {
 // Migrate) and starts the writer. It returns an error wrapping
 // ledger.ErrUnavailable if the server cannot be reached.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("ledger/postgres: dsn: %w", err)
+	}
+	return open(ctx, cfg, opts)
+}
+
+// open is Open on a parsed pool configuration (tests add session settings).
+func open(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
 	}
@@ -97,9 +106,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("ledger/postgres: dsn: %w", err)
+	// A Record returns only after its commit is durable, whatever the
+	// server's default: the sessions run with synchronous_commit on (or the
+	// stricter value the DSN names), never off.
+	switch v := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; v {
+	case "":
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	case "off":
+		return nil, fmt.Errorf("ledger/postgres: dsn: synchronous_commit=off would acknowledge entries that a crash can lose")
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns

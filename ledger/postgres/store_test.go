@@ -525,3 +525,33 @@ func TestRetryPassStopsWhenDatabaseDies(t *testing.T) {
 	}
 	checkInvariants(t, s)
 }
+
+// TestDurableSessions: the Store's sessions commit synchronously whatever the
+// server default, and a DSN asking for synchronous_commit=off is refused.
+func TestDurableSessions(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	if err := Migrate(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	db := connect(t, dsn)
+	var name string
+	if err := db.QueryRow(ctx, "SELECT current_database()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, "ALTER DATABASE "+name+" SET synchronous_commit = off"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v string
+	if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil || v != "on" {
+		t.Errorf("synchronous_commit = %q, %v; want on", v, err)
+	}
+	if _, err := Open(ctx, dsn+"&synchronous_commit=off", Options{}); err == nil || !strings.Contains(err.Error(), "synchronous_commit") {
+		t.Errorf("Open with synchronous_commit=off = %v, want a refusal", err)
+	}
+}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,23 +17,22 @@ const (
 	committing
 )
 
-type orderKey struct{ merchant, order string }
-
-// item is one request of a batch being decided.
-type item struct {
-	req      *request
-	primary  int // index of the first request with the same order key, or -1
-	rec      ledger.Recorded
-	err      error
-	accepted bool
-}
-
+// The write path's statements. Each is index-driven by construction: a key
+// list arrives as an array and every row is found through a LATERAL … LIMIT 1
+// subquery on a unique key (which the planner cannot turn into a hash join
+// over a whole table) or through = ANY on a primary key, so a generic plan
+// made without statistics still looks rows up by index and the cost of a
+// batch does not grow with the ledger. TestWritePathPlans checks it.
 const (
 	sqlLockHead = `SELECT seq, hash FROM ledger_head FOR UPDATE`
 
 	sqlExisting = `SELECT e.id, e.kind, e.merchant_id, e.order_id, e.payer, e.currency, e.amount, e.fee,
 		e.description, e.fingerprint, e.hash, e.created_at
-	FROM entries e JOIN unnest($1::text[], $2::text[]) AS u(m, o) ON e.merchant_id = u.m AND e.order_id = u.o`
+	FROM unnest($1::text[], $2::text[]) AS u(m, o)
+	CROSS JOIN LATERAL (
+		SELECT e.id, e.kind, e.merchant_id, e.order_id, e.payer, e.currency, e.amount, e.fee,
+			e.description, e.fingerprint, e.hash, e.created_at
+		FROM entries e WHERE e.merchant_id = u.m AND e.order_id = u.o LIMIT 1) e`
 
 	sqlEnsureAccounts = `WITH ins AS (
 		INSERT INTO accounts (code, currency, type, allow_negative)
@@ -43,16 +41,18 @@ const (
 		RETURNING id, allow_negative)
 	INSERT INTO balances (account_id, balance, allow_negative) SELECT id, 0, allow_negative FROM ins`
 
-	sqlBalancesByCode = `SELECT a.id, a.code, a.currency, a.type, a.allow_negative, b.balance
-	FROM accounts a
-	JOIN unnest($1::text[], $2::text[]) AS u(code, currency) ON a.code = u.code AND a.currency = u.currency
-	JOIN balances b ON b.account_id = a.id
-	ORDER BY a.id FOR UPDATE OF b`
+	sqlBalancesByCode = `SELECT x.id, u.code, u.currency, x.type, x.allow_negative, x.balance
+	FROM unnest($1::text[], $2::char(3)[]) AS u(code, currency)
+	CROSS JOIN LATERAL (
+		SELECT a.id, a.type, a.allow_negative, b.balance
+		FROM accounts a JOIN balances b ON b.account_id = a.id
+		WHERE a.code = u.code AND a.currency = u.currency
+		LIMIT 1 FOR UPDATE OF b) x`
 
-	sqlBalancesByID = `SELECT a.id, a.code, a.currency, a.type, a.allow_negative, b.balance
-	FROM balances b JOIN accounts a ON a.id = b.account_id
-	WHERE b.account_id = ANY($1::bigint[])
-	ORDER BY a.id FOR UPDATE OF b`
+	// Row locks are taken under the chain-head lock, which every writer takes
+	// first, so their order cannot deadlock; ORDER BY keeps it deterministic.
+	sqlBalancesByID = `SELECT account_id, balance FROM balances WHERE account_id = ANY($1::bigint[])
+	ORDER BY account_id FOR UPDATE`
 
 	sqlInsertEntries = `INSERT INTO entries (id, kind, merchant_id, order_id, payer, currency, amount, fee,
 		description, fingerprint, prev_hash, hash, created_at, evidence_scheme, evidence_key_id,
@@ -65,48 +65,27 @@ const (
 	sqlInsertPostings = `INSERT INTO postings (entry_id, seq, entry_postings, account_id, amount)
 	SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bigint[], $5::bigint[])`
 
+	// The = ANY on the primary key gives the planner an index path on
+	// balances; without it the join with unnest could hash the whole table.
 	sqlUpdateBalances = `UPDATE balances b SET balance = b.balance + d.delta
-	FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta) WHERE b.account_id = d.id`
+	FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta)
+	WHERE b.account_id = ANY($1::bigint[]) AND b.account_id = d.id`
 
 	sqlUpdateHead = `UPDATE ledger_head SET seq = $1, hash = $2`
 )
 
+// writePathSQL lists every statement a batch may send, for TestWritePathPlans.
+var writePathSQL = []string{
+	sqlLockHead, sqlExisting, sqlEnsureAccounts, sqlBalancesByCode, sqlBalancesByID,
+	sqlInsertEntries, sqlInsertPostings, sqlUpdateBalances, sqlUpdateHead,
+}
+
 // writeBatch writes reqs in one transaction and returns each request's
-// result. A non-nil error means the transaction did not commit (or, at stage
-// committing, may or may not have) and no result is valid.
+// result: read what the batch needs under the head lock, decide (plan.go),
+// write, commit. A non-nil error means the transaction did not commit (or, at
+// stage committing, may or may not have) and no result is valid.
 func (s *Store) writeBatch(ctx context.Context, reqs []*request) ([]result, stage, error) {
-	items := make([]item, len(reqs))
-	first := make(map[orderKey]int, len(reqs))
-	var primaries []int
-	for i, r := range reqs {
-		items[i] = item{req: r, primary: -1}
-		k := orderKey{r.e.Merchant, r.e.OrderID}
-		if p, ok := first[k]; ok {
-			items[i].primary = p
-			continue
-		}
-		first[k] = i
-		primaries = append(primaries, i)
-	}
-
-	// Accounts the batch touches; those not cached are created if missing.
-	var need []accountKey
-	seen := make(map[accountKey]bool)
-	allCached := true
-	for _, i := range primaries {
-		for _, p := range reqs[i].e.Postings {
-			k := accountKey{p.Account, p.Currency}
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
-			need = append(need, k)
-			if _, ok := s.accounts[k]; !ok {
-				allCached = false
-			}
-		}
-	}
-
+	k := keys(reqs)
 	start := time.Now()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -114,18 +93,56 @@ func (s *Store) writeBatch(ctx context.Context, reqs []*request) ([]result, stag
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
 
-	var (
-		seq      int64
-		prev     []byte
-		existing = make(map[orderKey]ledger.Recorded)
-		balances = make(map[accountKey]int64, len(need))
-		fresh    = make(map[accountKey]account)
-	)
+	snap, err := s.read(ctx, tx, k)
+	if err != nil {
+		return nil, beforeCommit, err
+	}
+	readDone := time.Now()
+	p := decide(reqs, k, snap, s.opts.Now)
+	if p.written() == 0 {
+		if err := tx.Rollback(ctx); err != nil {
+			return nil, beforeCommit, err
+		}
+		return p.results, committing, nil
+	}
+	writeStart := time.Now()
+	if err := write(ctx, tx, &p); err != nil {
+		return nil, beforeCommit, err
+	}
+	commitStart := time.Now()
+	if err := tx.Commit(ctx); err != nil {
+		return nil, committing, err
+	}
+	commitTook := time.Since(commitStart)
+	if s.opts.Observer != nil {
+		s.opts.Observer.BatchCommitted(p.written(), commitTook)
+	}
+	s.opts.Logger.Debug().Int("batch", len(reqs)).Int("written", p.written()).
+		Float64("read_ms", millis(readDone.Sub(start))).Float64("decide_ms", millis(writeStart.Sub(readDone))).
+		Float64("write_ms", millis(commitStart.Sub(writeStart))).Float64("commit_ms", millis(commitTook)).
+		Msg("ledger: batch committed")
+	// Only now are the ids of accounts created by this batch real.
+	for _, key := range k.accounts {
+		s.accounts[key] = snap.accounts[key]
+	}
+	return p.results, committing, nil
+}
+
+// read locks the chain head, looks up the batch's order keys, creates the
+// accounts not known to exist and locks the balances the batch touches, in
+// one round trip.
+func (s *Store) read(ctx context.Context, tx pgx.Tx, k batchKeys) (snapshot, error) {
+	snap := snapshot{
+		existing: make(map[orderKey]ledger.Recorded),
+		accounts: make(map[accountKey]account, len(k.accounts)),
+		balances: make(map[accountKey]int64, len(k.accounts)),
+	}
+	var head []byte
 	b := &pgx.Batch{}
-	b.Queue(sqlLockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&seq, &prev) })
-	ms, ords := make([]string, len(primaries)), make([]string, len(primaries))
-	for j, i := range primaries {
-		ms[j], ords[j] = reqs[i].e.Merchant, reqs[i].e.OrderID
+	b.Queue(sqlLockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.headSeq, &head) })
+	ms, ords := make([]string, len(k.orders)), make([]string, len(k.orders))
+	for j, o := range k.orders {
+		ms[j], ords[j] = o.merchant, o.order
 	}
 	b.Queue(sqlExisting, ms, ords).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -133,233 +150,98 @@ func (s *Store) writeBatch(ctx context.Context, reqs []*request) ([]result, stag
 			if err != nil {
 				return err
 			}
-			existing[orderKey{rec.Merchant, rec.OrderID}] = rec
+			snap.existing[orderKey{rec.Merchant, rec.OrderID}] = rec
 		}
 		return rows.Err()
 	})
-	scanBalances := func(rows pgx.Rows) error {
-		for rows.Next() {
-			var (
-				a   account
-				k   accountKey
-				typ string
-				bal int64
-			)
-			if err := rows.Scan(&a.id, &k.code, &k.currency, &typ, &a.allowNegative, &bal); err != nil {
-				return err
-			}
-			a.sign = ledger.NormalSign(ledger.AccountType(typ))
-			fresh[k] = a
-			balances[k] = bal
+
+	var missing []accountKey
+	for _, key := range k.accounts {
+		if _, ok := s.accounts[key]; !ok {
+			missing = append(missing, key)
 		}
-		return rows.Err()
 	}
-	if allCached {
-		ids := make([]int64, len(need))
-		for j, k := range need {
-			ids[j] = s.accounts[k].id
+	if len(missing) == 0 {
+		ids := make([]int64, len(k.accounts))
+		byID := make(map[int64]accountKey, len(k.accounts))
+		for j, key := range k.accounts {
+			ids[j] = s.accounts[key].id
+			byID[ids[j]] = key
 		}
-		b.Queue(sqlBalancesByID, ids).Query(scanBalances)
+		b.Queue(sqlBalancesByID, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id, bal int64
+				if err := rows.Scan(&id, &bal); err != nil {
+					return err
+				}
+				key := byID[id]
+				snap.accounts[key], snap.balances[key] = s.accounts[key], bal
+			}
+			return rows.Err()
+		})
 	} else {
 		var codes, curs, types []string
 		var neg []bool
-		for _, k := range need {
-			if _, ok := s.accounts[k]; ok {
-				continue
-			}
-			typ, allow, err := ledger.Classify(k.code)
+		for _, key := range missing {
+			typ, allow, err := ledger.Classify(key.code)
 			if err != nil { // Validate already classified every posting
-				return nil, beforeCommit, err
+				return snapshot{}, err
 			}
-			codes, curs, types, neg = append(codes, k.code), append(curs, k.currency), append(types, string(typ)), append(neg, allow)
+			codes, curs, types, neg = append(codes, key.code), append(curs, key.currency), append(types, string(typ)), append(neg, allow)
 		}
 		b.Queue(sqlEnsureAccounts, codes, curs, types, neg)
-		// Fresh slices: queued arguments are encoded only when the batch is sent.
-		allCodes, allCurs := make([]string, len(need)), make([]string, len(need))
-		for j, k := range need {
-			allCodes[j], allCurs[j] = k.code, k.currency
+		allCodes, allCurs := make([]string, len(k.accounts)), make([]string, len(k.accounts))
+		for j, key := range k.accounts {
+			allCodes[j], allCurs[j] = key.code, key.currency
 		}
-		b.Queue(sqlBalancesByCode, allCodes, allCurs).Query(scanBalances)
+		b.Queue(sqlBalancesByCode, allCodes, allCurs).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					a   account
+					key accountKey
+					typ string
+					bal int64
+				)
+				if err := rows.Scan(&a.id, &key.code, &key.currency, &typ, &a.allowNegative, &bal); err != nil {
+					return err
+				}
+				a.sign = ledger.NormalSign(ledger.AccountType(typ))
+				snap.accounts[key], snap.balances[key] = a, bal
+			}
+			return rows.Err()
+		})
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, beforeCommit, err
+		return snapshot{}, err
 	}
-	readDone := time.Now()
-	if len(prev) != 32 {
-		return nil, beforeCommit, internalf("head hash has %d bytes", len(prev))
+	if len(head) != 32 {
+		return snapshot{}, internalf("head hash has %d bytes", len(head))
 	}
-	for _, k := range need {
-		if _, ok := fresh[k]; !ok {
-			return nil, beforeCommit, internalf("account %s/%s has no balance row", k.code, k.currency)
-		}
-	}
-
-	// Decide each primary in order against the in-memory balances.
-	deltas := make(map[int64]int64)
-	var accepted []int
-	for _, i := range primaries {
-		it := &items[i]
-		e := &it.req.e
-		if rec, ok := existing[orderKey{e.Merchant, e.OrderID}]; ok {
-			if rec.Fingerprint == it.req.fp {
-				rec.Replayed = true
-				it.rec = rec
-			} else {
-				it.err = fmt.Errorf("%w: merchant %s order %s", ledger.ErrOrderConflict, e.Merchant, e.OrderID)
-			}
-			continue
-		}
-		next := make(map[accountKey]int64, len(e.Postings))
-		for _, p := range e.Postings {
-			k := accountKey{p.Account, p.Currency}
-			a := fresh[k]
-			cur, ok := next[k]
-			if !ok {
-				cur = balances[k]
-			}
-			nb, ok := ledger.AddBalance(cur, a.sign*p.Amount)
-			if !ok {
-				it.err = fmt.Errorf("%w: balance of %s overflows", ledger.ErrInvalidEntry, p.Account)
-				break
-			}
-			next[k] = nb
-		}
-		if it.err != nil {
-			continue
-		}
-		for k, nb := range next {
-			if nb < 0 && !fresh[k].allowNegative {
-				it.err = fmt.Errorf("%w: %s %s", ledger.ErrInsufficientFunds, k.code, k.currency)
-				break
-			}
-		}
-		if it.err != nil {
-			continue
-		}
-		for k, nb := range next {
-			deltas[fresh[k].id] += nb - balances[k]
-			balances[k] = nb
-		}
-		it.accepted = true
-		accepted = append(accepted, i)
-	}
-
-	if len(accepted) > 0 {
-		var chain [32]byte
-		copy(chain[:], prev)
-		created := ledger.CanonicalTime(s.opts.Now())
-		n := len(accepted)
-		var (
-			ids, amounts, fees        = make([]int64, n), make([]int64, n), make([]int64, n)
-			kinds, merchants, orders  = make([]string, n), make([]string, n), make([]string, n)
-			payers, currencies, descs = make([]string, n), make([]string, n), make([]string, n)
-			fps, prevs, hashes        = make([][]byte, n), make([][]byte, n), make([][]byte, n)
-			bodies, bodySums, counts  = make([][]byte, n), make([][]byte, n), make([]int32, n)
-			times                     = make([]time.Time, n)
-			schemes, keyIDs, auths    = make([]string, n), make([]string, n), make([]string, n)
-			methods, targets          = make([]string, n), make([]string, n)
-			pEntry, pAcct, pAmt       []int64
-			pSeq, pCount              []int32
-		)
-		for j, i := range accepted {
-			it := &items[i]
-			e, r := &it.req.e, it.req
-			seq++
-			rec := ledger.Recorded{
-				ID: seq, Kind: e.Kind, Merchant: e.Merchant, OrderID: e.OrderID, Payer: e.Payer,
-				Currency: e.Currency, Amount: e.Amount, Fee: e.Fee, Description: e.Description,
-				Fingerprint: r.fp, CreatedAt: created,
-			}
-			prevHash := chain
-			chain = ledger.ChainHash(chain, rec, e.Postings, r.evidence)
-			rec.Hash = chain
-			it.rec = rec
-
-			ids[j], kinds[j], merchants[j], orders[j], payers[j], currencies[j] = seq, string(e.Kind), e.Merchant, e.OrderID, e.Payer, e.Currency
-			amounts[j], fees[j], descs[j] = e.Amount, e.Fee, e.Description
-			fps[j], prevs[j], hashes[j], times[j] = r.fp[:], prevHash[:], rec.Hash[:], created
-			ev := &e.Evidence
-			schemes[j], keyIDs[j], auths[j], methods[j], targets[j] = ev.Scheme, ev.KeyID, ev.Authorization, ev.Method, ev.Target
-			bodies[j], bodySums[j], counts[j] = nonNil(ev.Body), r.bodySum[:], int32(len(e.Postings))
-			for ps, p := range e.Postings {
-				pEntry = append(pEntry, seq)
-				pSeq = append(pSeq, int32(ps))
-				pCount = append(pCount, int32(len(e.Postings)))
-				pAcct = append(pAcct, fresh[accountKey{p.Account, p.Currency}].id)
-				pAmt = append(pAmt, p.Amount)
-			}
-		}
-		dIDs, dAmts := make([]int64, 0, len(deltas)), make([]int64, 0, len(deltas))
-		for id, d := range deltas {
-			if d != 0 {
-				dIDs, dAmts = append(dIDs, id), append(dAmts, d)
-			}
-		}
-		b := &pgx.Batch{}
-		b.Queue(sqlInsertEntries, ids, kinds, merchants, orders, payers, currencies, amounts, fees, descs,
-			fps, prevs, hashes, times, schemes, keyIDs, auths, methods, targets, bodies, bodySums, counts)
-		b.Queue(sqlInsertPostings, pEntry, pSeq, pCount, pAcct, pAmt)
-		if len(dIDs) > 0 {
-			b.Queue(sqlUpdateBalances, dIDs, dAmts)
-		}
-		b.Queue(sqlUpdateHead, seq, chain[:]).Exec(func(ct pgconn.CommandTag) error {
-			if ct.RowsAffected() != 1 {
-				return internalf("ledger_head has %d rows", ct.RowsAffected())
-			}
-			return nil
-		})
-		writeStart := time.Now()
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return nil, beforeCommit, err
-		}
-		commitStart := time.Now()
-		if err := tx.Commit(ctx); err != nil {
-			return nil, committing, err
-		}
-		commitTook := time.Since(commitStart)
-		if s.opts.Observer != nil {
-			s.opts.Observer.BatchCommitted(n, commitTook)
-		}
-		s.opts.Logger.Debug().Int("batch", len(reqs)).Int("written", n).
-			Float64("read_ms", millis(readDone.Sub(start))).Float64("decide_ms", millis(writeStart.Sub(readDone))).
-			Float64("write_ms", millis(commitStart.Sub(writeStart))).Float64("commit_ms", millis(commitTook)).
-			Msg("ledger: batch committed")
-		// Only now are the ids of accounts created by this batch real.
-		for k, a := range fresh {
-			s.accounts[k] = a
-		}
-	} else if err := tx.Rollback(ctx); err != nil {
-		return nil, beforeCommit, err
-	}
-
-	out := make([]result, len(items))
-	for i := range items {
-		it := &items[i]
-		if it.primary < 0 {
-			out[i] = result{rec: it.rec, err: it.err}
-			continue
-		}
-		p := &items[it.primary]
-		switch {
-		case it.req.fp != p.req.fp:
-			out[i] = result{err: fmt.Errorf("%w: merchant %s order %s", ledger.ErrOrderConflict, it.req.e.Merchant, it.req.e.OrderID)}
-		case p.err != nil:
-			out[i] = result{err: p.err}
-		default:
-			rec := p.rec
-			rec.Replayed = true
-			out[i] = result{rec: rec}
+	copy(snap.headHash[:], head)
+	for _, key := range k.accounts {
+		if _, ok := snap.accounts[key]; !ok {
+			return snapshot{}, internalf("account %s/%s has no balance row", key.code, key.currency)
 		}
 	}
-	return out, committing, nil
+	return snap, nil
 }
 
-// nonNil keeps an empty body from being sent as SQL NULL.
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
+// write sends the plan's entries, postings, balance deltas and new head in
+// one pipelined round trip.
+func write(ctx context.Context, tx pgx.Tx, p *plan) error {
+	b := &pgx.Batch{}
+	b.Queue(sqlInsertEntries, p.entries.args()...)
+	b.Queue(sqlInsertPostings, p.postings.args()...)
+	if len(p.deltaIDs) > 0 {
+		b.Queue(sqlUpdateBalances, p.deltaIDs, p.deltas)
 	}
-	return b
+	b.Queue(sqlUpdateHead, p.headSeq, p.headHash[:]).Exec(func(ct pgconn.CommandTag) error {
+		if ct.RowsAffected() != 1 {
+			return internalf("ledger_head has %d rows", ct.RowsAffected())
+		}
+		return nil
+	})
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // scanRecorded scans the columns listed in sqlExisting.

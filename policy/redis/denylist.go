@@ -38,7 +38,7 @@ func (d *Denylist) Denied(ctx context.Context, jti, subject string) (bool, error
 		return nil
 	})
 	if err != nil {
-		return false, unavailable(err)
+		return false, d.unavailable(ctx, err)
 	}
 	return byJTI.Val() > 0 || bySub.Val() > 0, nil
 }
@@ -74,18 +74,24 @@ func (d *Denylist) set(ctx context.Context, key, id string, ttl time.Duration) e
 		return fmt.Errorf("policy/redis: ttl %v must be zero or at least 1ms", ttl)
 	}
 	if err := d.c.Set(ctx, key, "1", ttl).Err(); err != nil {
-		return unavailable(err)
+		return d.unavailable(ctx, err)
 	}
 	return nil
 }
 
 func (d *Denylist) del(ctx context.Context, key string) error {
 	if err := d.c.Del(ctx, key).Err(); err != nil {
-		return unavailable(err)
+		return d.unavailable(ctx, err)
 	}
 	return nil
 }
 
-func unavailable(err error) error {
+// unavailable wraps err as policy.ErrUnavailable. On a cluster it also asks
+// the client to reload its slot map, so that checks reach a promoted replica
+// as soon as there is one rather than at the next periodic refresh.
+func (d *Denylist) unavailable(ctx context.Context, err error) error {
+	if cc, ok := d.c.(*redis.ClusterClient); ok {
+		cc.ReloadState(ctx)
+	}
 	return fmt.Errorf("%w: redis denylist: %w", policy.ErrUnavailable, err)
 }

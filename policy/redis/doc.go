@@ -6,6 +6,9 @@
 // pipelined round trip; the two keys may live on different Redis Cluster
 // nodes, and the pipeline is cluster-safe where a multi-key MGET would not be.
 //
+// On a cluster client every failure also asks the client to reload its slot
+// map, so checks reach a promoted replica as soon as the cluster has one.
+//
 // Guarantee: every Redis failure, timeout or cancellation is returned as an
 // error wrapping policy.ErrUnavailable, never as "not denied", so callers
 // fail closed.

@@ -13,6 +13,11 @@
 // to one slot and the store works unchanged on a cluster (each claim is a single
 // key anyway).
 //
+// Optionally (WaitForReplicas) a claim counts only once Redis WAIT reports
+// that enough replicas received it; fewer in time is ErrUnavailable. On a
+// cluster client every failure also asks the client to reload its slot map,
+// so claims reach a promoted replica as soon as the cluster has one.
+//
 // Caveats:
 //
 //   - This is not the durable replay stop. Redis loses keys on restart without

@@ -16,6 +16,9 @@ import (
 type NonceStore struct {
 	c      goredis.UniversalClient
 	prefix string
+
+	waitReplicas int           // 0: acknowledge on the master's reply alone
+	waitTimeout  time.Duration // how long WAIT may block
 }
 
 var _ signing.NonceStore = (*NonceStore)(nil)
@@ -24,6 +27,23 @@ var _ signing.NonceStore = (*NonceStore)(nil)
 // prefix (e.g. "quill:"). c may be a single-node, sentinel or cluster client.
 func NewNonceStore(c goredis.UniversalClient, prefix string) *NonceStore {
 	return &NonceStore{c: c, prefix: prefix}
+}
+
+// WaitForReplicas makes every successful claim wait, with Redis WAIT on the
+// connection that stored the key, until at least n replicas have acknowledged
+// it, for at most timeout (which must be positive: WAIT 0 would block for
+// ever) and below the client's read timeout (the pipeline's reply waits for
+// WAIT). A claim that fewer replicas acknowledged in time is refused with an
+// error wrapping signing.ErrUnavailable: the key exists on the master, but a
+// failover could lose it. n <= 0 turns waiting off. It returns s.
+//
+// WAIT narrows the window in which an acknowledged nonce can be lost; it does
+// not close it (a replica that acknowledged may itself be lost, and Redis does
+// not make WAIT a synchronous commit). The ledger's unique constraint remains
+// the durable replay stop.
+func (s *NonceStore) WaitForReplicas(n int, timeout time.Duration) *NonceStore {
+	s.waitReplicas, s.waitTimeout = n, max(timeout, time.Millisecond)
+	return s
 }
 
 // Key returns the Redis key that records nonce for merchant:
@@ -46,16 +66,67 @@ func (s *NonceStore) Claim(ctx context.Context, merchant, nonce string, ttl time
 		return fmt.Errorf("redis nonce store: ttl %v must be positive", ttl)
 	}
 	ms := (ttl + time.Millisecond - 1).Milliseconds()
-	cmd := goredis.NewBoolCmd(ctx, "set", s.Key(merchant, nonce), "1", "nx", "px", ms)
+	key := s.Key(merchant, nonce)
+	cmd := goredis.NewBoolCmd(ctx, "set", key, "1", "nx", "px", ms)
+	if s.waitReplicas > 0 {
+		return s.claimAndWait(ctx, key, cmd)
+	}
 	_ = s.c.Process(ctx, cmd)
+	return s.result(ctx, cmd)
+}
+
+// claimAndWait sends SET and WAIT in one pipeline to the master that owns key,
+// so WAIT counts the replicas that received this very SET. (A cluster client
+// would route a keyless WAIT to every shard and aggregate the replies.)
+func (s *NonceStore) claimAndWait(ctx context.Context, key string, set *goredis.BoolCmd) error {
+	var node goredis.Cmdable = s.c
+	if cc, ok := s.c.(*goredis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return s.unavailable(ctx, err)
+		}
+		node = m
+	}
+	var wait *goredis.IntCmd
+	_, _ = node.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		_ = p.Process(ctx, set)
+		wait = goredis.NewIntCmd(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+		_ = p.Process(ctx, wait)
+		return nil
+	})
+	if err := s.result(ctx, set); err != nil {
+		return err
+	}
+	n, err := wait.Result()
+	switch {
+	case err != nil:
+		return s.unavailable(ctx, err)
+	case n < int64(s.waitReplicas):
+		return fmt.Errorf("%w: redis: nonce acknowledged by %d of %d replicas", signing.ErrUnavailable, n, s.waitReplicas)
+	}
+	return nil
+}
+
+// result turns the reply to SET NX into the Claim contract.
+func (s *NonceStore) result(ctx context.Context, cmd *goredis.BoolCmd) error {
 	ok, err := cmd.Result()
 	switch {
 	case errors.Is(err, goredis.Nil):
 		return signing.ErrReplay
 	case err != nil:
-		return fmt.Errorf("%w: redis: %w", signing.ErrUnavailable, err)
+		return s.unavailable(ctx, err)
 	case !ok:
 		return signing.ErrReplay
 	}
 	return nil
+}
+
+// unavailable wraps err as signing.ErrUnavailable. On a cluster it also asks
+// the client to reload the slot map, so that claims reach a promoted replica
+// as soon as the cluster has one instead of after the periodic refresh.
+func (s *NonceStore) unavailable(ctx context.Context, err error) error {
+	if cc, ok := s.c.(*goredis.ClusterClient); ok {
+		cc.ReloadState(ctx)
+	}
+	return fmt.Errorf("%w: redis: %w", signing.ErrUnavailable, err)
 }

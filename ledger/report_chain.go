@@ -1,0 +1,58 @@
+package ledger
+
+// The canonical byte strings behind the three digests, exposed so the
+// documentation's worked example (docs/AUDIT.md) is produced and checked by a
+// test, and so third parties can compare their own encoder byte for byte.
+// Tests pin that SHA-256 of each equals Fingerprint, EvidenceDigest and
+// ChainHash.
+
+// FingerprintInput returns the bytes Fingerprint hashes.
+func FingerprintInput(e Entry) []byte {
+	var c encoder
+	c.str(fingerprintTag)
+	c.str(string(e.Kind))
+	c.str(e.Merchant)
+	c.str(e.OrderID)
+	c.str(e.Payer)
+	c.str(e.Currency)
+	c.i64(e.Amount)
+	c.i64(e.Fee)
+	c.str(e.Description)
+	c.postings(e.Postings)
+	return c.b
+}
+
+// EvidenceInput returns the bytes EvidenceDigest hashes.
+func EvidenceInput(ev Evidence) []byte {
+	var c encoder
+	c.str(evidenceTag)
+	c.str(ev.Scheme)
+	c.str(ev.KeyID)
+	c.str(ev.Authorization)
+	c.str(ev.Method)
+	c.str(ev.Target)
+	c.bytes(ev.Body)
+	return c.b
+}
+
+// ChainInput returns the bytes ChainHash hashes: prev (32 raw bytes) followed
+// by the canonical entry.
+func ChainInput(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [32]byte) []byte {
+	var c encoder
+	c.b = append(c.b, prev[:]...)
+	c.str(entryTag)
+	c.i64(r.ID)
+	c.str(string(r.Kind))
+	c.str(r.Merchant)
+	c.str(r.OrderID)
+	c.str(r.Payer)
+	c.str(r.Currency)
+	c.i64(r.Amount)
+	c.i64(r.Fee)
+	c.str(r.Description)
+	c.bytes(r.Fingerprint[:])
+	c.i64(r.CreatedAt.UnixMicro())
+	c.postings(postings)
+	c.bytes(evidenceDigest[:])
+	return c.b
+}
