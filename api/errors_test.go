@@ -118,7 +118,7 @@ func TestEnvelopeSignsEveryResponse(t *testing.T) {
 		status int
 	}{{"/ok", 200}, {"/err", 409}, {"/panic", 500}} {
 		t.Run(c.path, func(t *testing.T) {
-			h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard))(mux)
+			h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard), accessHooks{})(mux)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
 			if rec.Code != c.status {
@@ -137,7 +137,7 @@ func TestEnvelopeSignsEveryResponse(t *testing.T) {
 	}
 	t.Run("signer down refuses before the handler runs", func(t *testing.T) {
 		ran := false
-		h := envelope(newRequestIDs(), Signers{A: fakeSigner{fail: true}}, nil, zerolog.New(io.Discard))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := envelope(newRequestIDs(), Signers{A: fakeSigner{fail: true}}, nil, zerolog.New(io.Discard), accessHooks{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ran = true
 		}))
 		rec := httptest.NewRecorder()
@@ -147,7 +147,7 @@ func TestEnvelopeSignsEveryResponse(t *testing.T) {
 		}
 	})
 	t.Run("HEAD signs the empty body it sends", func(t *testing.T) {
-		h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard))(mux)
+		h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard), accessHooks{})(mux)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("HEAD", "/ok", nil))
 		if got := rec.Header().Get("Wechatpay-Signature"); got != "len=0" || rec.Body.Len() != 0 {
@@ -161,7 +161,7 @@ func TestAccessLogHasNoSecrets(t *testing.T) {
 	auth := authenticate(authFunc(func(context.Context, signing.Request) (signing.Verified, error) {
 		return signing.Verified{Merchant: "M1", KeyID: "K1"}, nil
 	}), func(*http.Request) (string, error) { return "M1", nil }, 1024)
-	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(&logs))(auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(&logs), accessHooks{})(auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]string{"ok": "1"})
 	})))
 	req := httptest.NewRequest("POST", "/v1/payments?x=1", strings.NewReader(`{"payer_token":"SECRET-TOKEN"}`))
@@ -202,7 +202,7 @@ func TestBodyTooLarge(t *testing.T) {
 		called = true
 		return signing.Verified{}, nil
 	}), func(*http.Request) (string, error) { return "M1", nil }, 16)
-	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard))(auth(http.NotFoundHandler()))
+	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard), accessHooks{})(auth(http.NotFoundHandler()))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/payments", strings.NewReader(strings.Repeat("x", 17))))
 	if rec.Code != 413 || called {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quillpay/quill/signing"
@@ -35,8 +36,9 @@ type FailureLimiter struct {
 	delay  time.Duration
 	now    func() time.Time
 
-	mu      sync.Mutex
-	windows map[string]*failWindow
+	mu        sync.Mutex
+	windows   map[string]*failWindow
+	throttled atomic.Uint64
 }
 
 type failWindow struct {
@@ -79,8 +81,13 @@ func (l *FailureLimiter) refuse(merchant string) time.Duration {
 	if w.n++; w.n <= l.max {
 		return 0
 	}
+	l.throttled.Add(1)
 	return w.start.Add(l.window).Sub(now)
 }
+
+// Throttled counts the refusals answered with the throttled 429 since the
+// limiter was made, for metrics.
+func (l *FailureLimiter) Throttled() uint64 { return l.throttled.Load() }
 
 // presignTTL is how long one signed 429 is reused: its Wechatpay-Timestamp
 // is at most this old, well inside the ±5 min clients accept.

@@ -164,8 +164,8 @@ func usesSchemeA(r *http.Request) bool { return len(r.Header.Values("Authorizati
 // before it does anything; then it buffers the response, lets the failure
 // limiter (nil: none) swap a throttled refusal for its 429, signs the exact
 // bytes sent (none for HEAD) in the request's scheme, and writes headers and
-// body.
-func envelope(ids *requestIDs, signers Signers, limit *throttle, log zerolog.Logger) func(http.Handler) http.Handler {
+// body. hooks feed the access-log line and the observer (metrics).
+func envelope(ids *requestIDs, signers Signers, limit *throttle, log zerolog.Logger, hooks accessHooks) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -195,7 +195,7 @@ func envelope(ids *requestIDs, signers Signers, limit *throttle, log zerolog.Log
 				w.Header().Set("Content-Length", strconv.Itoa(rec.body.Len()))
 				w.WriteHeader(rec.status)
 				w.Write(rec.body.Bytes())
-				logAccess(log, r, a, rec, time.Since(start))
+				logAccess(log, r, a, rec, time.Since(start), hooks)
 				return
 			}
 			func() {
@@ -239,7 +239,7 @@ func envelope(ids *requestIDs, signers Signers, limit *throttle, log zerolog.Log
 			rec.header.Set("Content-Length", strconv.Itoa(rec.body.Len()))
 			w.WriteHeader(rec.status)
 			w.Write(rec.body.Bytes())
-			logAccess(log, r, a, rec, time.Since(start))
+			logAccess(log, r, a, rec, time.Since(start), hooks)
 		})
 	}
 }
@@ -277,10 +277,14 @@ func signResponse(r *http.Request, rec *recorder, a *access, signA func([]byte) 
 	return nil
 }
 
-// logAccess writes one line per request. It names the merchant, scheme and
-// key id but never the Authorization or Signature header, a token or a body;
-// the refusal's reason is redacted (signing.Redact) like the hint.
-func logAccess(log zerolog.Logger, r *http.Request, a *access, rec *recorder, took time.Duration) {
+// logAccess writes one line per request and hands its record to the
+// observer. It names the merchant (on a refusal without a verified signature,
+// the one the client certificate identified), scheme and key id once
+// verified, and the remote address, but never the Authorization or Signature
+// header, a token or a body; the refusal's reason is redacted
+// (signing.Redact) like the hint.
+func logAccess(log zerolog.Logger, r *http.Request, a *access, rec *recorder, took time.Duration, hooks accessHooks) {
+	defer hooks.record(r, a, rec, took)
 	var ev *zerolog.Event
 	switch {
 	case rec.status >= 500:
@@ -294,9 +298,14 @@ func logAccess(log zerolog.Logger, r *http.Request, a *access, rec *recorder, to
 		Str("method", r.Method).
 		Str("path", r.URL.Path).
 		Int("status", rec.status).
-		Dur("latency", took)
+		Float64("latency_ms", millis(took)).
+		Str("remote_addr", r.RemoteAddr)
 	if a.verified.Merchant != "" {
 		ev = ev.Str("merchant", a.verified.Merchant).Str("key_id", a.verified.KeyID).Str("scheme", a.verified.Scheme)
+	} else if rec.status >= 400 && rec.status < 500 {
+		if m := hooks.certMerchant(r); m != "" {
+			ev = ev.Str("merchant", m)
+		}
 	}
 	if a.code != "" {
 		ev = ev.Str("code", a.code)

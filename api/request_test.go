@@ -37,7 +37,7 @@ func guarded(reached *bool) http.Handler {
 		*reached = true
 		return signing.Verified{Merchant: "M1", KeyID: "K1"}, nil
 	}), func(*http.Request) (string, error) { return "M1", nil }, 1024)
-	return envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard))(auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(io.Discard), accessHooks{})(auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]string{"ok": "1"})
 	})))
 }
@@ -136,7 +136,7 @@ func TestBodyReadFailures(t *testing.T) {
 				reached = true
 				return signing.Verified{}, nil
 			}), func(*http.Request) (string, error) { return "M1", nil }, 1024)
-			h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(&logs))(auth(http.NotFoundHandler()))
+			h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(&logs), accessHooks{})(auth(http.NotFoundHandler()))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/payments", errReader{c.err}))
 			if rec.Code != c.status || reached {

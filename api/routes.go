@@ -50,6 +50,9 @@ type Deps struct {
 	Log           zerolog.Logger
 	MaxBody       int64           // DefaultMaxBody if zero
 	Failures      *FailureLimiter // throttles refused requests per merchant; nil: no limit
+	// Observe, if set, is called once per request from the access-log point
+	// with what was logged (metrics); it must not block.
+	Observe func(RequestRecord)
 }
 
 // NewHandler returns the merchant API. All routes are here.
@@ -58,7 +61,8 @@ func NewHandler(d Deps) http.Handler {
 		d.MaxBody = DefaultMaxBody
 	}
 	r := chi.NewRouter()
-	r.Use(envelope(newRequestIDs(), Signers{A: d.Signer, B: d.MessageSigner}, newThrottle(d.Failures, d.Identify, d.Signer), d.Log))
+	r.Use(envelope(newRequestIDs(), Signers{A: d.Signer, B: d.MessageSigner}, newThrottle(d.Failures, d.Identify, d.Signer), d.Log,
+		accessHooks{identify: d.Identify, observe: d.Observe}))
 	r.NotFound(handler(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }).ServeHTTP)
 	r.MethodNotAllowed(handler(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }).ServeHTTP)
 	r.Group(func(r chi.Router) {

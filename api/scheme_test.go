@@ -47,7 +47,7 @@ func TestSchemeDispatch(t *testing.T) {
 			return signing.Verified{Scheme: signing.SchemeHTTPSig, Merchant: r.Merchant, KeyID: "KB", Label: "mine", Signature: "mine=:AA==:"}, nil
 		},
 	}
-	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}, B: fakeMessageSigner{}}, nil, zerolog.New(io.Discard))(
+	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}, B: fakeMessageSigner{}}, nil, zerolog.New(io.Discard), accessHooks{})(
 		authenticate(auth, func(*http.Request) (string, error) { return "M1", nil }, 1024)(
 			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"ok": "1"}) })))
 	for _, c := range []struct {
@@ -102,7 +102,7 @@ func TestSchemeDispatch(t *testing.T) {
 func TestErrorLoggedThroughWrappingWriter(t *testing.T) {
 	var logs strings.Builder
 	type wrapped struct{ http.ResponseWriter }
-	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(&logs))(
+	h := envelope(newRequestIDs(), Signers{A: fakeSigner{}}, nil, zerolog.New(&logs), accessHooks{})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			handler(func(w http.ResponseWriter, r *http.Request) error { return ledger.ErrOrderConflict }).ServeHTTP(wrapped{w}, r)
 		}))

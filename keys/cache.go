@@ -109,6 +109,16 @@ func NewCache(src Source, o CacheOptions) (*Cache, error) {
 	return c, nil
 }
 
+// LoadedAt is when the keys now served were loaded (the last successful
+// refresh), or the zero time before the first. now minus LoadedAt is the
+// staleness that MaxStale bounds: a gauge for metrics.
+func (c *Cache) LoadedAt() time.Time {
+	if l := c.cur.Load(); l != nil {
+		return l.at
+	}
+	return time.Time{}
+}
+
 // String names the cache's backend.
 func (c *Cache) String() string { return "keys.Cache{" + c.o.Name + "}" }
 

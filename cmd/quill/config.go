@@ -199,7 +199,7 @@ func bindServe(fs *pflag.FlagSet, c *config) {
 	defer func() { c.envErrs = append(c.envErrs, takeEnvErrors()...) }()
 	fs.StringVar(&c.AuditDSN, "pg-audit-dsn", envString("QUILL_PG_AUDIT_DSN", ""), "PostgreSQL DSN of the read-only role the auditor API reads with; empty: --pg-read-dsn, else --pg-dsn (env QUILL_PG_AUDIT_DSN)")
 	fs.StringVar(&c.Addr, "addr", envString("QUILL_ADDR", "127.0.0.1:8443"), "merchant API listen address, mTLS (env QUILL_ADDR)")
-	fs.StringVar(&c.OpsAddr, "ops-addr", envString("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz and /readyz listen address; keep it on loopback (env QUILL_OPS_ADDR)")
+	fs.StringVar(&c.OpsAddr, "ops-addr", envString("QUILL_OPS_ADDR", "127.0.0.1:9090"), "plain-HTTP /healthz, /readyz and /metrics listen address; keep it on loopback (env QUILL_OPS_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", envString("QUILL_DATA_DIR", "var/dev"), "directory of the dev key store and TLS files (env QUILL_DATA_DIR)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", envString("QUILL_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for nonces and the payer-token denylist (env QUILL_REDIS_ADDR)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", envString("QUILL_REDIS_PREFIX", "quill:"), "prefix of every Redis key (env QUILL_REDIS_PREFIX)")

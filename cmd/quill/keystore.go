@@ -103,6 +103,10 @@ type servingKeys struct {
 	ready  func(context.Context) error
 	reload func(context.Context) error // now, on SIGHUP
 	close  func()
+	// loadedAt is when the keys served were last loaded, for the staleness
+	// gauge; nil for the file store, which reloads on change and never refuses
+	// stale keys.
+	loadedAt func() time.Time
 }
 
 // openKeys opens the configured key store. For Vault it loads the rings once
@@ -162,7 +166,7 @@ func openKeys(ctx context.Context, c config, log zerolog.Logger, now func() time
 		klog.Error().Err(err).Msg("key rings in vault are invalid")
 	}
 	go cache.Run(ctx)
-	return servingKeys{keyStore: cache, tls: vs, ready: cache.Ready, reload: cache.Refresh, close: vs.Close}, nil
+	return servingKeys{keyStore: cache, tls: vs, ready: cache.Ready, reload: cache.Refresh, close: vs.Close, loadedAt: cache.LoadedAt}, nil
 }
 
 // publishedKeys gives GET /v1/certificates the platform keys of both rings,

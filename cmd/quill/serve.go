@@ -18,6 +18,7 @@ import (
 	"github.com/quillpay/quill/api"
 	"github.com/quillpay/quill/certs"
 	"github.com/quillpay/quill/internal/buildinfo"
+	"github.com/quillpay/quill/internal/metrics"
 	"github.com/quillpay/quill/internal/netlimit"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger/postgres"
@@ -54,11 +55,13 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
-	store, err := postgres.Open(ctx, c.PostgresDSN, postgres.Options{MaxBatch: c.MaxBatch, Logger: log, Now: o.now})
+	met := metrics.New()
+	store, err := postgres.Open(ctx, c.PostgresDSN, postgres.Options{MaxBatch: c.MaxBatch, Logger: log, Now: o.now, Observer: met})
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	defer store.Close()
+	met.LedgerQueue(store.QueueDepth)
 	reads, closeReads, err := openReadStore(ctx, c, log, o.now, store) // lag-tolerant reads: a standby
 	if err != nil {
 		return fmt.Errorf("ledger read replica: %w", err)
@@ -80,6 +83,9 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		return fmt.Errorf("keys: %w", err)
 	}
 	defer ks.close()
+	if ks.loadedAt != nil {
+		met.KeyStore(ks.loadedAt, o.now, c.Keys.MaxStale)
+	}
 	merchants, closeMerchants, err := openMerchants(ctx, c, log, o.now)
 	if err != nil {
 		return fmt.Errorf("merchants: %w", err)
@@ -106,7 +112,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	if _, _, err := platformB.SigningKey(ctx); err != nil {
 		log.Warn().Err(err).Msg("no usable scheme B (Ed25519) platform key: scheme B requests are refused 503 until one is added (quillctl dev init creates it in dev)")
 	}
-	nonces := signingredis.NewNonceStore(rdb, c.RedisPrefix).WaitForReplicas(c.RedisWaitReplicas, c.RedisWaitTimeout)
+	nonces := met.NonceStore(signingredis.NewNonceStore(rdb, c.RedisPrefix).WaitForReplicas(c.RedisWaitReplicas, c.RedisWaitTimeout))
 	verifier := verifiers{
 		Verifier: &signing.Verifier{
 			Keys:             merchantKeys{ks},
@@ -133,12 +139,16 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Leeway:    5 * time.Second,
 		Now:       o.now,
 	})
+	failures := api.NewFailureLimiter(c.AuthFailMax, c.AuthFailWindow, c.AuthFailDelay, o.now)
+	met.FailureLimiter(failures)
 	handler := api.NewHandler(api.Deps{
-		Auth:     verifier,
+		// Metrics count both schemes' verifications (scheme B on Go's crypto).
+		Auth:     met.Authenticator(verifier, cryp.Name()),
 		Identify: func(r *http.Request) (string, error) { return tlsOpts.Identify(r.TLS) },
-		Signer:   &signing.ResponseSigner{Keys: platform, Now: o.now},
-		// Scheme B answers: RFC 9421 with the Ed25519 platform key.
-		MessageSigner: &signing.MessageResponseSigner{Keys: platformB, Now: o.now},
+		Signer:   &signing.ResponseSigner{Keys: met.PlatformKeys(platform, metrics.SchemeA, cryp.Name()), Now: o.now},
+		// Scheme B answers: RFC 9421 with the Ed25519 platform key, always on
+		// Go's crypto.
+		MessageSigner: &signing.MessageResponseSigner{Keys: met.PlatformKeys(platformB, metrics.SchemeB, signing.GoCrypto{}.Name()), Now: o.now},
 		Merchants:     merchants,
 		Rules:         checker,
 		Ledger:        store,
@@ -146,7 +156,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		Platform:      publishedKeys{ks, o.now},
 		Log:           log,
 		MaxBody:       c.MaxBody,
-		Failures:      api.NewFailureLimiter(c.AuthFailMax, c.AuthFailWindow, c.AuthFailDelay, o.now),
+		Failures:      failures,
+		Observe:       met.ObserveRequest,
 	})
 	var draining atomic.Bool
 	ops := api.NewOpsHandler(buildinfo.Version(), 2*time.Second,
@@ -164,14 +175,15 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		api.ReadyCheck{Name: "platform_key", Check: func(ctx context.Context) error { _, err := ks.PlatformKey(ctx); return err }},
 		cryptoReady(cryp, platform),
 	)
+	opsMux := http.NewServeMux()
+	opsMux.Handle("/", ops)
+	opsMux.Handle("GET /metrics", met.Handler())
 	if c.Pprof {
-		mux := http.NewServeMux()
-		mux.Handle("/", ops)
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		ops = mux
+		opsMux.HandleFunc("/debug/pprof/", pprof.Index)
+		opsMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		opsMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	ops = opsMux
 
 	stopAudit, err := serveAudit(c, log, o, store, reports, ks, tlsOpts)
 	if err != nil {
@@ -215,6 +227,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 			return m
 		},
 	})
+	met.Listener(apiLn)
 	statsCtx, stopStats := context.WithCancel(context.Background())
 	statsDone := make(chan struct{})
 	go func() {

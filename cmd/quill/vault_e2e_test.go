@@ -146,6 +146,12 @@ func TestVaultKeysEndToEnd(t *testing.T) {
 	if st := h.pay(user); st != http.StatusServiceUnavailable {
 		t.Fatalf("payment past the staleness limit: %d, want 503", st)
 	}
+	// The staleness an operator alerts on: the keys' age is past the limit.
+	mfs := h.scrape()
+	age, _ := sample(mfs, "quill_keys_age_seconds", nil)
+	if limit, _ := sample(mfs, "quill_keys_max_stale_seconds", nil); limit != 60 || age < 120 {
+		t.Errorf("key age %v s, limit %v s; want at least 120 past a 60 s limit", age, limit)
+	}
 
 	proxy.Restore(t)
 	h.waitReadyz(http.StatusOK)

@@ -37,7 +37,7 @@ var adapters = map[string]string{
 // forbiddenInDomains are imports a domain package must not have.
 var forbiddenInDomains = []string{
 	"net/http", "github.com/jackc/", "github.com/redis/", "github.com/hashicorp/",
-	"github.com/go-chi/", "github.com/rs/zerolog",
+	"github.com/go-chi/", "github.com/rs/zerolog", "github.com/prometheus/",
 }
 
 // sharedInternal are project packages every package may use: small and free of
@@ -131,6 +131,36 @@ func TestAdapterImports(t *testing.T) {
 				t.Errorf("%s imports project packages %v; want exactly %s", dir, own, module+domain)
 			}
 		})
+	}
+}
+
+// TestOnlyMetricsImportsPrometheus keeps the Prometheus client in its one
+// adapter: api, the domains and their adapters expose hooks instead.
+func TestOnlyMetricsImportsPrometheus(t *testing.T) {
+	r := root(t)
+	checked := 0
+	filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		switch d.Name() {
+		case "testdata", "node_modules", "var", ".git", "bin", "tools":
+			return filepath.SkipDir
+		}
+		rel, _ := filepath.Rel(r, path)
+		if len(parseDir(t, path)) == 0 || rel == filepath.Join("internal", "metrics") {
+			return nil
+		}
+		checked++
+		for _, p := range imports(t, path) {
+			if strings.HasPrefix(p, "github.com/prometheus/") {
+				t.Errorf("%s imports %s: only internal/metrics may", rel, p)
+			}
+		}
+		return nil
+	})
+	if checked < 10 {
+		t.Fatalf("only %d packages checked", checked)
 	}
 }
 

@@ -22,7 +22,8 @@ type Options struct {
 	Key func(tls.ConnectionState) string
 }
 
-// Stats are counters since the previous TakeStats, and two gauges.
+// Stats are counters (since the previous TakeStats, or since Listen for
+// Totals) and two gauges.
 type Stats struct {
 	HandshakeFailures int64  // handshakes that failed or timed out
 	LastFailure       string // the last handshake error, as a sample
@@ -51,7 +52,9 @@ type Listener struct {
 	perKey map[string]int
 	last   string
 
+	// Counters since Listen; taken holds their values at the last TakeStats.
 	failures, refusedConns, refusedPerKey atomic.Int64
+	taken                                 Stats
 }
 
 // Listen wraps inner. conf is the server's TLS configuration; it is cloned,
@@ -203,18 +206,38 @@ func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 func (l *Listener) TakeStats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	total := l.totalsLocked()
 	s := Stats{
-		HandshakeFailures: l.failures.Swap(0),
-		RefusedConns:      l.refusedConns.Swap(0),
-		RefusedPerKey:     l.refusedPerKey.Swap(0),
-		Conns:             l.conns,
-		Handshakes:        len(l.slots),
+		HandshakeFailures: total.HandshakeFailures - l.taken.HandshakeFailures,
+		RefusedConns:      total.RefusedConns - l.taken.RefusedConns,
+		RefusedPerKey:     total.RefusedPerKey - l.taken.RefusedPerKey,
+		Conns:             total.Conns,
+		Handshakes:        total.Handshakes,
 	}
+	l.taken = total
 	if s.HandshakeFailures > 0 {
 		s.LastFailure = l.last
 	}
 	l.last = ""
 	return s
+}
+
+// Totals returns the counters since Listen (monotonic, for metrics; TakeStats
+// does not reset them) and the current gauges. LastFailure is left empty.
+func (l *Listener) Totals() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.totalsLocked()
+}
+
+func (l *Listener) totalsLocked() Stats {
+	return Stats{
+		HandshakeFailures: l.failures.Load(),
+		RefusedConns:      l.refusedConns.Load(),
+		RefusedPerKey:     l.refusedPerKey.Load(),
+		Conns:             l.conns,
+		Handshakes:        len(l.slots),
+	}
 }
 
 // conn is an accepted connection: closing it frees its slots.

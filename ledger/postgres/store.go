@@ -34,7 +34,22 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives batch failures (never evidence). Default: disabled.
 	Logger zerolog.Logger
+	// Observer, if set, hears of every committed batch (metrics). It is
+	// called on the writer goroutine and must not block.
+	Observer Observer
 }
+
+// Observer is told what the writer commits. It is how metrics see the ledger
+// without this package importing a metrics library.
+type Observer interface {
+	// BatchCommitted reports a committed transaction of size entries whose
+	// COMMIT (the durable flush) took commit.
+	BatchCommitted(size int, commit time.Duration)
+}
+
+// QueueDepth is how many entries wait for the writer now: a gauge for
+// metrics. It stays near zero while the writer keeps up.
+func (s *Store) QueueDepth() int { return len(s.queue) }
 
 // Store is a PostgreSQL ledger. It implements ledger.Writer and
 // ledger.Reader. Create it with Open and release it with Close.

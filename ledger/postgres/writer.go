@@ -113,9 +113,13 @@ func (s *Store) writeBatch(ctx context.Context, reqs []*request) ([]result, stag
 	if err := tx.Commit(ctx); err != nil {
 		return nil, committing, err
 	}
+	commitTook := time.Since(commitStart)
+	if s.opts.Observer != nil {
+		s.opts.Observer.BatchCommitted(p.written(), commitTook)
+	}
 	s.opts.Logger.Debug().Int("batch", len(reqs)).Int("written", p.written()).
-		Dur("read", readDone.Sub(start)).Dur("decide", writeStart.Sub(readDone)).
-		Dur("write", commitStart.Sub(writeStart)).Dur("commit", time.Since(commitStart)).
+		Float64("read_ms", millis(readDone.Sub(start))).Float64("decide_ms", millis(writeStart.Sub(readDone))).
+		Float64("write_ms", millis(commitStart.Sub(writeStart))).Float64("commit_ms", millis(commitTook)).
 		Msg("ledger: batch committed")
 	// Only now are the ids of accounts created by this batch real.
 	for _, key := range k.accounts {
@@ -260,3 +264,6 @@ func scanRecorded(row pgx.Row) (ledger.Recorded, error) {
 	r.CreatedAt = r.CreatedAt.UTC()
 	return r, nil
 }
+
+// millis is a duration in milliseconds, the unit of every *_ms log field.
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
