@@ -130,7 +130,7 @@ func startQuill(t *testing.T) *liveQuill {
 	addr, ops := freeAddr(t), freeAddr(t)
 	q.base = "https://" + addr
 	cmd := exec.Command(bin, "serve",
-		"--addr", addr, "--ops-addr", ops, "--data-dir", dir,
+		"--addr", addr, "--ops-addr", ops, "--audit-addr", "off", "--data-dir", dir,
 		"--pg-dsn", q.dsn, "--redis-addr", redis,
 		"--redis-prefix", "quillclient-test:"+testenv.Random(4)+":",
 		"--redis-timeout", "2s", "--log-level", "warn")

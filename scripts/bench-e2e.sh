@@ -65,7 +65,7 @@ leg() {
   local dsn="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/${DB}?sslmode=disable"
   go run ./scripts/createdb "$dsn"
   echo "== leg $name: quill serve $* (database $DB)"
-  bin/quill serve --addr "$ADDR" --ops-addr "$OPS" --data-dir "$DATA" --pg-dsn "$dsn" \
+  bin/quill serve --addr "$ADDR" --ops-addr "$OPS" --audit-addr off --data-dir "$DATA" --pg-dsn "$dsn" \
     --redis-addr "$QUILL_REDIS_ADDR" --redis-prefix "quill:bench:$$:$name:" --log-level warn "$@" \
     >"$OUT/$name.server.log" 2>&1 &
   SERVER=$!

@@ -94,7 +94,7 @@ up() {
   QUILL_DATA_DIR=$DATA bin/quillctl merchant add TOPUP --if-missing --name "Wallet top-up" --can-deposit --fee-bps 0 >/dev/null
   local redis_addrs; redis_addrs=$(IFS=,; echo "${addrs[*]}")
   for n in 1 2 3; do
-    bg "quill$n" bin/quill serve --addr "127.0.0.1:844$n" --ops-addr "127.0.0.1:909$n" --data-dir "$DATA" \
+    bg "quill$n" bin/quill serve --addr "127.0.0.1:844$n" --ops-addr "127.0.0.1:909$n" --audit-addr "127.0.0.1:845$n" --data-dir "$DATA" \
       --pg-dsn "$dsn" --pg-read-dsn "$read_dsn" --migrate="$([ $n = 1 ] && echo true || echo false)" \
       --redis-mode cluster --redis-addrs "$redis_addrs"
     wait_for 60 curl -fsS "http://127.0.0.1:909$n/readyz"

@@ -60,7 +60,7 @@ func startQuill(t *testing.T, extra ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--addr", apiAddr, "--ops-addr", opsAddr, "--data-dir", dir,
+	args := append([]string{"serve", "--addr", apiAddr, "--ops-addr", opsAddr, "--audit-addr", "off", "--data-dir", dir,
 		"--pg-dsn", s.dsn, "--redis-addr", testenv.RedisAddr(t),
 		"--redis-prefix", "quilltest:load:" + testenv.Random(4) + ":", "--redis-timeout", "2s", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)

@@ -130,7 +130,7 @@ func (tp *topology) startNode(args ...string) *node {
 		ops:     "http://127.0.0.1:" + strconv.Itoa(ports[1]),
 		clients: map[string]*client.Client{},
 	}
-	all := append([]string{"serve", "--addr", strings.TrimPrefix(n.base, "https://"), "--ops-addr", strings.TrimPrefix(n.ops, "http://"),
+	all := append([]string{"serve", "--addr", strings.TrimPrefix(n.base, "https://"), "--ops-addr", strings.TrimPrefix(n.ops, "http://"), "--audit-addr", "off",
 		"--data-dir", tp.dir, "--log-level", "warn", "--redis-timeout", "1s", "--shutdown-timeout", "2s"}, args...)
 	n.proc = cluster.Start(tp.t, tp.dir, n.name, nil, quillBin, all...)
 	err := cluster.Eventually(2*time.Minute, 100*time.Millisecond, func() error {
