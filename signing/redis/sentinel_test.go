@@ -56,8 +56,18 @@ func TestSentinelFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now, err := rs.Master()
-	if err != nil || now == old {
+	// The client may follow the new master before the sentinel asked here
+	// has heard of it: sentinels converge, so wait for this one too.
+	var now string
+	err = cluster.Eventually(30*time.Second, 50*time.Millisecond, func() error {
+		m, err := rs.Master()
+		if err == nil && m == old {
+			err = fmt.Errorf("sentinel still names %s", old)
+		}
+		now = m
+		return err
+	})
+	if err != nil {
 		t.Fatalf("master after failover: %s (%v), was %s", now, err, old)
 	}
 	if refused == 0 {
