@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -19,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/quillpay/quill/signing"
+	"github.com/quillpay/quill/quillclient"
 )
 
 // idleResult is what the idle scenario measured.
@@ -44,12 +43,24 @@ type idleResult struct {
 func (g *gen) idle(ctx context.Context, sum *summary) error {
 	n := g.o.IdleConns
 	m := g.merchants[0]
-	probe := g.newClient(m.Merchant, 1)
+	probe, err := g.newClient(m.Merchant, 1)
+	if err != nil {
+		return err
+	}
 	platform, err := platformKeys(ctx, probe)
 	if err != nil {
 		return fmt.Errorf("platform keys: %w", err)
 	}
-	probe.HTTP.CloseIdleConnections()
+	probe.http.CloseIdleConnections()
+	// Responses are checked as quillclient's transport checks them (the
+	// platform signature, the response window), against the keys listed now.
+	verifier, err := quillclient.NewSchemeA(m.ID, m.KeyID, m.SigningKey)
+	if err != nil {
+		return err
+	}
+	verify := func(res *http.Response, body []byte) error {
+		return verifier.VerifyResponse(ctx, nil, res, body, platform)
+	}
 	u, err := url.Parse(g.o.URL)
 	if err != nil {
 		return err
@@ -66,8 +77,12 @@ func (g *gen) idle(ctx context.Context, sum *summary) error {
 	g.signedAt = time.Now()
 	wire := make([][]byte, n)
 	target := "/v1/certificates"
+	signer, err := g.presigner(m.Merchant)
+	if err != nil {
+		return err
+	}
 	if err := parallel(runtime.NumCPU(), n, func(i int) error {
-		auth, err := sign(m.SigningKey, m.ID, m.KeyID, http.MethodGet, target, nil, g.signedAt)
+		auth, err := signer.Authorization(http.MethodGet, target, nil)
 		wire[i] = fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nAccept: application/json\r\nUser-Agent: quill-load\r\n\r\n", target, u.Host, auth)
 		return err
 	}); err != nil {
@@ -126,7 +141,7 @@ func (g *gen) idle(ctx context.Context, sum *summary) error {
 			return nil
 		}
 		c.SetDeadline(time.Now().Add(g.o.Timeout))
-		status, body, verr, err := oneRequest(c, wire[i], platform)
+		status, body, verr, err := oneRequest(c, wire[i], verify)
 		if err != nil {
 			c.Close()
 			fail(transportClass(err), err.Error())
@@ -206,7 +221,7 @@ func isTimeout(err error) bool {
 
 // oneRequest writes a pre-built HTTP/1.1 request on c, reads the response and
 // verifies its platform signature.
-func oneRequest(c net.Conn, wire []byte, platform map[string]crypto.PublicKey) (status int, body []byte, verr error, err error) {
+func oneRequest(c net.Conn, wire []byte, verify func(*http.Response, []byte) error) (status int, body []byte, verr error, err error) {
 	if _, err := c.Write(wire); err != nil {
 		return 0, nil, nil, err
 	}
@@ -223,17 +238,7 @@ func oneRequest(c net.Conn, wire []byte, platform map[string]crypto.PublicKey) (
 	if br.Buffered() > 0 {
 		return 0, nil, nil, fmt.Errorf("unexpected %d bytes after the response", br.Buffered())
 	}
-	sig := signing.ResponseSignature{
-		Timestamp: resp.Header.Get("Wechatpay-Timestamp"),
-		Nonce:     resp.Header.Get("Wechatpay-Nonce"),
-		Serial:    resp.Header.Get("Wechatpay-Serial"),
-		Signature: resp.Header.Get("Wechatpay-Signature"),
-	}
-	pub, ok := platform[sig.Serial]
-	if !ok {
-		return resp.StatusCode, body, fmt.Errorf("unknown platform serial %q", sig.Serial), nil
-	}
-	return resp.StatusCode, body, signing.VerifyResponse(pub, sig, body), nil
+	return resp.StatusCode, body, verify(resp, body), nil
 }
 
 // serverRSS reads VmRSS (kB) of pid from /proc.

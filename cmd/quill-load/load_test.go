@@ -255,7 +255,11 @@ func TestSmoke(t *testing.T) {
 				t.Fatal(err)
 			}
 			body := fmt.Sprintf(`{"order_id":"ORD%s1999999999","user_id":"stranger","amount":"1.00","currency":"CNY"}`, g.runID)
-			r, err := g.newClient(top, 1).Do(context.Background(), http.MethodPost, "/v1/deposits", []byte(body))
+			c, err := g.newClient(top, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.Do(context.Background(), http.MethodPost, "/v1/deposits", []byte(body))
 			if err != nil || r.Status != http.StatusOK {
 				t.Fatalf("foreign deposit: %v %v", err, r)
 			}

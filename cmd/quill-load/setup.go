@@ -1,14 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"crypto"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
@@ -19,13 +19,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/quillpay/quill/internal/client"
 	"github.com/quillpay/quill/internal/devenv"
 	"github.com/quillpay/quill/keys"
 	mch "github.com/quillpay/quill/merchant"
 	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
-	"github.com/quillpay/quill/signing"
+	"github.com/quillpay/quill/quillclient"
 )
 
 // merchant is one merchant the run pays, with its dev material and profile.
@@ -61,10 +60,10 @@ type gen struct {
 	payers    []string
 	tokens    []string
 	deposits  []deposit
-	topUp     *client.Client
+	topUp     *lane
 	reqs      []request
-	lanes     []*client.Client // connections: one per worker (hot, verify-only) or per merchant (spread)
-	signedAt  time.Time        // the timestamp every pre-signed request carries
+	lanes     []*lane   // connections: one per worker (hot, verify-only) or per merchant (spread)
+	signedAt  time.Time // the timestamp every pre-signed request carries
 }
 
 func newGen(o options, logf func(string, ...any)) (*gen, error) {
@@ -82,9 +81,69 @@ func newGen(o options, logf func(string, ...any)) (*gen, error) {
 	return &gen{o: o, logf: logf, runID: run, roots: roots}, nil
 }
 
+// lane is one merchant's client: quillclient's transport signs each request
+// (or sends one pre-signed as is) and verifies each response's platform
+// signature, fetching the platform keys on first use.
+type lane struct {
+	base string
+	http *http.Client
+}
+
+// response is a response with the outcome of its signature check.
+type response struct {
+	Status int
+	Body   []byte
+	// Verified is nil when the platform signature verified, and a
+	// *quillclient.ResponseError matching quillclient.ErrUnverified otherwise
+	// (Body is then empty: quillclient never hands out unverified bytes).
+	Verified error
+}
+
+// Do signs and sends method target (path and query, as sent) with body. A
+// transport error is returned; an HTTP error status or an unverified
+// response is not an error.
+func (l *lane) Do(ctx context.Context, method, target string, body []byte) (*response, error) {
+	return l.Send(ctx, method, target, body, "")
+}
+
+// Send is Do with a request signed ahead of time (auth, an Authorization
+// header from quillclient.SchemeA.Authorization); an empty auth signs now.
+func (l *lane) Send(ctx context.Context, method, target string, body []byte, auth string) (*response, error) {
+	var rd io.Reader
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, l.base+target, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+		req = quillclient.Presigned(req)
+	}
+	res, err := l.http.Do(req)
+	if err != nil {
+		var re *quillclient.ResponseError
+		if errors.As(err, &re) && errors.Is(err, quillclient.ErrUnverified) {
+			return &response{Status: re.StatusCode, Verified: re}, nil
+		}
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &response{Status: res.StatusCode, Body: b}, nil
+}
+
 // newClient is an mTLS client of m whose transport keeps at most conns
 // HTTP/1.1 keep-alive connections, as most merchant SDKs do.
-func (g *gen) newClient(m devenv.Merchant, conns int) *client.Client {
+func (g *gen) newClient(m devenv.Merchant, conns int) (*lane, error) {
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: g.roots, Certificates: []tls.Certificate{m.TLS}, MinVersion: tls.VersionTLS12},
 		MaxIdleConns:        conns,
@@ -93,8 +152,11 @@ func (g *gen) newClient(m devenv.Merchant, conns int) *client.Client {
 		IdleConnTimeout:     5 * time.Minute,
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
 	}
-	return &client.Client{BaseURL: strings.TrimRight(g.o.URL, "/"), Merchant: m.ID, KeyID: m.KeyID, Key: m.SigningKey,
-		HTTP: &http.Client{Transport: tr, Timeout: g.o.Timeout}}
+	qt, err := quillclient.NewTransport(quillclient.WithBase(tr), quillclient.WithMerchant(m.ID), quillclient.WithKeyID(m.KeyID), quillclient.WithPrivateKey(m.SigningKey))
+	if err != nil {
+		return nil, fmt.Errorf("merchant %s: %w", m.ID, err)
+	}
+	return &lane{base: strings.TrimRight(g.o.URL, "/"), http: &http.Client{Transport: qt, Timeout: g.o.Timeout}}, nil
 }
 
 // loadMerchants loads (spread: onboards the missing ones first) the merchants
@@ -188,7 +250,9 @@ func (g *gen) fundPayers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.topUp = g.newClient(tm, 16)
+	if g.topUp, err = g.newClient(tm, 16); err != nil {
+		return err
+	}
 	ttl := g.o.Duration + g.o.Grace + 30*time.Minute
 	now := time.Now()
 	for i := range g.payers {
@@ -246,6 +310,13 @@ func (g *gen) presign() error {
 	amount := policy.FormatAmount(g.o.amountMinor, "CNY")
 	bar := newBar(len(g.reqs), "signing", g.o.Quiet)
 	defer bar.finish()
+	signers := make([]*quillclient.SchemeA, len(g.merchants))
+	for i, m := range g.merchants {
+		var err error
+		if signers[i], err = g.presigner(m.Merchant); err != nil {
+			return err
+		}
+	}
 	var done atomic.Int64
 	return parallel(runtime.NumCPU(), len(g.reqs), func(i int) error {
 		r := &g.reqs[i]
@@ -259,9 +330,8 @@ func (g *gen) presign() error {
 			r.method, r.target, r.payer, r.orderID = http.MethodPost, "/v1/payments", int32(p), g.orderID(2, i)
 			r.body = fmt.Appendf(nil, `{"order_id":%q,"amount":%q,"currency":"CNY","payer_token":%q}`, r.orderID, amount, g.tokens[p])
 		}
-		m := g.merchants[r.merchant]
 		var err error
-		r.auth, err = sign(m.SigningKey, m.ID, m.KeyID, r.method, r.target, r.body, g.signedAt)
+		r.auth, err = signers[r.merchant].Authorization(r.method, r.target, r.body)
 		if n := done.Add(1); n%64 == 0 {
 			bar.set(int(n))
 		}
@@ -269,12 +339,15 @@ func (g *gen) presign() error {
 	})
 }
 
-func sign(key crypto.Signer, merchant, keyID, method, target string, body []byte, ts time.Time) (string, error) {
-	nonce, err := signing.NewNonce(rand.Reader)
+// presigner signs requests of m ahead of time, all with timestamp g.signedAt
+// (and a fresh nonce each).
+func (g *gen) presigner(m devenv.Merchant) (*quillclient.SchemeA, error) {
+	at := g.signedAt
+	a, err := quillclient.NewSchemeA(m.ID, m.KeyID, m.SigningKey, quillclient.WithClock(func() time.Time { return at }))
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("merchant %s: %w", m.ID, err)
 	}
-	return signing.SignRequest(key, merchant, keyID, method, target, body, ts, nonce)
+	return a, nil
 }
 
 // openLanes creates the connections: for hot and verify-only one client with
@@ -284,14 +357,20 @@ func sign(key crypto.Signer, merchant, keyID, method, target string, body []byte
 func (g *gen) openLanes(ctx context.Context) error {
 	if g.o.Scenario == scenarioSpread {
 		per := (g.o.Connections + len(g.merchants) - 1) / len(g.merchants)
-		g.lanes = make([]*client.Client, len(g.merchants))
+		g.lanes = make([]*lane, len(g.merchants))
 		for i, m := range g.merchants {
-			g.lanes[i] = g.newClient(m.Merchant, per)
+			var err error
+			if g.lanes[i], err = g.newClient(m.Merchant, per); err != nil {
+				return err
+			}
 		}
 	} else {
-		g.lanes = make([]*client.Client, g.o.Connections)
+		g.lanes = make([]*lane, g.o.Connections)
 		for i := range g.lanes {
-			g.lanes[i] = g.newClient(g.merchants[0].Merchant, 1)
+			var err error
+			if g.lanes[i], err = g.newClient(g.merchants[0].Merchant, 1); err != nil {
+				return err
+			}
 		}
 	}
 	g.logf("opening %d mTLS connections…", len(g.lanes))
@@ -311,7 +390,7 @@ func (g *gen) openLanes(ctx context.Context) error {
 
 // platformKeys returns the platform's public keys by serial, from a signed
 // GET /v1/certificates whose own signature c has verified.
-func platformKeys(ctx context.Context, c *client.Client) (map[string]crypto.PublicKey, error) {
+func platformKeys(ctx context.Context, c *lane) (pinnedKeys, error) {
 	r, err := c.Do(ctx, http.MethodGet, "/v1/certificates", nil)
 	if err != nil {
 		return nil, err
@@ -325,21 +404,32 @@ func platformKeys(ctx context.Context, c *client.Client) (map[string]crypto.Publ
 	var list struct {
 		Data []struct {
 			SerialNo  string `json:"serial_no"`
+			Algorithm string `json:"algorithm"`
 			PublicKey string `json:"public_key"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(r.Body, &list); err != nil {
 		return nil, err
 	}
-	out := map[string]crypto.PublicKey{}
+	out := pinnedKeys{}
 	for _, d := range list.Data {
 		k, err := keys.ParsePublicKeyPEM([]byte(d.PublicKey))
 		if err != nil {
 			return nil, err
 		}
-		out[d.SerialNo] = k
+		out[d.SerialNo] = quillclient.PlatformKey{ID: d.SerialNo, Algorithm: d.Algorithm, Public: k}
 	}
 	return out, nil
+}
+
+// pinnedKeys is a quillclient.KeySource over a fixed set of platform keys.
+type pinnedKeys map[string]quillclient.PlatformKey
+
+func (p pinnedKeys) PlatformKey(_ context.Context, id string) (quillclient.PlatformKey, error) {
+	if k, ok := p[id]; ok {
+		return k, nil
+	}
+	return quillclient.PlatformKey{}, fmt.Errorf("%w: %q", quillclient.ErrUnknownKey, id)
 }
 
 // parallel runs f(0..n-1) on workers goroutines and returns the first error;

@@ -103,6 +103,18 @@ func (op *keyOp) find(ref string) (keys.PublicKey, error) {
 	return keys.PublicKey{}, fmt.Errorf("%w: ring %s has no version or key id %q", keys.ErrNotFound, op.owner, ref)
 }
 
+// merchantAlgorithm is the algorithm of the ring's newest active key, the
+// default of a rotation (rsa-v1_5-sha256 if none is active).
+func (op *keyOp) merchantAlgorithm() keys.Algorithm {
+	alg, newest := keys.RSAPKCS1SHA256, 0
+	for _, k := range op.keys {
+		if k.Status == keys.Active && k.Version > newest && k.Algorithm != "" {
+			alg, newest = k.Algorithm, k.Version
+		}
+	}
+	return alg
+}
+
 func (op *keyOp) active() []string {
 	var ids []string
 	for _, k := range op.keys {
@@ -250,7 +262,7 @@ func keysShowCmd(a *app) *cobra.Command {
 
 func keysRotateCmd(a *app) *cobra.Command {
 	var overlap time.Duration
-	var keyOut, publicKey string
+	var keyOut, publicKey, algName string
 	cmd := &cobra.Command{
 		Use:   "rotate RING --overlap DURATION",
 		Short: "Add a new active key version; the previous ones keep verifying for the overlap",
@@ -259,15 +271,19 @@ not_after = now + overlap, so requests (or responses) signed with them keep
 verifying meanwhile. The overlap must be at least the replay window
 (QUILL_REPLAY_WINDOW, default 300s). A ring that does not exist is refused.
 
-  merchant ring   a new RSA-2048 key (or --public-key FILE from the merchant);
-                  the private key is written once: --key-out FILE (0600, new),
-                  --key-out - (stdout), or the dev layout if the merchant has one
+  merchant ring   a new key for --alg (rsa-v1_5-sha256, rsa-pss-sha512,
+                  ecdsa-p256-sha256 or ed25519; default: the algorithm of the
+                  ring's newest active key), or --public-key FILE from the
+                  merchant; the private key is written once: --key-out FILE
+                  (0600, new), --key-out - (stdout), or the dev layout if the
+                  merchant has one
   platform        a new RSA-2048 platform key pair, kept in the key store
   payer, auditor  a new Ed25519 key (or --public-key FILE from the issuer); the
                   private key as for merchants (payer: the dev login service's
                   key in a dev setup)`,
 		Example: `  quillctl keys rotate M100 --overlap 24h
   quillctl keys rotate M100 --overlap 1h --public-key new-m100.pub.pem
+  quillctl keys rotate M100 --overlap 24h --alg ed25519
   quillctl keys rotate platform --overlap 48h`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -288,6 +304,15 @@ verifying meanwhile. The overlap must be at least the replay window
 			}
 			if owner == keys.PlatformOwner && (publicKey != "" || keyOut != "") {
 				return errors.New("the platform key pair is generated and kept in the key store: --public-key and --key-out do not apply")
+			}
+			var wantAlg keys.Algorithm
+			if cmd.Flags().Changed("alg") {
+				if strings.HasPrefix(owner, "_") {
+					return fmt.Errorf("--alg applies to merchant rings only: the %s ring's algorithm is fixed; nothing changed", owner)
+				}
+				if wantAlg, err = parseAlgorithm(algName); err != nil {
+					return err
+				}
 			}
 			op, err := a.openRing(ctx, args[0])
 			if err != nil {
@@ -312,9 +337,12 @@ verifying meanwhile. The overlap must be at least the replay window
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: dev platform.serial not updated: %v\n", err)
 				}
 			default:
-				alg, prefix := keys.RSAPKCS1SHA256, ""
+				alg, prefix := op.merchantAlgorithm(), ""
 				if owner == keys.PayerOwner || owner == keys.AuditorOwner {
 					alg, prefix = keys.Ed25519, strings.ToUpper(strings.TrimPrefix(owner, "_"))+"_"
+				}
+				if wantAlg != "" {
+					alg = wantAlg
 				}
 				var signer crypto.Signer
 				var pub crypto.PublicKey
@@ -328,8 +356,12 @@ verifying meanwhile. The overlap must be at least the replay window
 					if pub, err = keys.ParsePublicKeyPEM(b); err != nil {
 						return err
 					}
-					if alg, err = keys.AlgorithmOf(pub); err != nil {
+					def, err := keys.AlgorithmOf(pub)
+					if err != nil {
 						return err
+					}
+					if wantAlg == "" {
+						alg = def
 					}
 					kid = keys.NewKeyID(prefix, rand.Reader)
 				} else {
@@ -354,7 +386,7 @@ verifying meanwhile. The overlap must be at least the replay window
 							return err
 						}
 					case devenv.HasClientCert(a.dataDir, owner):
-						save = func() error { return devenv.SaveSigningKey(a.dataDir, owner, signer, kid) }
+						save = func() error { return devenv.SaveSigningKeyWithAlgorithm(a.dataDir, owner, signer, kid, alg) }
 					default:
 						return errors.New("where should the new private key go? give --key-out FILE, --key-out -, or --public-key FILE; nothing changed")
 					}
@@ -374,6 +406,7 @@ verifying meanwhile. The overlap must be at least the replay window
 	cmd.Flags().DurationVar(&overlap, "overlap", 0, "how long the current keys keep verifying (at least the replay window)")
 	cmd.Flags().StringVar(&keyOut, "key-out", "", "write the new private key to this new file (0600), or - for stdout")
 	cmd.Flags().StringVar(&publicKey, "public-key", "", "register this PEM public key instead of generating a key pair")
+	cmd.Flags().StringVar(&algName, "alg", "", "merchant rings: the new key's algorithm, one of "+algorithmList+" (default: that of the newest active key)")
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -730,5 +731,125 @@ func TestRecordEvent(t *testing.T) {
 	var ee *exitError
 	if err := a.recordEvent(context.Background(), merchant.Event{Action: merchant.CertRevoked, Subject: "M7"}); !errors.As(err, &ee) || ee.code != 3 {
 		t.Fatalf("unrecordable event: %v; want exit status 3", err)
+	}
+}
+
+// TestMerchantAlgorithm: --alg decides the key generated, the algorithm the
+// ring version is registered with and the dev layout's algorithm file; a
+// rotation keeps the algorithm unless --alg changes it; an unknown one is
+// refused before anything is written.
+func TestMerchantAlgorithm(t *testing.T) {
+	dir, reg := setup(t)
+	ctx := context.Background()
+	ks := fileStore(t, dir)
+	newest := func(id string) keys.PublicKey {
+		t.Helper()
+		ks.Reload()
+		pubs, err := ks.PublicKeys(ctx, id)
+		if err != nil || len(pubs) == 0 {
+			t.Fatalf("%s: %v %v", id, pubs, err)
+		}
+		return pubs[0]
+	}
+	for i, alg := range []keys.Algorithm{keys.RSAPKCS1SHA256, keys.RSAPSSSHA512, keys.ECDSAP256SHA256, keys.Ed25519} {
+		id := fmt.Sprintf("MA%d", i)
+		if out, err := quillctl(t, dir, "merchant", "add", id, "--alg", string(alg)); err != nil || !strings.Contains(out, string(alg)) {
+			t.Fatalf("%s: %v\n%s", alg, err, out)
+		}
+		m, err := devenv.LoadMerchant(dir, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := newest(id)
+		if k.Algorithm != alg || k.ID != m.KeyID || m.Algorithm != alg {
+			t.Fatalf("%s: ring version %s (%s), dev material %s (%s)", alg, k.ID, k.Algorithm, m.KeyID, m.Algorithm)
+		}
+		if !k.Public.(interface{ Equal(crypto.PublicKey) bool }).Equal(m.SigningKey.Public()) {
+			t.Fatalf("%s: registered key is not the dev signing key", alg)
+		}
+		if def, _ := keys.AlgorithmOf(m.SigningKey.Public()); def != alg && !(alg == keys.RSAPSSSHA512 && def == keys.RSAPKCS1SHA256) {
+			t.Fatalf("%s: generated a %s key", alg, def)
+		}
+		_, statErr := os.Stat(filepath.Join(devenv.MerchantDir(dir, id), "algorithm"))
+		if (alg == keys.RSAPKCS1SHA256) != errors.Is(statErr, os.ErrNotExist) {
+			t.Fatalf("%s: algorithm file: %v", alg, statErr)
+		}
+	}
+	// --key-out records the algorithm too.
+	path := filepath.Join(t.TempDir(), "ed.key.pem")
+	if out, err := quillctl(t, dir, "merchant", "add", "MK1", "--alg", "ed25519", "--key-out", path); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(path)
+	if s, err := keys.ParsePrivateKeyPEM(b); err != nil || newest("MK1").Algorithm != keys.Ed25519 {
+		t.Fatalf("--key-out: %v, %s", err, newest("MK1").Algorithm)
+	} else if _, ok := s.Public().(ed25519.PublicKey); !ok {
+		t.Fatalf("--key-out wrote a %T", s.Public())
+	}
+
+	// Rotation without --alg keeps the ring's algorithm; with it, changes it,
+	// and the dev layout follows (the algorithm file goes for rsa-v1_5).
+	if out, err := quillctl(t, dir, "keys", "rotate", "MA3", "--overlap", "1h"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if k := newest("MA3"); k.Version != 2 || k.Algorithm != keys.Ed25519 {
+		t.Fatalf("rotate without --alg: v%d %s", k.Version, k.Algorithm)
+	}
+	for v, alg := range []keys.Algorithm{keys.ECDSAP256SHA256, keys.RSAPKCS1SHA256, keys.RSAPSSSHA512} {
+		if out, err := quillctl(t, dir, "keys", "rotate", "MA3", "--overlap", "1h", "--alg", string(alg)); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		k := newest("MA3")
+		m, err := devenv.LoadMerchant(dir, "MA3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Version != v+3 || k.Algorithm != alg || m.KeyID != k.ID || m.Algorithm != alg {
+			t.Fatalf("rotate --alg %s: ring v%d %s %s, dev %s %s", alg, k.Version, k.ID, k.Algorithm, m.KeyID, m.Algorithm)
+		}
+	}
+
+	// Unknown algorithms are refused with the list, and nothing is written.
+	before := len(events(t, reg, ""))
+	ks.Reload()
+	ringBefore, _ := ks.PublicKeys(ctx, "MA3")
+	for name, args := range map[string][]string{
+		"add bad alg":          {"merchant", "add", "MB1", "--alg", "rsa-sha1"},
+		"add empty alg":        {"merchant", "add", "MB2", "--alg", ""},
+		"add key-out bad alg":  {"merchant", "add", "MB3", "--alg", "hmac-sha256", "--key-out", filepath.Join(dir, "mb3.pem")},
+		"rotate bad alg":       {"keys", "rotate", "MA3", "--overlap", "1h", "--alg", "ED25519"},
+		"rotate payer --alg":   {"keys", "rotate", "payer", "--overlap", "1h", "--alg", "ed25519"},
+		"rotate platform alg":  {"keys", "rotate", "platform", "--overlap", "1h", "--alg", "ed25519"},
+		"public key wrong alg": {"keys", "rotate", "MA3", "--overlap", "1h", "--alg", "ed25519", "--public-key", filepath.Join(devenv.MerchantDir(dir, "MA0"), "signing.pub.pem")},
+	} {
+		out, err := quillctl(t, dir, args...)
+		if err == nil {
+			t.Errorf("%s: accepted\n%s", name, out)
+			continue
+		}
+		if strings.Contains(name, "bad alg") && !strings.Contains(err.Error(), algorithmList) {
+			t.Errorf("%s: error does not list the algorithms: %v", name, err)
+		}
+	}
+	for _, id := range []string{"MB1", "MB2", "MB3"} {
+		if _, err := reg.Get(ctx, merchant.ID(id)); !errors.Is(err, merchant.ErrUnknown) {
+			t.Errorf("%s registered: %v", id, err)
+		}
+		if _, err := os.Stat(devenv.MerchantDir(dir, id)); err == nil {
+			t.Errorf("%s: dev material written", id)
+		}
+		if pubs, _ := ks.PublicKeys(ctx, id); len(pubs) != 0 {
+			t.Errorf("%s: key ring written", id)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mb3.pem")); err == nil {
+		t.Error("bad --alg wrote the --key-out file")
+	}
+	ks.Reload()
+	if ringAfter, _ := ks.PublicKeys(ctx, "MA3"); len(ringAfter) != len(ringBefore) {
+		t.Errorf("refused rotations changed the ring: %d → %d versions", len(ringBefore), len(ringAfter))
+	}
+	if n := len(events(t, reg, "")); n != before {
+		t.Errorf("refused commands wrote %d events", n-before)
 	}
 }

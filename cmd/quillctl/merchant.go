@@ -84,14 +84,16 @@ func merchantCmd(a *app) *cobra.Command {
 
 func merchantAddCmd(a *app) *cobra.Command {
 	var pf profileFlags
-	var keyOut string
+	var keyOut, algName string
 	var ifMissing bool
 	add := &cobra.Command{
 		Use:   "add ID",
-		Short: "Onboard a merchant: RSA-2048 signing key, key id, profile",
-		Long: `Onboard a merchant: generate its RSA-2048 request-signing key, register the
-public key as the first version of its key ring (Vault or the dev store) and
-its profile in the registry, and record the action in the audit log.
+		Short: "Onboard a merchant: signing key (RSA-2048 by default), key id, profile",
+		Long: `Onboard a merchant: generate its request-signing key for --alg (default
+rsa-v1_5-sha256, RSA-2048, the only one scheme A accepts; rsa-pss-sha512,
+ecdsa-p256-sha256 and ed25519 are for scheme B), register the public key with
+that algorithm as the first version of its key ring (Vault or the dev store)
+and its profile in the registry, and record the action in the audit log.
 
 Quill never stores the private key. It is written once: with --key-out FILE
 to a new file (mode 0600; an existing file is refused), with --key-out - to
@@ -101,11 +103,16 @@ the dev CA (run quillctl dev init first). A running server sees the new
 merchant at once.`,
 		Example: `  quillctl merchant add M300 --name "Tea House" --fee-bps 45
   quillctl merchant add M301 --currency CNY --currency USD --max-amount 5000.00 --key-out m301.key.pem
-  quillctl merchant add M302 --key-out - > m302.key.pem`,
+  quillctl merchant add M302 --key-out - > m302.key.pem
+  quillctl merchant add M303 --alg ed25519 --key-out m303.key.pem`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			id, err := merchant.ParseID(args[0])
+			if err != nil {
+				return err
+			}
+			alg, err := parseAlgorithm(algName)
 			if err != nil {
 				return err
 			}
@@ -146,6 +153,9 @@ merchant at once.`,
 				if err != nil {
 					return err
 				}
+				if cmd.Flags().Changed("alg") && mc.Algorithm != alg {
+					return fmt.Errorf("--alg %s: the existing dev material of %s is for %s; nothing changed", alg, id, mc.Algorithm)
+				}
 				if _, err := reg.Add(ctx, p, merchant.Event{Actor: a.conf.operator(), NewKeyID: mc.KeyID, Detail: "profile for existing dev material"}); err != nil {
 					return err
 				}
@@ -157,7 +167,7 @@ merchant at once.`,
 					return fmt.Errorf("%w (or give --key-out FILE outside a dev setup)", err)
 				}
 			}
-			signer, kid, err := newSigningKey(keys.RSAPKCS1SHA256, "")
+			signer, kid, err := newSigningKey(alg, "")
 			if err != nil {
 				return err
 			}
@@ -166,18 +176,22 @@ merchant at once.`,
 					return err
 				}
 			}
-			if err := (keys.Manager{Rings: rs}).Create(ctx, string(id), keys.PublicKey{ID: kid, Algorithm: keys.RSAPKCS1SHA256, Public: signer.Public()}); err != nil {
+			if err := (keys.Manager{Rings: rs}).Create(ctx, string(id), keys.PublicKey{ID: kid, Algorithm: alg, Public: signer.Public()}); err != nil {
 				if errors.Is(err, keys.ErrExists) {
 					return fmt.Errorf("%w: merchant %s has no profile but has a key ring in %s (an earlier add stopped half-way?); its keys are not served without a profile: revoke them with quillctl keys revoke", err, id, rs)
 				}
 				return err
 			}
-			if _, err := reg.Add(ctx, p, merchant.Event{Actor: a.conf.operator(), NewKeyID: kid, Detail: "fee_bps " + strconv.FormatInt(p.FeeBps, 10)}); err != nil {
+			detail := "fee_bps " + strconv.FormatInt(p.FeeBps, 10)
+			if alg != keys.RSAPKCS1SHA256 {
+				detail += ", algorithm " + string(alg)
+			}
+			if _, err := reg.Add(ctx, p, merchant.Event{Actor: a.conf.operator(), NewKeyID: kid, Detail: detail}); err != nil {
 				return fmt.Errorf("key %s registered in %s but the profile was not: %w", kid, rs, err)
 			}
 			switch {
 			case dev:
-				if err := devenv.SaveSigningKey(a.dataDir, string(id), signer, kid); err != nil {
+				if err := devenv.SaveSigningKeyWithAlgorithm(a.dataDir, string(id), signer, kid, alg); err != nil {
 					return err
 				}
 			case keyOut == "-":
@@ -185,7 +199,7 @@ merchant at once.`,
 					return err
 				}
 			}
-			fmt.Fprintf(info, "merchant %s onboarded\n  key id (serial_no): %s\n  key store: %s\n", id, kid, rs)
+			fmt.Fprintf(info, "merchant %s onboarded\n  key id (serial_no): %s\n  algorithm: %s\n  key store: %s\n", id, kid, alg, rs)
 			switch {
 			case dev:
 				fmt.Fprintf(info, "  files: %s\n", devenv.MerchantDir(a.dataDir, string(id)))
@@ -197,6 +211,7 @@ merchant at once.`,
 	}
 	pf.bind(add.Flags(), 60)
 	add.Flags().StringVar(&keyOut, "key-out", "", "write the private signing key to this new file (0600), or - for stdout; default: the dev layout in <data-dir>")
+	add.Flags().StringVar(&algName, "alg", string(keys.RSAPKCS1SHA256), "signing algorithm: "+algorithmList)
 	add.Flags().BoolVar(&ifMissing, "if-missing", false, "succeed without change if the merchant exists")
 	return add
 }
@@ -368,6 +383,26 @@ func (a *app) loadRings(ctx context.Context) (map[string][]keys.PublicKey, error
 		out[r.Owner()] = ks
 	}
 	return out, nil
+}
+
+// merchantAlgorithms are the algorithms a merchant key may be registered
+// with; scheme A takes only the first.
+var merchantAlgorithms = []keys.Algorithm{keys.RSAPKCS1SHA256, keys.RSAPSSSHA512, keys.ECDSAP256SHA256, keys.Ed25519}
+
+var algorithmList = func() string {
+	names := make([]string, len(merchantAlgorithms))
+	for i, a := range merchantAlgorithms {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
+}()
+
+// parseAlgorithm checks an --alg value.
+func parseAlgorithm(name string) (keys.Algorithm, error) {
+	if alg := keys.Algorithm(name); slices.Contains(merchantAlgorithms, alg) {
+		return alg, nil
+	}
+	return "", fmt.Errorf("--alg %q: unknown algorithm; accepted: %s (rsa-v1_5-sha256 is the only one scheme A accepts); nothing changed", name, algorithmList)
 }
 
 // newSigningKey generates a key of alg and a fresh key id.

@@ -249,6 +249,23 @@ func HasClientCert(dir, id string) bool {
 // the merchant's dev tools sign with it from then on. Call it once the key
 // is registered.
 func SaveSigningKey(dir, id string, signer crypto.Signer, kid string) error {
+	return saveSigningKey(dir, id, signer, kid, "")
+}
+
+// SaveSigningKeyWithAlgorithm is SaveSigningKey for a key registered with
+// alg: like AddMerchantWithAlgorithm it writes the algorithm file next to
+// key_id when alg is not rsa-v1_5-sha256, and removes an earlier one when it
+// is, so LoadMerchant reports the algorithm the new key is registered with.
+func SaveSigningKeyWithAlgorithm(dir, id string, signer crypto.Signer, kid string, alg keys.Algorithm) error {
+	if alg == "" {
+		alg = keys.RSAPKCS1SHA256
+	}
+	return saveSigningKey(dir, id, signer, kid, alg)
+}
+
+// saveSigningKey writes the key files, the algorithm file unless alg is
+// empty (leave it as it is), and key_id last.
+func saveSigningKey(dir, id string, signer crypto.Signer, kid string, alg keys.Algorithm) error {
 	md := MerchantDir(dir, id)
 	b, err := keys.MarshalPrivateKeyPEM(signer)
 	if err != nil {
@@ -263,6 +280,18 @@ func SaveSigningKey(dir, id string, signer crypto.Signer, kid string) error {
 	}
 	if err := atomicfile.Write(filepath.Join(md, "signing.pub.pem"), pubPEM, 0o644); err != nil {
 		return err
+	}
+	algFile := filepath.Join(md, "algorithm")
+	switch alg {
+	case "":
+	case keys.RSAPKCS1SHA256:
+		if err := os.Remove(algFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	default:
+		if err := atomicfile.Write(algFile, []byte(string(alg)+"\n"), 0o644); err != nil {
+			return err
+		}
 	}
 	return atomicfile.Write(filepath.Join(md, "key_id"), []byte(kid+"\n"), 0o644)
 }
