@@ -69,8 +69,11 @@ func startQuill(t *testing.T, extra ...string) *server {
 		t.Fatal(err)
 	}
 	s.pid = cmd.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once the process is gone, so the ready loop and the
+	// cleanup can both see it (a value sent once could be taken by only one).
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -96,9 +99,9 @@ func startQuill(t *testing.T, extra ...string) *server {
 			}
 		}
 		select {
-		case err := <-exited:
+		case <-exited:
 			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("quill exited: %v\n%s", err, b)
+			t.Fatalf("quill exited: %v\n%s", waitErr, b)
 		default:
 		}
 		if time.Now().After(deadline) {
