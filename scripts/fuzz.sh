@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a short fixed time (FUZZTIME, default 3s each;
-# 16 targets ≈ 50 s plus builds). scripts/test.sh calls it on every CI run.
+# 17 targets ≈ 55 s plus builds). scripts/test.sh calls it on every CI run.
 #
 # Seed corpora are committed under each package's testdata/fuzz/FuzzName/
 # (go test replays them in every plain `go test` run too); a failing input
@@ -25,12 +25,13 @@ TARGETS=(
   ./api:FuzzParseAfter
   ./audit:FuzzParseScope
   ./certs:FuzzMerchantID
-  ./certs:FuzzParseRevocationList
+  ./certs:FuzzParseCRL
   ./keys:FuzzParsePublicKeyPEM
   ./keys:FuzzParsePrivateKeyPEM
   ./keys:FuzzDecodeRing
   ./keys:FuzzDecodeKeyring
   ./ledger:FuzzValidate
+  ./merchant:FuzzParseID
   ./policy:FuzzParseAmount
   ./quillclient:FuzzParseListing
   ./signing:FuzzParseAuthorization
