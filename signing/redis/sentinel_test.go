@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,16 @@ func TestSentinelFailover(t *testing.T) {
 	store := redis.NewNonceStore(c, prefix)
 	waited := redis.NewNonceStore(c, prefix).WaitForReplicas(1, 2*time.Second)
 	ctx := context.Background()
+	// WAIT counts a replica only once it is online: it may still be syncing.
+	if err := cluster.Eventually(30*time.Second, 50*time.Millisecond, func() error {
+		info, err := c.Info(ctx, "replication").Result()
+		if err == nil && !strings.Contains(info, "state=online") {
+			err = errors.New("replica not online yet")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := waited.Claim(ctx, "M1", "before-kill", time.Minute); err != nil {
 		t.Fatalf("WAIT claim: %v", err)
