@@ -67,32 +67,13 @@ func SortedPostings(ps []Posting) []Posting {
 // evidence is not part of it, so a retry signed with a fresh nonce has the
 // same fingerprint.
 func Fingerprint(e Entry) [32]byte {
-	var c encoder
-	c.str(fingerprintTag)
-	c.str(string(e.Kind))
-	c.str(e.Merchant)
-	c.str(e.OrderID)
-	c.str(e.Payer)
-	c.str(e.Currency)
-	c.i64(e.Amount)
-	c.i64(e.Fee)
-	c.str(e.Description)
-	c.postings(e.Postings)
-	return sha256.Sum256(c.b)
+	return sha256.Sum256(FingerprintInput(e))
 }
 
 // EvidenceDigest returns SHA-256 of the canonical encoding of ev: scheme, key
 // id, authorization, method, target, body.
 func EvidenceDigest(ev Evidence) [32]byte {
-	var c encoder
-	c.str(evidenceTag)
-	c.str(ev.Scheme)
-	c.str(ev.KeyID)
-	c.str(ev.Authorization)
-	c.str(ev.Method)
-	c.str(ev.Target)
-	c.bytes(ev.Body)
-	return sha256.Sum256(c.b)
+	return sha256.Sum256(EvidenceInput(ev))
 }
 
 // GenesisHash is the prev hash of the first entry: 32 zero bytes.
@@ -105,22 +86,5 @@ func CanonicalTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microse
 // ChainHash returns SHA-256(prev ‖ canonical entry) for the entry r with its
 // postings and evidence digest. r.Replayed and r.Hash are not part of it.
 func ChainHash(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [32]byte) [32]byte {
-	var c encoder
-	c.b = make([]byte, 0, 512)
-	c.b = append(c.b, prev[:]...)
-	c.str(entryTag)
-	c.i64(r.ID)
-	c.str(string(r.Kind))
-	c.str(r.Merchant)
-	c.str(r.OrderID)
-	c.str(r.Payer)
-	c.str(r.Currency)
-	c.i64(r.Amount)
-	c.i64(r.Fee)
-	c.str(r.Description)
-	c.bytes(r.Fingerprint[:])
-	c.i64(r.CreatedAt.UnixMicro())
-	c.postings(postings)
-	c.bytes(evidenceDigest[:])
-	return sha256.Sum256(c.b)
+	return sha256.Sum256(ChainInput(prev, r, postings, evidenceDigest))
 }

@@ -1,10 +1,10 @@
 package ledger
 
-// The canonical byte strings behind the three digests, exposed so the
-// documentation's worked example (docs/AUDIT.md) is produced and checked by a
-// test, and so third parties can compare their own encoder byte for byte.
-// Tests pin that SHA-256 of each equals Fingerprint, EvidenceDigest and
-// ChainHash.
+// The canonical byte strings behind the three digests: Fingerprint,
+// EvidenceDigest and ChainHash are SHA-256 of these, so there is one encoding
+// of each. They are exported so the documentation's worked example
+// (docs/AUDIT.md) is produced and checked by a test, and so third parties can
+// compare their own encoder byte for byte.
 
 // FingerprintInput returns the bytes Fingerprint hashes.
 func FingerprintInput(e Entry) []byte {
@@ -39,6 +39,7 @@ func EvidenceInput(ev Evidence) []byte {
 // by the canonical entry.
 func ChainInput(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [32]byte) []byte {
 	var c encoder
+	c.b = make([]byte, 0, 512)
 	c.b = append(c.b, prev[:]...)
 	c.str(entryTag)
 	c.i64(r.ID)
