@@ -5,35 +5,26 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/jackc/pgx/v5"
-	"github.com/rs/zerolog"
 
 	"github.com/quillpay/quill/api"
 	"github.com/quillpay/quill/audit"
-	"github.com/quillpay/quill/internal/client"
 	"github.com/quillpay/quill/internal/devenv"
-	"github.com/quillpay/quill/internal/fakeclock"
-	"github.com/quillpay/quill/internal/testenv"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger"
 	"github.com/quillpay/quill/ledger/postgres"
@@ -43,84 +34,18 @@ import (
 // auditHarness is a server with its auditor listener.
 type auditHarness struct {
 	*harness
-	auditBase string
 	auditHTTP *http.Client
 }
 
 // startAuditServer starts a private server (its own database) with the
-// auditor listener, like startServer does for the merchant API.
+// auditor listener, reading as the read-only role.
 func startAuditServer(t *testing.T) *auditHarness {
 	t.Helper()
-	dir := t.TempDir()
-	now := time.Now().Truncate(time.Second)
-	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	dsn := testenv.Postgres(t)
-	reg := openRegistry(t, dsn)
-	for _, m := range []policy.Merchant{
-		{ID: demoMerchant, Name: "demo", FeeBps: 60},
-		{ID: topUp, Name: "top-up", CanDeposit: true},
-		{ID: otherMerch, Name: "other", FeeBps: 100},
-	} {
-		if _, err := devenv.AddMerchant(context.Background(), dir, reg, m, now.Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := &harness{t: t, dir: dir, dsn: dsn, clock: fakeclock.New(now), reg: reg,
-		clients: map[string]*client.Client{}, certs: map[string]tls.Certificate{}}
-	c := testConfig(dir, h.dsn, testenv.RedisAddr(t))
-	c.Audit = auditConfig{Addr: "127.0.0.1:0", Issuer: devenv.AuditorIssuer, Audience: devenv.AuditorAudience}
-	leastPrivilege(t, &c, h.dsn) // the auditor API reads as the read-only role
-	if err := c.validate(); err != nil {
-		t.Fatal(err)
-	}
-	var lns [3]net.Listener
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[i] = ln
-	}
-	h.base, h.ops = "https://"+lns[0].Addr().String(), "http://"+lns[1].Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logger := zerolog.New(io.Discard)
-	if os.Getenv("QUILL_TEST_LOG") != "" {
-		logger = zerolog.New(os.Stderr)
-	}
-	go func() {
-		done <- run(ctx, c, logger, runOptions{api: lns[0], ops: lns[1], audit: lns[2], now: h.clock.Now})
-	}()
-	var once sync.Once
-	var runErr error
-	h.stop = func() error { once.Do(func() { cancel(); runErr = <-done }); return runErr }
-	t.Cleanup(func() {
-		if err := h.stop(); err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.roots = newPool(caPEM)
-	for _, id := range []string{demoMerchant, topUp, otherMerch} {
-		mc, err := devenv.LoadMerchant(dir, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.certs[id] = mc.TLS
-		h.clients[id] = &client.Client{BaseURL: h.base, Merchant: id, KeyID: mc.KeyID, Key: mc.SigningKey,
-			HTTP: h.httpClient(&mc.TLS), Now: h.clock.Now}
-	}
-	h.waitReady()
-	if h.db, err = pgx.Connect(context.Background(), h.dsn); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.db.Close(context.Background()) })
-	return &auditHarness{harness: h, auditBase: "https://" + lns[2].Addr().String(), auditHTTP: h.httpClient(nil)}
+	h := startServerWith(t, serverOptions{audit: true, tweaks: []func(*harness, *config){func(h *harness, c *config) {
+		c.Audit = auditConfig{Addr: "127.0.0.1:0", Issuer: devenv.AuditorIssuer, Audience: devenv.AuditorAudience}
+		leastPrivilege(t, c, h.dsn) // the auditor API reads as the read-only role
+	}}})
+	return &auditHarness{harness: h, auditHTTP: h.httpClient(nil)}
 }
 
 type auditResp struct {
@@ -556,10 +481,4 @@ func TestAuditorCheckpointsAndChain(t *testing.T) {
 	if after.FirstBad != 0 || after.From != 4 || after.Entries != cp.Seq-3 || after.BadCheckpoint != cj.ID {
 		t.Fatalf("range after the altered entry: %+v", after)
 	}
-}
-
-func newPool(caPEM []byte) *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AppendCertsFromPEM(caPEM)
-	return p
 }

@@ -133,20 +133,22 @@ func (p *redisProxy) set(mode int32) {
 
 // harness is a running quill server with its dev material, database and clock.
 type harness struct {
-	t       testing.TB
-	dir     string
-	dsn     string
-	base    string
-	ops     string
-	clock   *fakeclock.Clock
-	proxy   *redisProxy
-	roots   *x509.CertPool
-	clients map[string]*client.Client
-	certs   map[string]tls.Certificate
-	db      *pgx.Conn
-	stop    func() error // cancel the server and wait until it has drained
-	noWait  bool         // a tweak may start a server that is not ready
-	log     io.Writer    // a tweak may capture the server's log
+	t    testing.TB
+	dir  string
+	dsn  string
+	base string
+	ops  string
+	// auditBase is the auditor listener's URL when serverOptions.audit.
+	auditBase string
+	clock     *fakeclock.Clock
+	proxy     *redisProxy
+	roots     *x509.CertPool
+	clients   map[string]*client.Client
+	certs     map[string]tls.Certificate
+	db        *pgx.Conn
+	stop      func() error // cancel the server and wait until it has drained
+	noWait    bool         // a tweak may start a server that is not ready
+	log       io.Writer    // a tweak may capture the server's log
 
 	reg *merchantpg.Store // the merchant registry in dsn
 }
@@ -164,6 +166,9 @@ type serverOptions struct {
 	// tweaks may change the configuration and reach the harness too (the
 	// Vault tests put their store in front of the server this way).
 	tweaks []func(h *harness, c *config)
+	// audit also serves the auditor API on a listener of its own (its
+	// address is then in harness.auditBase).
+	audit bool
 }
 
 // startServer starts a server on fresh dev material; each tweak may change
@@ -220,6 +225,13 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 		t.Fatal(err)
 	}
 	h.base, h.ops = "https://"+apiLn.Addr().String(), "http://"+opsLn.Addr().String()
+	ro := runOptions{api: apiLn, ops: opsLn, now: h.clock.Now}
+	if o.audit {
+		if ro.audit, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		h.auditBase = "https://" + ro.audit.Addr().String()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logger := zerolog.New(io.Discard)
@@ -232,7 +244,7 @@ func startServerWith(t testing.TB, o serverOptions) *harness {
 	if h.log != nil {
 		logger = zerolog.New(h.log)
 	}
-	go func() { done <- run(ctx, c, logger, runOptions{api: apiLn, ops: opsLn, now: h.clock.Now}) }()
+	go func() { done <- run(ctx, c, logger, ro) }()
 	var stopOnce sync.Once
 	var runErr error
 	h.stop = func() error {
