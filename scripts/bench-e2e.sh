@@ -46,8 +46,6 @@ go build -o bin/ ./cmd/quill ./cmd/quillctl ./cmd/quill-load
 
 echo "== dev material in $DATA"
 bin/quillctl --data-dir "$DATA" dev init >/dev/null
-bin/quillctl --data-dir "$DATA" merchant add M100 --if-missing --name "Bench merchant" --fee-bps 60 >/dev/null
-bin/quillctl --data-dir "$DATA" merchant add TOPUP --if-missing --name "Wallet top-up" --can-deposit --fee-bps 0 >/dev/null
 
 SERVER=
 DB=
@@ -64,6 +62,10 @@ leg() {
   DB="quill_bench_$(date +%s)_${name//-/_}"
   local dsn="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/${DB}?sslmode=disable"
   go run ./scripts/createdb "$dsn"
+  # The merchant registry lives in the leg's database (quillctl writes it).
+  bin/quill migrate --pg-dsn "$dsn" >/dev/null
+  QUILL_PG_DSN=$dsn bin/quillctl --data-dir "$DATA" merchant add M100 --if-missing --name "Bench merchant" --fee-bps 60 >/dev/null
+  QUILL_PG_DSN=$dsn bin/quillctl --data-dir "$DATA" merchant add TOPUP --if-missing --name "Wallet top-up" --can-deposit --fee-bps 0 >/dev/null
   echo "== leg $name: quill serve $* (database $DB)"
   bin/quill serve --addr "$ADDR" --ops-addr "$OPS" --audit-addr off --data-dir "$DATA" --pg-dsn "$dsn" \
     --redis-addr "$QUILL_REDIS_ADDR" --redis-prefix "quill:bench:$$:$name:" --log-level warn "$@" \
