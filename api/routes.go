@@ -25,6 +25,10 @@ type Rules interface {
 	// Deposit is Payment's counterpart for deposits; it returns
 	// policy.ErrForbidden for a merchant that may not deposit.
 	Deposit(ctx context.Context, m policy.Merchant, req policy.DepositRequest) (policy.Deposit, error)
+	// PayerSubject returns whom a payer token names if Quill can vouch for
+	// its signature, even expired or revoked, and "" otherwise: only to
+	// compare a retry with the payment it repeats.
+	PayerSubject(ctx context.Context, token string) string
 }
 
 // PlatformKeys lists the platform keys clients may need to verify responses.
@@ -67,9 +71,9 @@ func NewHandler(d Deps) http.Handler {
 	r.MethodNotAllowed(handler(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }).ServeHTTP)
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate(d.Auth, d.Identify, d.MaxBody))
-		r.Method(http.MethodPost, "/v1/payments", handleCreatePayment(d.Merchants, d.Rules, d.Ledger, d.Reader))
+		r.Method(http.MethodPost, "/v1/payments", handleCreate(paymentKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
 		r.Method(http.MethodGet, "/v1/payments/{order_id}", handleGetPayment(d.Reader))
-		r.Method(http.MethodPost, "/v1/deposits", handleCreateDeposit(d.Merchants, d.Rules, d.Ledger, d.Reader))
+		r.Method(http.MethodPost, "/v1/deposits", handleCreate(depositKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
 		r.Method(http.MethodGet, "/v1/certificates", handleCertificates(d.Platform))
 	})
 	return r
