@@ -72,12 +72,12 @@ func refundKind(rules Rules, reader ledger.Reader) createKind[policy.RefundReque
 		claim: func(_ context.Context, m policy.Merchant, req policy.RefundRequest) ledger.Entry {
 			return ledger.Refund(m.ID, req.RefundID, req.OrderID, req.Currency, claimedAmount(req.Amount, req.Currency), req.Reason, ledger.Evidence{})
 		},
-		id:       func(req policy.RefundRequest) string { return req.RefundID },
+		id: func(req policy.RefundRequest) string { return req.RefundID },
 		recorded: func(ctx context.Context, merchant, id string) (ledger.Recorded, error) {
 			return reader.Refund(ctx, merchant, id)
 		},
-		respond:  respondRefund,
-		failed:   refundFailure,
+		respond: respondRefund,
+		failed:  refundFailure,
 	}
 }
 
