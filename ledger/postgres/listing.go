@@ -67,7 +67,6 @@ func eachRecordSQL(n int) string {
 // listingSQL lists the listing statements, for TestListingPlans.
 var listingSQL = []string{sqlListRecords, sqlEachRecord}
 
-
 // ResolveSpan implements ledger.Listings, with the auditor periods'
 // resolution (resolvePeriod), in one snapshot.
 func (s *Store) ResolveSpan(ctx context.Context, from, to time.Time) (ledger.Span, error) {
