@@ -39,7 +39,7 @@ func spanFilter(first int) string {
 
 // The listing's statements. Each reads entries through
 // entries_merchant_kind_id_idx (migration 0011) in id order, so a page costs
-// its own rows whatever the ledger holds (TestListingPlans).
+// its own rows whatever the ledger holds (TestWritePathPlans).
 var (
 	// sqlListRecords: $1 merchant, $2 account prefix, $3 kind, $4..$7 span,
 	// $8 after, $9 limit.
@@ -64,7 +64,7 @@ func eachRecordSQL(n int) string {
 	return `SELECT * FROM (` + strings.Join(branches, "\n\tUNION ALL\n\t") + `) r ORDER BY 1`
 }
 
-// listingSQL lists the listing statements, for TestListingPlans.
+// listingSQL lists the listing statements, for TestWritePathPlans.
 var listingSQL = []string{sqlListRecords, sqlEachRecord}
 
 // ResolveSpan implements ledger.Listings, with the auditor periods'
