@@ -114,7 +114,9 @@ type platformKey struct {
 	key crypto.Signer
 }
 
-func (p platformKey) SigningKey(context.Context) (string, crypto.Signer, error) { return p.id, p.key, nil }
+func (p platformKey) SigningKey(context.Context) (string, crypto.Signer, error) {
+	return p.id, p.key, nil
+}
 
 var (
 	testRSAOnce sync.Once
