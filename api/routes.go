@@ -57,6 +57,11 @@ type Deps struct {
 	// Observe, if set, is called once per request from the access-log point
 	// with what was logged (metrics); it must not block.
 	Observe func(RequestRecord)
+	// Listings serves a merchant's listings and daily statements.
+	Listings ledger.Listings
+	// CursorKey seals listing cursors (at least 32 bytes, shared by every
+	// node); empty: a random key of this process.
+	CursorKey []byte
 }
 
 // NewHandler returns the merchant API. All routes are here.
@@ -64,6 +69,7 @@ func NewHandler(d Deps) http.Handler {
 	if d.MaxBody == 0 {
 		d.MaxBody = DefaultMaxBody
 	}
+	cursors := merchantCursors(d.CursorKey)
 	r := chi.NewRouter()
 	r.Use(envelope(newRequestIDs(), Signers{A: d.Signer, B: d.MessageSigner}, newThrottle(d.Failures, d.Identify, d.Signer), d.Log,
 		accessHooks{identify: d.Identify, observe: d.Observe}))
@@ -75,6 +81,9 @@ func NewHandler(d Deps) http.Handler {
 		r.Method(http.MethodGet, "/v1/payments/{order_id}", handleGetPayment(d.Reader))
 		r.Method(http.MethodPost, "/v1/deposits", handleCreate(depositKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
 		r.Method(http.MethodGet, "/v1/certificates", handleCertificates(d.Platform))
+		r.Method(http.MethodGet, "/v1/payments", handleList(d.Listings, cursors, listing{
+			kind: ledger.KindPayment, cursor: cursorPayments, statuses: []string{"succeeded"}, item: paymentItem}))
+		r.Method(http.MethodGet, "/v1/statements/{date}", handleMerchantStatement(d.Listings))
 	})
 	return r
 }

@@ -158,6 +158,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		MaxBody:       c.MaxBody,
 		Failures:      failures,
 		Observe:       met.ObserveRequest,
+		Listings:      reads, // merchant listings and statements may lag like reports
+		CursorKey:     merchantCursorKey(c, log),
 	})
 	var draining atomic.Bool
 	ops := api.NewOpsHandler(buildinfo.Version(), 2*time.Second,
