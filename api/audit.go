@@ -45,7 +45,8 @@ type AuditDeps struct {
 	Checkpoints    ledger.Checkpoints
 	CheckpointKeys ledger.CheckpointKeys // verify checkpoint signatures in chain audits
 	PlatformKeys   PlatformKeyHistory
-	CursorKey      []byte // HMAC key sealing cursors; at least 32 bytes, shared by every node
+	Events         AuditEventLog // the operator audit log, read as the reader role; nil leaves GET /v1/audit/events out
+	CursorKey      []byte        // HMAC key sealing cursors; at least 32 bytes, shared by every node
 	Log            zerolog.Logger
 }
 
@@ -81,6 +82,9 @@ func NewAuditHandler(d AuditDeps) (http.Handler, error) {
 	r.Get("/v1/audit/checkpoints", handleCheckpoints(d.Checkpoints))
 	r.Get("/v1/audit/chain/verify", handleVerifyChain(d.Checkpoints, d.CheckpointKeys))
 	r.Get("/v1/audit/platform-keys", handlePlatformKeys(d.PlatformKeys))
+	if d.Events != nil {
+		r.Get("/v1/audit/events", handleEvents(d.Events, cursors)) // audit_events.go
+	}
 	return r, nil
 }
 

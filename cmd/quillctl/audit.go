@@ -57,7 +57,18 @@ type auditClient struct {
 	http  *http.Client
 }
 
-func newAuditClient(dir string, f *auditFlags) (*auditClient, error) {
+// devAuditorToken mints a dev auditor token, refusing unless both the data
+// directory holds dev material and the configuration is a dev one: with keys
+// in Vault the server trusts the auditors' identity provider, not the dev key.
+func (a *app) devAuditorToken(sub string, scope audit.Scope, ttl time.Duration) (string, error) {
+	if addr := a.conf.get("QUILL_VAULT_ADDR"); addr != "" {
+		return "", fmt.Errorf("the configuration is not a dev one (QUILL_VAULT_ADDR=%s): dev auditor tokens are refused; get a token from your auditors' identity provider and pass --token", addr)
+	}
+	return devenv.AuditorToken(a.dataDir, sub, scope, ttl, time.Now())
+}
+
+func newAuditClient(a *app, f *auditFlags) (*auditClient, error) {
+	dir := a.dataDir
 	tok := f.token
 	if tok == "" {
 		tok = os.Getenv("QUILL_AUDIT_TOKEN")
@@ -67,7 +78,7 @@ func newAuditClient(dir string, f *auditFlags) (*auditClient, error) {
 			return nil, errors.New("no auditor token: pass --token or set QUILL_AUDIT_TOKEN")
 		}
 		var err error
-		if tok, err = devenv.AuditorToken(dir, "quillctl", audit.All, 15*time.Minute, time.Now()); err != nil {
+		if tok, err = a.devAuditorToken("quillctl", audit.All, 15*time.Minute); err != nil {
 			return nil, err
 		}
 	}
@@ -156,7 +167,8 @@ func withQuery(path string, q url.Values) string {
 	return path + "?" + q.Encode()
 }
 
-func auditCmd(dir *string) *cobra.Command {
+func auditCmd(a *app) *cobra.Command {
+	dir := &a.dataDir
 	var af auditFlags
 	cmd := &cobra.Command{Use: "audit", Short: "Auditor tools: tokens, chain and entry verification, checkpoints"}
 	af.bind(cmd)
@@ -167,7 +179,7 @@ func auditCmd(dir *string) *cobra.Command {
 		Use: "token",
 		Example: `  quillctl audit token
   quillctl audit token --sub alice --scope M100,M200 --ttl 5m`,
-		Short: "Mint a dev auditor JWT from the dev keys (refused outside a dev data dir)",
+		Short: "Mint a dev auditor JWT from the dev keys (refused outside a dev data dir or with a non-dev configuration)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s := audit.All
@@ -183,7 +195,7 @@ func auditCmd(dir *string) *cobra.Command {
 				}
 				s = audit.Merchants(ids...)
 			}
-			tok, err := devenv.AuditorToken(*dir, sub, s, ttl, time.Now())
+			tok, err := a.devAuditorToken(sub, s, ttl)
 			if err != nil {
 				return err
 			}
@@ -207,7 +219,7 @@ signature locally with the published platform keys. Exits 1 naming the first
 entry or checkpoint that fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newAuditClient(*dir, &af)
+			c, err := newAuditClient(a, &af)
 			if err != nil {
 				return err
 			}
@@ -229,7 +241,7 @@ checking that version was valid when the entry was written. Exits 1 on any
 failure.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAuditClient(*dir, &af)
+			c, err := newAuditClient(a, &af)
 			if err != nil {
 				return err
 			}
@@ -275,7 +287,7 @@ failure.`,
 	}
 	checkpoint.Flags().StringVar(&dsn, "pg-dsn", envOr("QUILL_PG_DSN", "postgres://postgres@127.0.0.1:5432/quill?sslmode=disable"), "PostgreSQL DSN (env QUILL_PG_DSN)")
 
-	cmd.AddCommand(token, verifyChain, verifyEntry, checkpoint)
+	cmd.AddCommand(token, verifyChain, verifyEntry, checkpoint, auditEventsCmd(a, &af))
 	return cmd
 }
 
@@ -466,7 +478,7 @@ func verifySchemeA(ctx context.Context, ev ledger.Evidence, merchant string, at 
 	return ""
 }
 
-func reportCmd(dir *string) *cobra.Command {
+func reportCmd(a *app) *cobra.Command {
 	var af auditFlags
 	cmd := &cobra.Command{Use: "report", Short: "Auditor reports over the auditor API: trial balance, statement, export"}
 	af.bind(cmd)
@@ -480,7 +492,7 @@ func reportCmd(dir *string) *cobra.Command {
 		Short: "Every account's debits, credits and balance as of a time or entry (default: now)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newAuditClient(*dir, &af)
+			c, err := newAuditClient(a, &af)
 			if err != nil {
 				return err
 			}
@@ -541,7 +553,7 @@ func reportCmd(dir *string) *cobra.Command {
 		Short:   "An account's statement for a period: opening balance, every posting with its running balance, closing balance",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAuditClient(*dir, &af)
+			c, err := newAuditClient(a, &af)
 			if err != nil {
 				return err
 			}
@@ -600,7 +612,7 @@ command again resumes where it stopped; the state file is removed when the
 export completes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newAuditClient(*dir, &af)
+			c, err := newAuditClient(a, &af)
 			if err != nil {
 				return err
 			}
