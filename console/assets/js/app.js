@@ -18,13 +18,16 @@ function route() {
 }
 
 export function go(path, params) {
-  location.hash = '#' + path + api.query(params);
+  const hash = '#' + path + api.query(params);
+  if (location.hash === hash) render();
+  else location.hash = hash;
 }
 
 async function render() {
   const gen = ++generation;
   const { parts, params } = route();
   const signedIn = api.token() !== '';
+  delete main.dataset.ready;
   document.getElementById('nav').hidden = !signedIn;
   document.getElementById('sign-out').hidden = !signedIn;
   const who = document.getElementById('who');
@@ -35,22 +38,24 @@ async function render() {
     else a.removeAttribute('aria-current');
   }
   clear(main);
-  const view = signedIn ? (VIEWS[parts[0]] || notFoundView) : signInView;
+  let name = 'sign-in';
+  if (signedIn) name = VIEWS[parts[0]] ? parts[0] : 'not-found';
+  const view = name === 'sign-in' ? signInView : (VIEWS[name] || notFoundView);
   const stale = () => gen !== generation;
   try {
     await view({ parts, params, stale });
   } catch (e) {
-    if (!stale()) showError(e);
+    if (stale()) return;
+    showError(e);
+    name = 'error';
   }
-  if (!stale()) {
-    main.dataset.ready = parts[0] || 'sign-in';
-    const h1 = main.querySelector('h1');
-    if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
-  }
+  if (stale()) return;
+  main.dataset.ready = name;
+  const h1 = main.querySelector('h1');
+  if (h1 && document.activeElement === document.body) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
 }
 
 function showError(e) {
-  main.dataset.ready = 'error';
   const box = h('div', { class: 'alert bad', role: 'alert', id: 'error' },
     h('strong', null, e instanceof api.ApiError ? `${e.status} ${e.code}: ` : 'Error: '), e.message,
     e.detail ? h('div', null, e.detail) : null,
@@ -97,12 +102,18 @@ function signOut(ev) {
 
 // ---- trial balance ---------------------------------------------------------
 
+// accountPath is an account code in a path: escaped, but for the ':' of its
+// kind (the API's router matches the raw path).
+function accountPath(code) {
+  return encodeURIComponent(code).replace(/%3A/gi, ':');
+}
+
 function accountLink(code, currency, scope) {
   // Statements exist for every account to an unscoped auditor, and only for
   // the merchant:ID accounts of its scope otherwise (docs/AUDIT.md).
   const visible = !scope || scope.some(m => code === 'merchant:' + m);
   if (!visible) return h('span', null, code);
-  return h('a', { href: '#/account/' + encodeURIComponent(code) + api.query({ currency }) }, code);
+  return h('a', { href: '#/account/' + accountPath(code) + api.query({ currency }) }, code);
 }
 
 function fig(key, value, extra) {
@@ -192,15 +203,15 @@ async function statementView({ parts, params, stale }) {
     .map(v => h('option', { value: v, selected: v === limit }, v)));
   const form = h('form', { class: 'toolbar', id: 'st-form' },
     h('label', { for: 'st-from' }, 'From'), fromIn, h('label', { for: 'st-to' }, 'to'), toIn,
-    h('label', { for: 'st-limit' }, 'rows per page'), sizeSel, h('button', { type: 'submit' }, 'Show'));
+    h("label", { for: "st-limit" }, "rows per page"), sizeSel, h("button", { type: "submit", id: "st-show" }, "Show"));
   form.addEventListener('submit', ev => {
     ev.preventDefault();
-    go('/account/' + account, { currency, limit: sizeSel.value, from: fromIn.value.trim(), to: toIn.value.trim() });
+    go('/account/' + accountPath(account), { currency, limit: sizeSel.value, from: fromIn.value.trim(), to: toIn.value.trim() });
   });
   main.append(h('p', { class: 'crumbs' }, h('a', { href: '#/trial-balance' }, 'Trial balance'), ' › statement'),
     h('h1', null, 'Statement of ', h('code', null, account), ' (' + currency + ')'), form);
 
-  const st = await api.get('/v1/audit/accounts/' + encodeURIComponent(account) + '/statement', { ...base, cursor });
+  const st = await api.get('/v1/audit/accounts/' + accountPath(account) + '/statement', { ...base, cursor });
   if (stale()) return;
   main.append(h('dl', { class: 'facts', id: 'st-facts' },
     h('dt', null, 'Type'), h('dd', null, st.type),
@@ -230,10 +241,10 @@ async function statementView({ parts, params, stale }) {
   const nav = h('div', { class: 'row pager' });
   if (cursors.length) {
     const prev = cursors.slice(0, -1);
-    nav.append(h('button', { type: 'button', id: 'st-prev', onclick: () => go('/account/' + account, { ...base, cursor: cursors[cursors.length - 1] === '-' ? '' : cursors[cursors.length - 1], pages: prev.join(',') }) }, '← Previous page'));
+    nav.append(h('button', { type: 'button', id: 'st-prev', onclick: () => go('/account/' + accountPath(account), { ...base, cursor: cursors[cursors.length - 1] === '-' ? '' : cursors[cursors.length - 1], pages: prev.join(',') }) }, '← Previous page'));
   }
   if (st.next_cursor) {
-    nav.append(h('button', { type: 'button', id: 'st-next', onclick: () => go('/account/' + account, { ...base, cursor: st.next_cursor, pages: cursors.concat([cursor || '-']).join(',') }) }, 'Next page →'));
+    nav.append(h('button', { type: 'button', id: 'st-next', onclick: () => go('/account/' + accountPath(account), { ...base, cursor: st.next_cursor, pages: cursors.concat([cursor || '-']).join(',') }) }, 'Next page →'));
   } else {
     nav.append(h('span', { class: 'muted', id: 'st-end' }, 'Last page.'));
   }
@@ -244,7 +255,7 @@ async function statementView({ parts, params, stale }) {
   const points = [];
   let opening = st.opening_balance, c = '';
   for (let i = 0; i < 20; i++) {
-    const page = await api.get('/v1/audit/accounts/' + encodeURIComponent(account) + '/statement', { currency, from, to, limit: 1000, cursor: c });
+    const page = await api.get('/v1/audit/accounts/' + accountPath(account) + '/statement', { currency, from, to, limit: 1000, cursor: c });
     if (stale()) return;
     if (i === 0) opening = page.opening_balance;
     for (const l of page.lines) points.push({ t: Date.parse(l.created_at), balance: l.balance });
