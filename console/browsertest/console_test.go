@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -391,7 +392,11 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Fatal("no chromium on PATH: apt-get install -y chromium, point QUILL_CHROMIUM at one, or set QUILL_SKIP_CONSOLE=1")
 		}
 	}
-	q := startQuill(t, buildQuill(t))
+	start := time.Now()
+	bin := buildQuill(t)
+	t.Logf("built cmd/quill in %s", time.Since(start).Round(time.Millisecond))
+	q := startQuill(t, bin)
+	t.Logf("server ready at %s", time.Since(start).Round(time.Millisecond))
 
 	// The ledger: wallets topped up, then two rounds of payments to M100 and
 	// M200; the trial balance is later taken as of the end of round one.
@@ -420,6 +425,8 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("head %d, round one ended at %d", head, roundOne)
 	}
 
+	t.Logf("ledger seeded (%d entries) at %s", head, time.Since(start).Round(time.Millisecond))
+	defer func() { t.Logf("done at %s", time.Since(start).Round(time.Millisecond)) }()
 	shots := os.Getenv("QUILL_CONSOLE_SCREENSHOTS")
 	if shots == "" {
 		shots = filepath.Join(repoRoot(t), "var", "console-screenshots")
@@ -532,6 +539,53 @@ func TestConsoleInChromium(t *testing.T) {
 		c.shot("trial-balance")
 		c.noHorizontalScroll("trial balance")
 		c.watch.check(t, "trial balance")
+	})
+
+	run("a trial balance that does not add up is shown red", func(t *testing.T) {
+		// The API never serves one (it answers integrity_failure instead), so
+		// the browser is handed a forged answer: one cent more on one debit.
+		var tb map[string]any
+		q.getJSON(admin, "/v1/audit/trial-balance?as_of_entry=3", &tb)
+		acct := tb["accounts"].([]any)[0].(map[string]any)
+		d, _ := new(big.Rat).SetString(acct["debit"].(string))
+		acct["debit"] = d.Add(d, big.NewRat(1, 100)).FloatString(2)
+		forged, _ := json.Marshal(tb)
+		fctx, stop := context.WithCancel(c.ctx)
+		defer stop()
+		paused := chromedp.Events(fctx, fetch.RequestPaused)
+		done := make(chan error, 1)
+		go func() {
+			for ev, err := range paused {
+				if err == nil {
+					_, err = chromedp.Call(c.ctx, fetch.FulfillRequest, fetch.FulfillRequestParams{RequestID: ev.RequestID, ResponseCode: 200,
+						ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "application/json"}}, Body: forged})
+				}
+				done <- err
+				return
+			}
+		}()
+		c.do("intercept", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/v1/audit/trial-balance?as_of_entry=3"}}})
+			return err
+		}))
+		c.goTo("#/trial-balance?as_of=3", "trial-balance")
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		c.do("stop intercepting", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, fetch.Disable, cdp.Empty{})
+			return err
+		}))
+		status := eval[string](c, `document.getElementById('tb-status').className + ' ' + document.getElementById('tb-status').textContent`)
+		rows := eval[[]string](c, `[...document.querySelectorAll('tfoot tr.total')].map(r => r.className)`)
+		if !strings.Contains(status, "bad") || !strings.Contains(status, "NOT balance") || len(rows) != 2 || rows[0] != "total bad" {
+			t.Errorf("a forged unbalanced answer is shown as %q, totals %v", status, rows)
+		}
+		if why := eval[string](c, `(document.getElementById('tb-why-CNY') || {}).textContent || ''`); !strings.Contains(why, "debits add up to") {
+			t.Errorf("the page does not say why: %q", why)
+		}
+		c.shot("trial-balance-unbalanced")
+		c.watch.check(t, "unbalanced")
 	})
 
 	run("statement, paged", func(t *testing.T) {

@@ -116,6 +116,12 @@ function accountLink(code, currency, scope) {
   return h('a', { href: '#/account/' + accountPath(code) + api.query({ currency }) }, code);
 }
 
+// scrolling puts a wide table in a region that scrolls by itself (and by
+// keyboard), so the page reflows at 200 % zoom and the table stays a table.
+function scrolling(table, label) {
+  return h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-label': label }, table);
+}
+
 function fig(key, value, extra) {
   return h('td', { class: 'num' + (extra ? ' ' + extra : ''), 'data-fig': key }, value);
 }
@@ -179,7 +185,19 @@ async function trialBalanceView({ params, stale }) {
       h('tr', { class: 'total ' + cls }, h('th', { scope: 'row' }, 'Debit / credit balances'),
         fig(tk + ':debit_balances', total ? total.debit_balances : '—'), fig(tk + ':credit_balances', total ? total.credit_balances : '—'),
         h('td', { class: 'status' }, ok ? '✓ balances' : '✗ DOES NOT BALANCE'))));
-    main.append(table);
+    main.append(scrolling(table, 'Trial balance, ' + cur));
+    if (!ok) {
+      const why = [];
+      if (!total) why.push('the API gave no total');
+      else {
+        if (dr !== total.debit) why.push(`the rows' debits add up to ${dr}, the total says ${total.debit}`);
+        if (cr !== total.credit) why.push(`the rows' credits add up to ${cr}, the total says ${total.credit}`);
+        if (total.debit !== total.credit) why.push(`debits ${total.debit} ≠ credits ${total.credit}`);
+        if (total.debit_balances !== total.credit_balances) why.push(`debit balances ${total.debit_balances} ≠ credit balances ${total.credit_balances}`);
+        if (!total.balanced) why.push('the API marks it unbalanced');
+      }
+      main.append(h('ul', { class: 'alert bad', id: 'tb-why-' + cur }, why.map(w => h('li', null, cur + ': ' + w))));
+    }
   }
   if (!currencies.length) main.append(h('p', null, 'No entries yet.'));
   main.append(h('p', { id: 'tb-status', class: allBalanced ? 'alert ok' : 'alert bad', role: 'status' },
@@ -236,7 +254,7 @@ async function statementView({ parts, params, stale }) {
   }
   if (!st.lines.length) tbody.append(h('tr', null, h('td', { colspan: 8 }, 'No postings in the period.')));
   table.append(tbody);
-  main.append(table);
+  main.append(scrolling(table, 'Postings'));
 
   const nav = h('div', { class: 'row pager' });
   if (cursors.length) {
@@ -306,9 +324,9 @@ async function entryView({ parts, stale }) {
       ['Amount', `${e.amount} ${e.currency}`], ['Fee', `${e.fee} ${e.currency}`], ['Description', e.description || '—'],
       ['Created', e.created_at]].flatMap(([k, val]) => [h('dt', null, k), h('dd', null, val)])));
 
-  main.append(h('table', { class: 'report', id: 'postings' }, h('caption', null, 'Postings (positive: debit)'),
+  main.append(scrolling(h('table', { class: 'report', id: 'postings' }, h('caption', null, 'Postings (positive: debit)'),
     h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Account'), h('th', { scope: 'col' }, 'Currency'), h('th', { scope: 'col', class: 'num' }, 'Amount'))),
-    h('tbody', null, e.postings.map(p => h('tr', null, h('td', null, p.account), h('td', null, p.currency), h('td', { class: 'num' }, p.amount))))));
+    h('tbody', null, e.postings.map(p => h('tr', null, h('td', null, p.account), h('td', null, p.currency), h('td', { class: 'num' }, p.amount))))), 'Postings'));
 
   const ev = e.evidence;
   main.append(h('section', { class: 'card', id: 'evidence', 'aria-labelledby': 'ev-h' },
@@ -370,7 +388,7 @@ async function chainView({ stale }) {
   }
   if (!cps.length) tbody.append(h('tr', null, h('td', { colspan: 6 }, 'No checkpoints yet.')));
   table.append(tbody);
-  main.append(table);
+  main.append(scrolling(table, 'Checkpoints'));
 }
 
 async function latestCheckpoints(n) {
