@@ -541,6 +541,27 @@ func TestConsoleInChromium(t *testing.T) {
 		c.watch.check(t, "trial balance")
 	})
 
+	run("keyboard: focus order and visible focus", func(t *testing.T) {
+		c.goTo("#/trial-balance", "trial-balance")
+		c.do("start from the top", chromedp.Evaluate[chromedp.Void](`document.body.tabIndex = -1; document.body.focus(); document.body.removeAttribute('tabindex'); window.scrollTo(0, 0); undefined`, chromedp.EvalAsValue))
+		var order []string
+		for i := 0; i < 10; i++ {
+			c.do("Tab", chromedp.KeyEvent("\t"))
+			f := eval[[]string](c, `(() => { const e = document.activeElement, s = getComputedStyle(e);
+				return [e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.getAttribute('href') ? '[' + e.getAttribute('href') + ']' : ''), s.outlineStyle, s.outlineWidth]; })()`)
+			if f[1] == "none" || f[2] == "0px" {
+				t.Errorf("focus on %s is not visible (outline %s %s)", f[0], f[1], f[2])
+			}
+			order = append(order, f[0])
+		}
+		want := []string{"a#skip[#main]", "a[#/trial-balance]", "a[#/chain]", "a[#/export]", "button#sign-out",
+			"input#as-of", "button#as-of-show", "button#as-of-now", "div", "a[#/account/bank:settlement?currency=CNY]"}
+		if strings.Join(order, " ") != strings.Join(want, " ") {
+			t.Errorf("Tab order\n%v\nwant\n%v", order, want)
+		}
+		c.watch.check(t, "keyboard")
+	})
+
 	run("a trial balance that does not add up is shown red", func(t *testing.T) {
 		// The API never serves one (it answers integrity_failure instead), so
 		// the browser is handed a forged answer: one cent more on one debit.

@@ -42,10 +42,15 @@ func repoRoot(tb testing.TB) string {
 }
 
 // buildQuill builds cmd/quill from the main module, with the main module's own
-// go.mod (not this module's dependency versions).
+// go.mod (not this module's dependency versions). The binary lives in the
+// user's cache directory so that an unchanged tree is not linked again.
 func buildQuill(tb testing.TB) string {
 	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "quill")
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	bin := filepath.Join(cache, "quill-console-test", "quill")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/quill")
 	cmd.Dir = repoRoot(tb)
 	cmd.Env = append(os.Environ(), "GOWORK=off")
