@@ -73,9 +73,9 @@ func NewAuditHandler(d AuditDeps) (http.Handler, error) {
 	}
 	cursors := cursorSealer{key: d.CursorKey}
 	r := chi.NewRouter()
-	r.Use(auditEnvelope(newRequestIDs(), d.Log), refuseQueryTokens, bearer(d.Tokens))
+	r.Use(auditEnvelope(newRequestIDs(), d.Log), limitHeaders(MaxHeaderBytes, writeAuditError), refuseQueryTokens, bearer(d.Tokens))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeAuditError(w, r, errRouteNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeAuditError(w, r, errMethodNotAllowed) })
+	r.MethodNotAllowed(methodNotAllowed(r, writeAuditError))
 	r.Get("/v1/audit/trial-balance", handleTrialBalance(d.Reports))
 	r.Get("/v1/audit/accounts/{account}/statement", handleStatement(d.Reports, cursors))
 	r.Get("/v1/audit/journal", handleExport(d.Reports, cursors))

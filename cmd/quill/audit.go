@@ -196,7 +196,7 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store, reports *post
 		TLSConfig:         conf,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    api.ServerMaxHeaderBytes, // a signed 431 past api.MaxHeaderBytes; net/http's own beyond this
 		// No WriteTimeout: an export streams for as long as it takes.
 		ErrorLog: stdLogger(log.With().Str("component", "audit-http").Logger()),
 	}
