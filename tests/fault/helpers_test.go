@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,26 +39,34 @@ type env struct {
 	redis *sandbox.Redis
 	mat   *sandbox.Material
 	q     *sandbox.Quill
-	dsn   string // the ledger database, direct (not through a proxy)
+	proxy *sandbox.Proxy // between quill and PostgreSQL, with envOptions.proxy
+	dsn   string         // the ledger database, direct (never through the proxy)
 }
 
-// newEnv starts a private PostgreSQL and Redis and a quill process on them
-// with payees payee merchants; args are extra quill flags. dsnFor, if set,
-// turns the direct DSN into the one quill is given (a proxy's).
-func newEnv(t *testing.T, payees int, dsnFor func(string) string, args ...string) *env {
+// envOptions vary newEnv's stack.
+type envOptions struct {
+	payees int      // payee merchants; default 1
+	proxy  bool     // quill reaches PostgreSQL through a sandbox.Proxy
+	args   []string // extra quill flags
+}
+
+// newEnv starts a private PostgreSQL and Redis and a quill process on them.
+func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts PostgreSQL, Redis and quill processes")
 	}
-	e := &env{pg: sandbox.StartPostgres(t), redis: sandbox.StartRedis(t), mat: sandbox.NewMaterial(t, payees)}
-	e.dsn = e.pg.CreateDatabase(t, "quill")
-	e.mat.Register(t, e.dsn)
-	qdsn := e.dsn
-	if dsnFor != nil {
-		qdsn = dsnFor(e.dsn)
-		e.mat.Register(t, qdsn) // the same database: only marks it registered
+	if o.payees == 0 {
+		o.payees = 1
 	}
-	e.q = sandbox.StartQuill(t, e.mat, sandbox.QuillOptions{DSN: qdsn, Redis: e.redis.Addr, Args: args})
+	e := &env{pg: sandbox.StartPostgres(t), redis: sandbox.StartRedis(t), mat: sandbox.NewMaterial(t, o.payees)}
+	e.dsn = e.pg.CreateDatabase(t, "quill")
+	qdsn := e.dsn
+	if o.proxy {
+		e.proxy = sandbox.NewProxy(t, e.pg.Addr())
+		qdsn = "postgres://postgres@" + e.proxy.Addr + "/quill?sslmode=disable&connect_timeout=5"
+	}
+	e.q = sandbox.StartQuill(t, e.mat, sandbox.QuillOptions{DSN: qdsn, Redis: e.redis.Addr, Args: o.args})
 	return e
 }
 
@@ -213,4 +222,106 @@ func load() string {
 	var one, five, fifteen string
 	fmt.Sscan(string(b), &one, &five, &fifteen)
 	return one + " " + five + " " + fifteen
+}
+
+// try is one answer to one try of an order.
+type try struct {
+	status   int
+	code     string
+	replayed bool
+	entry    int64
+	at       time.Time
+}
+
+// orderRun is a set of orders each retried, freshly signed, until answered
+// 200: what every try was answered, by order.
+type orderRun struct {
+	mu      sync.Mutex
+	history map[string][]try
+	settled atomic.Int64 // orders answered 200
+}
+
+// retryOrders sends workers×perWorker payments of amount from the wallet of
+// token to payee through q(), retrying each order (a fresh signature and
+// nonce each time) after a transport error or a 503 until it is answered
+// 200, for at most three minutes. Any other answer fails the test. It
+// returns at once; wait for the result with the returned function.
+func retryOrders(t *testing.T, q func() *sandbox.Quill, payee, token, amount string, workers, perWorker int) (*orderRun, func()) {
+	run := &orderRun{history: map[string][]try{}}
+	deadline := time.Now().Add(3 * time.Minute)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perWorker {
+				order := orderID()
+				body := paymentBody(order, amount, token)
+				for time.Now().Before(deadline) {
+					r := q().Do(payee, "POST", "/v1/payments", body)
+					tr := try{status: r.Status, code: problemCode(r), replayed: replayed(r), at: time.Now()}
+					if r.Status == http.StatusOK && r.Verified == nil {
+						tr.entry = decodeRecorded(t, r).EntryID
+					}
+					run.mu.Lock()
+					run.history[order] = append(run.history[order], tr)
+					run.mu.Unlock()
+					if tr.entry != 0 {
+						run.settled.Add(1)
+						break
+					}
+					if r.Status != 0 && r.Status != http.StatusServiceUnavailable {
+						t.Errorf("order %s: %d %s (%v)", order, r.Status, r.Body, r.Verified)
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return run, wg.Wait
+}
+
+// check verifies the run against the ledger at dsn: every order was
+// answered 200 and has exactly the one entry it was answered with (so no
+// acknowledged payment was lost and none was written twice), and an order
+// answered from the record (Idempotent-Replayed) had an earlier try whose
+// outcome was not known to its client — a transport error or 503
+// outcome_unknown — never only tries answered "503 unavailable, nothing was
+// done". It returns the counts of tries by kind.
+func (run *orderRun) check(t *testing.T, dsn string) (transport, unavailable, unknown, fromRecord int) {
+	t.Helper()
+	count, ids := ledgerCheck(t, dsn)
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	for order, h := range run.history {
+		last := h[len(h)-1]
+		if last.entry == 0 {
+			t.Errorf("order %s never answered 200: %+v", order, h)
+			continue
+		}
+		if count[order] != 1 || ids[order] != last.entry {
+			t.Errorf("order %s answered with entry %d has %d entries (id %d)", order, last.entry, count[order], ids[order])
+		}
+		uncertain := false
+		for _, tr := range h[:len(h)-1] {
+			switch {
+			case tr.status == 0:
+				transport++
+				uncertain = true
+			case tr.code == "outcome_unknown":
+				unknown++
+				uncertain = true
+			case tr.code == "unavailable":
+				unavailable++
+			}
+		}
+		if last.replayed {
+			fromRecord++
+			if !uncertain {
+				t.Errorf("order %s was written by a try its client was told did nothing: %+v", order, h)
+			}
+		}
+	}
+	return
 }

@@ -26,7 +26,7 @@ import (
 // Money only moves by the API: deposits seed the wallets, payments move it
 // to the merchants (less the fee, to platform:fees).
 func TestBankInvariant(t *testing.T) {
-	e := newEnv(t, 3, nil)
+	e := newEnv(t, envOptions{payees: 3})
 	const wallets = 24
 	rng := rand.New(rand.NewPCG(1, 2))
 	var seeded int64

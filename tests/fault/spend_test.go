@@ -15,7 +15,7 @@ import (
 // a fraction of its balance; exactly floor(balance/amount) succeed, the rest
 // are refused insufficient_funds, and the wallet ends at balance − k·amount.
 func TestDoubleSpend(t *testing.T) {
-	e := newEnv(t, 1, nil)
+	e := newEnv(t, envOptions{})
 	payee := e.mat.Payees[0]
 	db := connect(t, e.dsn)
 	const c = 48
@@ -73,7 +73,7 @@ func TestDoubleSpend(t *testing.T) {
 // answer byte for byte (one fresh, the others marked Idempotent-Replayed),
 // and every copy with another body a 409 order_conflict.
 func TestDuplicateStorm(t *testing.T) {
-	e := newEnv(t, 1, nil)
+	e := newEnv(t, envOptions{})
 	payee := e.mat.Payees[0]
 	db := connect(t, e.dsn)
 	e.deposit(t, "storm", 100000)
