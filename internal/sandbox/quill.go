@@ -19,8 +19,10 @@ import (
 	"github.com/quillpay/quill/internal/client"
 	"github.com/quillpay/quill/internal/cluster"
 	"github.com/quillpay/quill/internal/devenv"
+	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/merchant"
 	"github.com/quillpay/quill/policy"
+	"github.com/quillpay/quill/signing"
 )
 
 // TopUp is the merchant of every Material that may deposit into wallets.
@@ -299,4 +301,25 @@ func (q *Quill) AuditGet(target string) (int, []byte) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, b
+}
+
+// VerifyResponse checks r's platform signature with the platform key from
+// the material's key store, for answers a client cannot verify itself (with
+// the replay guard down, it cannot fetch GET /v1/certificates either).
+func (m *Material) VerifyResponse(r *client.Response) error {
+	ks, err := keys.OpenFileStore(filepath.Join(m.Dir, "keys"), keys.FileOptions{})
+	if err != nil {
+		return err
+	}
+	serial := r.Header.Get("Wechatpay-Serial")
+	k, err := ks.PublicKey(context.Background(), keys.PlatformOwner, serial)
+	if err != nil {
+		return fmt.Errorf("serial %q: %w", serial, err)
+	}
+	return signing.VerifyResponse(k.Public, signing.ResponseSignature{
+		Timestamp: r.Header.Get("Wechatpay-Timestamp"),
+		Nonce:     r.Header.Get("Wechatpay-Nonce"),
+		Serial:    serial,
+		Signature: r.Header.Get("Wechatpay-Signature"),
+	}, r.Body)
 }
