@@ -89,7 +89,8 @@ func (p *plan) written() int { return len(p.entries.ids) }
 //
 // A later request with the same order key as a primary gets the primary's
 // outcome when it Matches the primary's request (an accepted entry as
-// Replayed), ErrOrderConflict when it does not.
+// Replayed), ErrOrderConflict when it does not; if the key was already
+// written, it is judged against the stored entry instead, like the primary.
 func decide(reqs []*request, k batchKeys, snap snapshot, now func() time.Time) plan {
 	p := plan{results: make([]result, len(reqs)), headSeq: snap.headSeq, headHash: snap.headHash}
 	balances := make(map[accountKey]int64, len(snap.balances))
@@ -130,6 +131,17 @@ func decide(reqs []*request, k batchKeys, snap snapshot, now func() time.Time) p
 	}
 	for i, f := range k.firstOf {
 		if f == i {
+			continue
+		}
+		if rec, ok := snap.existing[orderKey{reqs[i].e.Merchant, reqs[i].e.OrderID}]; ok {
+			// Stored already: judged against the record, as its primary was
+			// (which may be the copy that conflicts).
+			if ledger.Matches(rec, reqs[i].e) {
+				rec.Replayed = true
+				p.results[i] = result{rec: rec}
+			} else {
+				p.results[i] = result{err: conflict(&reqs[i].e)}
+			}
 			continue
 		}
 		switch first := p.results[f]; {
