@@ -87,8 +87,12 @@ async function signInView() {
   if (conf.dev_sign_in) {
     const b = h('button', { type: 'button', id: 'dev-sign-in', class: 'secondary' }, 'Sign in with a dev token');
     b.addEventListener('click', async () => {
-      api.setToken(await api.devToken());
-      go('/trial-balance');
+      try {
+        api.setToken(await api.devToken());
+        go('/trial-balance');
+      } catch (e) {
+        form.append(h('p', { class: 'alert bad', role: 'alert' }, 'No dev token: ' + e.message));
+      }
     });
     form.append(h('div', { class: 'row dev' }, h('span', { class: 'muted' }, 'Dev server: '), b));
   }
@@ -420,7 +424,7 @@ async function verifyRange(from, to, progress, out, stale) {
     checked += r.entries_checked;
     checkpoints += r.checkpoints_checked;
     progress.value = b - from + 1;
-    out.textContent = `verified ${a === from ? from : from}…${b} of ${from}…${last}`;
+    out.textContent = `verified ${from}…${b} of ${from}…${last}`;
     if (!r.ok) {
       clear(out);
       out.append(h('div', { class: 'alert bad', id: 'cv-bad' },
