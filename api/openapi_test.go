@@ -429,6 +429,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"RefundRequest", reflect.TypeFor[policy.RefundRequest](), true},
 		{"Refund", reflect.TypeFor[refundResponse](), false},
 		{"Certificate", reflect.TypeFor[certificate](), false},
+		{"PaymentList", reflect.TypeFor[listPage](), false},
 		{"Problem", reflect.TypeFor[Problem](), false},
 		{"FieldError", reflect.TypeFor[policy.FieldError](), false},
 	} {
@@ -488,6 +489,8 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /v1/certificates":        "CertificateList",
 		"POST /v1/refunds":            "Refund",
 		"GET /v1/refunds/{refund_id}": "Refund",
+		"GET /v1/payments":            "PaymentList",
+		"GET /v1/statements/{date}":   "", // text/csv
 	}
 	ops := d.operations(t)
 	if got, want := sortedKeys(ops), sortedKeys(okBodies); !slices.Equal(got, want) {
@@ -530,7 +533,11 @@ func TestOpenAPIOperations(t *testing.T) {
 				if wantReplayed := status == "200" && strings.HasPrefix(name, "POST "); (replayed != nil) != wantReplayed {
 					t.Errorf("%s response: Idempotent-Replayed documented = %v, want %v", status, replayed != nil, wantReplayed)
 				}
-				if status == "200" {
+				if status == "200" && okBodies[name] == "" {
+					if mt, ok := resp.Content["text/csv"]; !ok || len(resp.Content) != 1 || mt.Schema == nil || mt.Schema.Type != "string" {
+						t.Error("200 must be text/csv, a string")
+					}
+				} else if status == "200" {
 					mt, ok := resp.Content["application/json"]
 					if !ok || d.schema(t, mt.Schema) != d.Components.Schemas[okBodies[name]] {
 						t.Errorf("200 must be application/json %s", okBodies[name])

@@ -378,7 +378,10 @@ func queryRow(tb testing.TB, dsn, sql string, arg any, dst any) error {
 func testRefunds(t *testing.T, q *liveQuill, c *http.Client, order string) {
 	t.Helper()
 	ctx := context.Background()
-	qc := &quillclient.Client{HTTP: c, Base: q.base}
+	qc, err := quillclient.NewClient(q.base, c.Transport.(*quillclient.Transport))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req := quillclient.RefundRequest{RefundID: orderID(), OrderID: order, Amount: "1.00", Currency: "CNY", Reason: "退款 partial"}
 	first, err := qc.Refund(ctx, req)
 	if err != nil || first.Replayed || first.Kind != "refund" || first.OrderID != order || first.Amount != "1.00" || first.Reason != req.Reason {
@@ -395,15 +398,15 @@ func testRefunds(t *testing.T, q *liveQuill, c *http.Client, order string) {
 	var apiErr *quillclient.APIError
 	over := req
 	over.RefundID, over.Amount = orderID(), "0.24"
-	if _, err := qc.Refund(ctx, over); !errors.As(err, &apiErr) || apiErr.Status != 422 || apiErr.Code != "refund_exceeds_payment" {
+	if _, err := qc.Refund(ctx, over); !errors.As(err, &apiErr) || apiErr.StatusCode != 422 || apiErr.Code != "refund_exceeds_payment" {
 		t.Fatalf("refund over the payment: %v", err)
 	}
 	changed := req
 	changed.Amount = "0.50"
-	if _, err := qc.Refund(ctx, changed); !errors.As(err, &apiErr) || apiErr.Status != 409 || apiErr.Code != "refund_conflict" {
+	if _, err := qc.Refund(ctx, changed); !errors.As(err, &apiErr) || apiErr.StatusCode != 409 || apiErr.Code != "refund_conflict" {
 		t.Fatalf("changed refund: %v", err)
 	}
-	if _, err := qc.GetRefund(ctx, "ORD000000000000"); !errors.As(err, &apiErr) || apiErr.Status != 404 {
+	if _, err := qc.GetRefund(ctx, "ORD000000000000"); !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
 		t.Fatalf("unknown refund: %v", err)
 	}
 	rest := req
