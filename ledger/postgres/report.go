@@ -183,16 +183,22 @@ func unscopedTotals(ctx context.Context, tx pgx.Tx, tb *ledger.TrialBalance, che
 	if err != nil {
 		return err
 	}
+	// The accounts that moved in the last full block have their running
+	// totals in that block's rows (one range scan); the others, in their
+	// latest earlier row (one probe each, skipped for the first kind).
 	rows, err := tx.Query(ctx, `WITH tail AS (
 			SELECT account_id, coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS debit,
 				coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS credit
-			FROM postings WHERE entry_id > $3::bigint * $2::bigint AND entry_id <= $1 GROUP BY account_id)
-		SELECT a.code, a.currency, a.type, c.debit IS NOT NULL OR t.account_id IS NOT NULL,
-			(coalesce(c.debit, 0) + coalesce(t.debit, 0))::bigint, (coalesce(c.credit, 0) + coalesce(t.credit, 0))::bigint,
+			FROM postings WHERE entry_id > $3::bigint * $2::bigint AND entry_id <= $1 GROUP BY account_id),
+		last AS (SELECT account_id, debit, credit FROM posting_totals WHERE size = $2 AND block = $3 - 1)
+		SELECT a.code, a.currency, a.type, coalesce(l.debit, c.debit) IS NOT NULL OR t.account_id IS NOT NULL,
+			(coalesce(l.debit, c.debit, 0) + coalesce(t.debit, 0))::bigint, (coalesce(l.credit, c.credit, 0) + coalesce(t.credit, 0))::bigint,
 			b.balance
 		FROM accounts a
+		LEFT JOIN last l ON l.account_id = a.id
 		LEFT JOIN LATERAL (SELECT debit, credit FROM posting_totals pt
-			WHERE pt.size = $2 AND pt.account_id = a.id AND pt.block < $3 ORDER BY pt.block DESC LIMIT 1) c ON true
+			WHERE l.account_id IS NULL AND pt.size = $2 AND pt.account_id = a.id AND pt.block < $3 - 1
+			ORDER BY pt.block DESC LIMIT 1) c ON true
 		LEFT JOIN tail t ON t.account_id = a.id
 		LEFT JOIN balances b ON b.account_id = a.id
 		ORDER BY a.code, a.currency`, tb.AsOfEntry, blockSize, nb)
