@@ -51,13 +51,16 @@ func BenchmarkReportTrialBalance(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		asOf ledger.AsOf
-	}{{"now", ledger.AsOf{}}, {"past-entry", ledger.AsOf{Entry: head / 2}}, {"past-time", func() ledger.AsOf {
-		var t time.Time
-		if err := s.pool.QueryRow(context.Background(), "SELECT created_at FROM entries WHERE id = $1", head/3).Scan(&t); err != nil {
-			b.Fatal(err)
-		}
-		return ledger.AsOf{Time: t}
-	}()}} {
+	}{{"now", ledger.AsOf{}}, {"past-entry", ledger.AsOf{Entry: head / 2}},
+		// The most postings summed above the blocks: one short of a full block.
+		{"worst-tail", ledger.AsOf{Entry: max(head/blockSize*blockSize-1, 1)}},
+		{"past-time", func() ledger.AsOf {
+			var t time.Time
+			if err := s.pool.QueryRow(context.Background(), "SELECT created_at FROM entries WHERE id = $1", head/3).Scan(&t); err != nil {
+				b.Fatal(err)
+			}
+			return ledger.AsOf{Time: t}
+		}()}} {
 		b.Run(c.name, func(b *testing.B) {
 			cpu := startCPU(b, s)
 			for b.Loop() {
