@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,7 @@ import (
 	"github.com/quillpay/quill/internal/testenv"
 	"github.com/quillpay/quill/internal/tlsadmin"
 	"github.com/quillpay/quill/keys"
+	"github.com/quillpay/quill/ledger/postgres"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/signing"
 )
@@ -112,7 +114,9 @@ const (
 type server struct {
 	name      string
 	dir       string
-	dsn       string
+	dsn       string    // the test's own connection: the superuser
+	roleDSN   [3]string // the server's: owner (migrations), service, reader (auditors)
+	roles     postgres.Roles
 	base      string // https://127.0.0.1:port
 	ops       string // http://127.0.0.1:port
 	audit     string // https://127.0.0.1:port, the auditor listener
@@ -170,7 +174,8 @@ func start(t *testing.T, name string, flags ...string) *server {
 		t.Fatal(err)
 	}
 	s.dsn = testenv.Postgres(tb)
-	reg, err := devenv.OpenRegistry(ctx, s.dsn)
+	s.leastPrivilege(t)
+	reg, err := devenv.OpenRegistry(ctx, s.roleDSN[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +212,8 @@ func start(t *testing.T, name string, flags ...string) *server {
 	s.prefix = "quill-attack:" + testenv.Random(4) + ":"
 	args := append([]string{"serve",
 		"--addr", addr, "--ops-addr", ops, "--audit-addr", audit, "--data-dir", s.dir,
-		"--pg-dsn", s.dsn, "--redis-addr", testenv.RedisAddr(t), "--redis-prefix", s.prefix,
+		"--pg-migrate-dsn", s.roleDSN[0], "--pg-dsn", s.roleDSN[1], "--pg-audit-dsn", s.roleDSN[2],
+		"--redis-addr", testenv.RedisAddr(t), "--redis-prefix", s.prefix,
 		"--redis-timeout", "2s", "--shutdown-timeout", "5s", "--conn-log-interval", "1s",
 	}, flags...)
 	s.logPath = filepath.Join(s.dir, "quill.log")
@@ -251,6 +257,40 @@ func start(t *testing.T, name string, flags ...string) *server {
 	s.rdb = goredis.NewClient(&goredis.Options{Addr: testenv.RedisAddr(t)})
 	cleanups = append(cleanups, func() { s.db.Close(context.Background()); s.rdb.Close() })
 	return s
+}
+
+// leastPrivilege gives the server's database its three roles, as the dev
+// stack and production do (docs/OPERATIONS.md "Database roles"): the
+// attacked server runs as the service role, which cannot rewrite history.
+// The database and roles are dropped once the servers have stopped.
+func (s *server) leastPrivilege(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := url.Parse(s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	s.roles, err = postgres.SetupRoles(ctx, testenv.AdminDSN(), db)
+	cleanups = append(cleanups, func() {
+		a, err := pgx.Connect(ctx, testenv.AdminDSN())
+		if err != nil {
+			return
+		}
+		defer a.Close(ctx)
+		for _, q := range []string{"DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", "DROP ROLE IF EXISTS " + s.roles.Service,
+			"DROP ROLE IF EXISTS " + s.roles.Reader, "DROP ROLE IF EXISTS " + s.roles.Owner} {
+			a.Exec(ctx, q)
+		}
+	})
+	if err != nil {
+		t.Fatalf("SetupRoles: %v", err)
+	}
+	for i, role := range []string{s.roles.Owner, s.roles.Service, s.roles.Reader} {
+		if s.roleDSN[i], err = postgres.DSN(testenv.AdminDSN(), role, db); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // stop sends SIGTERM and waits for the drain (SIGKILL past 20 s).

@@ -3,7 +3,6 @@ package attack
 import (
 	"bufio"
 	"crypto/tls"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -90,10 +89,5 @@ func (s *server) tryExchange(cert *tls.Certificate, adjust func(*tls.Config), ra
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(15 * time.Second))
 	br := bufio.NewReader(conn)
-	r, err := s.roundTrip(br, conn, raw)
-	if err != nil {
-		return nil, err
-	}
-	io.Copy(io.Discard, br)
-	return r, nil
+	return s.roundTrip(br, conn, raw)
 }
