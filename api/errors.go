@@ -106,6 +106,8 @@ var errorTable = []errorRule{
 	{errMethodNotAllowed, nil, http.StatusMethodNotAllowed, "method_not_allowed", "method_not_allowed", "Method not allowed on this route", ""},
 	{errHeadersTooLarge, nil, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "headers_too_large", "The request line and headers are larger than 16 KiB", ""},
 	{errTargetTooLong, nil, http.StatusRequestURITooLong, "uri_too_long", "uri_too_long", "The request-target is longer than 4096 bytes", ""},
+	{errCursorInvalid, nil, http.StatusBadRequest, "malformed_request", "cursor_invalid", "The request is malformed; detail says how",
+		"The cursor was not issued for this listing to this merchant, or was altered: send a next_cursor exactly as received"},
 	{errMalformedRequest, nil, http.StatusBadRequest, "malformed_request", "malformed_request", "The request is malformed; detail says how", ""},
 	{errBodyTimeout, nil, http.StatusRequestTimeout, "request_timeout", "request_timeout", "The request body was not received in time", ""},
 	{errTooManyFailures, nil, http.StatusTooManyRequests, "too_many_failures", "too_many_failures", "Too many refused requests from this merchant; refusals are answered 429 until Retry-After has passed", ""},

@@ -98,6 +98,14 @@ func TestDecide(t *testing.T) {
 			after:    book{"user:42": 100, "merchant:M1": 0},
 		},
 		{
+			name:     "a replay of a stored entry behind a conflicting copy in the same batch still replays",
+			book:     funded,
+			existing: []ledger.Recorded{stored(payment("OLD", "42", 30, 0), 7)},
+			entries:  []ledger.Entry{payment("OLD", "42", 31, 0), payment("OLD", "42", 30, 0), payment("OLD", "42", 32, 0)},
+			want:     []want{{ledger.ErrOrderConflict, 0, false}, {nil, 7, true}, {ledger.ErrOrderConflict, 0, false}},
+			after:    book{"user:42": 100, "merchant:M1": 0},
+		},
+		{
 			name:    "a balance that would overflow is an invalid entry",
 			book:    book{"user:42": math.MaxInt64, "merchant:M1": math.MaxInt64 - 5, "bank:settlement": 0},
 			entries: []ledger.Entry{payment("A", "42", 10, 0), payment("B", "42", 5, 0), deposit("D", "42", 1)},
