@@ -427,6 +427,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"DepositRequest", reflect.TypeFor[policy.DepositRequest](), true},
 		{"Payment", reflect.TypeFor[paymentResponse](), false},
 		{"Certificate", reflect.TypeFor[certificate](), false},
+		{"PaymentList", reflect.TypeFor[listPage](), false},
 		{"Problem", reflect.TypeFor[Problem](), false},
 		{"FieldError", reflect.TypeFor[policy.FieldError](), false},
 	} {
@@ -483,6 +484,8 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /v1/payments/{order_id}": "Payment",
 		"POST /v1/deposits":           "Payment",
 		"GET /v1/certificates":        "CertificateList",
+		"GET /v1/payments":            "PaymentList",
+		"GET /v1/statements/{date}":   "", // text/csv
 	}
 	ops := d.operations(t)
 	if got, want := sortedKeys(ops), sortedKeys(okBodies); !slices.Equal(got, want) {
@@ -525,7 +528,11 @@ func TestOpenAPIOperations(t *testing.T) {
 				if wantReplayed := status == "200" && strings.HasPrefix(name, "POST "); (replayed != nil) != wantReplayed {
 					t.Errorf("%s response: Idempotent-Replayed documented = %v, want %v", status, replayed != nil, wantReplayed)
 				}
-				if status == "200" {
+				if status == "200" && okBodies[name] == "" {
+					if mt, ok := resp.Content["text/csv"]; !ok || len(resp.Content) != 1 || mt.Schema == nil || mt.Schema.Type != "string" {
+						t.Error("200 must be text/csv, a string")
+					}
+				} else if status == "200" {
 					mt, ok := resp.Content["application/json"]
 					if !ok || d.schema(t, mt.Schema) != d.Components.Schemas[okBodies[name]] {
 						t.Errorf("200 must be application/json %s", okBodies[name])

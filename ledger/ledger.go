@@ -94,7 +94,7 @@ type Recorded struct {
 	Amount      int64
 	Fee         int64
 	Description string
-	Fingerprint [32]byte // digest of the content that idempotency compares
+	Fingerprint [32]byte // digest of the entry's content (see Fingerprint)
 	Hash        [32]byte // chain hash: SHA-256(prev_hash ‖ canonical entry)
 	CreatedAt   time.Time
 	// Replayed is true when Record found an identical entry already written.
@@ -104,7 +104,7 @@ type Recorded struct {
 // Writer records entries.
 type Writer interface {
 	// Record writes e atomically and durably, idempotent on (merchant, order id):
-	// an identical entry already written is returned with Replayed set; a
+	// an entry already written that e Matches is returned with Replayed set; a
 	// different one yields ErrOrderConflict. It returns ErrInsufficientFunds if a
 	// debit would take an account that may not go negative below zero,
 	// ErrUnbalanced or ErrInvalidEntry for a malformed entry, and an error wrapping

@@ -168,6 +168,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		MaxBody:       c.MaxBody,
 		Failures:      failures,
 		Observe:       met.ObserveRequest,
+		Listings:      reads, // merchant listings and statements may lag like reports
+		CursorKey:     merchantCursorKey(c, log),
 	})
 	var draining atomic.Bool
 	ops := api.NewOpsHandler(buildinfo.Version(), 2*time.Second,
@@ -220,7 +222,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    api.ServerMaxHeaderBytes, // a signed 431 past api.MaxHeaderBytes; net/http's own beyond this
 		// OPTIONS * would otherwise be answered by net/http, unsigned.
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     stdLogger(errLog),

@@ -78,8 +78,8 @@ func (p *plan) written() int { return len(p.entries.ids) }
 
 // decide applies the batch's primaries in order to the balances of snap:
 //
-//   - an order key already written is a replay (same fingerprint: answered
-//     with the stored entry, Replayed) or ErrOrderConflict;
+//   - an order key already written is a replay (the request Matches the
+//     stored entry: answered with it, Replayed) or ErrOrderConflict;
 //   - an entry whose postings would overflow a balance is ErrInvalidEntry;
 //   - an entry that would take an account that may not go negative below
 //     zero is ErrInsufficientFunds, and is left out: later entries see the
@@ -88,9 +88,9 @@ func (p *plan) written() int { return len(p.entries.ids) }
 //     read once for the batch) and its chain hash.
 //
 // A later request with the same order key as a primary gets the primary's
-// outcome when its fingerprint is the same (an accepted entry as Replayed),
-// ErrOrderConflict when it differs; if the key was already written, it is
-// judged against the stored entry instead, like the primary.
+// outcome when it Matches the primary's request (an accepted entry as
+// Replayed), ErrOrderConflict when it does not; if the key was already
+// written, it is judged against the stored entry instead, like the primary.
 func decide(reqs []*request, k batchKeys, snap snapshot, now func() time.Time) plan {
 	p := plan{results: make([]result, len(reqs)), headSeq: snap.headSeq, headHash: snap.headHash}
 	balances := make(map[accountKey]int64, len(snap.balances))
@@ -102,7 +102,7 @@ func decide(reqs []*request, k batchKeys, snap snapshot, now func() time.Time) p
 		r := reqs[i]
 		e := &r.e
 		if rec, ok := snap.existing[orderKey{e.Merchant, e.OrderID}]; ok {
-			if rec.Fingerprint == r.fp {
+			if ledger.Matches(rec, *e) {
 				rec.Replayed = true
 				p.results[i] = result{rec: rec}
 			} else {
@@ -136,7 +136,7 @@ func decide(reqs []*request, k batchKeys, snap snapshot, now func() time.Time) p
 		if rec, ok := snap.existing[orderKey{reqs[i].e.Merchant, reqs[i].e.OrderID}]; ok {
 			// Stored already: judged against the record, as its primary was
 			// (which may be the copy that conflicts).
-			if rec.Fingerprint == reqs[i].fp {
+			if ledger.Matches(rec, reqs[i].e) {
 				rec.Replayed = true
 				p.results[i] = result{rec: rec}
 			} else {
@@ -145,7 +145,7 @@ func decide(reqs []*request, k batchKeys, snap snapshot, now func() time.Time) p
 			continue
 		}
 		switch first := p.results[f]; {
-		case reqs[i].fp != reqs[f].fp:
+		case !ledger.Matches(ledger.Proposed(reqs[f].e), reqs[i].e):
 			p.results[i] = result{err: conflict(&reqs[i].e)}
 		case first.err != nil:
 			p.results[i] = result{err: first.err}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,9 @@ import (
 	"github.com/quillpay/quill/internal/testenv"
 	"github.com/quillpay/quill/ledger"
 )
+
+// sortNode matches a plan node that sorts (not a Merge Append's sort key).
+var sortNode = regexp.MustCompile(`(?m)^\s*(->\s*)?(Incremental )?Sort\s+\(`)
 
 // seqScan matches a plan line that reads a whole ledger table.
 var seqScan = regexp.MustCompile(`Seq Scan on (entries|postings|accounts|balances)\b`)
@@ -60,11 +64,13 @@ func TestWritePathPlans(t *testing.T) {
 			sqlUpdateHead:     `(1, '\x00')`,
 			sqlEntry:          "('M1', 'SEED000000000001')",
 			sqlBalance:        "('merchant:M1', 'CNY')",
+			sqlListRecords:    "('M1', 'merchant:', 'payment', 1, 100000, NULL, '2030-01-01T00:00:00Z', 0, 101)",
+			sqlEachRecord:     "('M1', 'merchant:', 1, 100000, '2020-01-01T00:00:00Z', NULL, 'payment', 'deposit')",
 		}
 		if _, err := db.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
 			t.Fatal(err)
 		}
-		for i, q := range append(append([]string{}, writePathSQL...), readPathSQL...) {
+		for i, q := range append(append(append([]string{}, writePathSQL...), readPathSQL...), listingSQL...) {
 			a, ok := args[q]
 			if !ok {
 				t.Errorf("statement %d has no EXPLAIN arguments in this test:\n%s", i, q)
@@ -80,6 +86,11 @@ func TestWritePathPlans(t *testing.T) {
 			}
 			if seqScan.MatchString(plan) {
 				t.Errorf("statement %d scans a whole table:\n%s\n%s", i, q, plan)
+			}
+			// A merchant's listings read its entries of a kind in id order
+			// off one index: no sort, however many rows the span holds.
+			if slices.Contains(listingSQL, q) && (!strings.Contains(plan, "entries_merchant_kind_id_idx") || sortNode.MatchString(plan)) {
+				t.Errorf("listing statement %d is not an ordered scan of entries_merchant_kind_id_idx:\n%s\n%s", i, q, plan)
 			}
 		}
 	})

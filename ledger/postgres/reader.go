@@ -15,7 +15,7 @@ import (
 // generic plan does by index whatever the statistics (TestWritePathPlans).
 const (
 	sqlEntry = `SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee,
-		description, fingerprint, hash, created_at FROM entries WHERE merchant_id = $1 AND order_id = $2`
+		description, fingerprint, hash, created_at FROM entries WHERE merchant_id = $1 AND order_id = $2 AND refund_id IS NULL`
 	sqlBalance = `SELECT b.balance FROM accounts a
 		CROSS JOIN LATERAL (SELECT balance FROM balances b WHERE b.account_id = a.id LIMIT 1) b
 		WHERE a.code = $1 AND a.currency = $2`

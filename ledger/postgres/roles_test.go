@@ -138,8 +138,8 @@ func TestServiceRoleCannotRewriteHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
-		"INSERT INTO posting_blocks (size, block, account_id, debit, credit) SELECT 1, 0, id, 0, 0 FROM accounts LIMIT 1",
-		"INSERT INTO posting_blocks_built (size, block) VALUES (1, 0)",
+		"INSERT INTO posting_totals (size, block, account_id, debit, credit) SELECT 1, 0, id, 0, 0 FROM accounts LIMIT 1",
+		"INSERT INTO posting_totals_built (size, block) VALUES (1, 0)",
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			t.Errorf("%s: %v", q, err)
@@ -166,7 +166,7 @@ func TestServiceRoleCannotRewriteHistory(t *testing.T) {
 		"DELETE FROM ledger_head",
 		"DELETE FROM checkpoints",
 		"UPDATE checkpoints SET signature = '\\x00'",
-		"DELETE FROM posting_blocks",
+		"DELETE FROM posting_totals",
 		"ALTER TABLE entries DISABLE TRIGGER entries_append_only",
 		"ALTER TABLE postings DISABLE TRIGGER ALL",
 		"ALTER TABLE entries DISABLE TRIGGER USER",
@@ -190,7 +190,7 @@ func TestServiceRoleCannotRewriteHistory(t *testing.T) {
 	if _, err := c.Exec(ctx, "GRANT UPDATE, DELETE, TRUNCATE ON entries, postings TO PUBLIC"); err != nil {
 		t.Logf("GRANT as service: %v", err)
 	}
-	for _, table := range []string{"entries", "postings", "accounts", "checkpoints", "posting_blocks"} {
+	for _, table := range []string{"entries", "postings", "accounts", "checkpoints", "posting_totals"} {
 		for _, priv := range []string{"UPDATE", "DELETE", "TRUNCATE", "TRIGGER", "REFERENCES"} {
 			var has bool
 			if err := c.QueryRow(ctx, "SELECT has_table_privilege($1, $2, $3)", rd.roles.Service, table, priv).Scan(&has); err != nil || has {
@@ -244,7 +244,7 @@ func TestReaderRoleOnlyReads(t *testing.T) {
 		"UPDATE balances SET balance = 0",
 		"UPDATE ledger_head SET seq = seq",
 		"DELETE FROM entries",
-		"INSERT INTO posting_blocks_built (size, block) VALUES (1, 0)",
+		"INSERT INTO posting_totals_built (size, block) VALUES (1, 0)",
 		"SELECT nextval('accounts_id_seq')",
 		"SELECT * FROM ledger_head FOR UPDATE",
 	} {

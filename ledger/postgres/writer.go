@@ -32,7 +32,7 @@ const (
 	CROSS JOIN LATERAL (
 		SELECT e.id, e.kind, e.merchant_id, e.order_id, e.payer, e.currency, e.amount, e.fee,
 			e.description, e.fingerprint, e.hash, e.created_at
-		FROM entries e WHERE e.merchant_id = u.m AND e.order_id = u.o LIMIT 1) e`
+		FROM entries e WHERE e.merchant_id = u.m AND e.order_id = u.o AND e.refund_id IS NULL LIMIT 1) e`
 
 	sqlEnsureAccounts = `WITH ins AS (
 		INSERT INTO accounts (code, currency, type, allow_negative)
