@@ -269,6 +269,18 @@ func TestEachRecord(t *testing.T) {
 	}
 	got := read()
 	want := wantRecords(recs, "M1", ledger.MerchantKinds, sp)
+	for _, size := range []int{1, 3, len(want), len(want) + 1} { // chunk boundaries
+		var chunked []ledger.Record
+		if err := s.eachRecord(ctx, "M1", ledger.MerchantKinds, sp, size, func(r ledger.Record) error {
+			chunked = append(chunked, r)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.EqualFunc(chunked, got, func(a, b ledger.Record) bool { return a.ID == b.ID && a.Net == b.Net }) {
+			t.Errorf("chunks of %d: %d records, want the %d of one chunk", size, len(chunked), len(got))
+		}
+	}
 	if len(got) != len(want) || len(want) < 10 {
 		t.Fatalf("%d records, want %d (of %d entries)", len(got), len(want), len(recs))
 	}
