@@ -649,6 +649,7 @@ type EntryJSON struct {
 	Kind          string        `json:"kind"`
 	Merchant      string        `json:"merchant"`
 	OrderID       string        `json:"order_id"`
+	RefundID      string        `json:"refund_id,omitempty"` // refunds only: covered by the fingerprint and hash
 	Payer         string        `json:"payer"`
 	Currency      string        `json:"currency"`
 	Amount        string        `json:"amount"`
@@ -697,7 +698,7 @@ func handleEntry(rep ledger.Reports) http.HandlerFunc {
 			return
 		}
 		out := EntryJSON{
-			ID: ee.ID, Kind: string(ee.Kind), Merchant: ee.Merchant, OrderID: ee.OrderID, Payer: ee.Payer, Currency: ee.Currency,
+			ID: ee.ID, Kind: string(ee.Kind), Merchant: ee.Merchant, OrderID: ee.OrderID, RefundID: ee.RefundID, Payer: ee.Payer, Currency: ee.Currency,
 			Amount: money(ee.Amount, ee.Currency), AmountMinor: ee.Amount, Fee: money(ee.Fee, ee.Currency), FeeMinor: ee.Fee,
 			Description: ee.Description, CreatedAt: utcTime(ee.CreatedAt), CreatedMicros: ee.CreatedAt.UnixMicro(),
 			Fingerprint: hex.EncodeToString(ee.Fingerprint[:]), PrevHash: hex.EncodeToString(ee.PrevHash[:]), Hash: hex.EncodeToString(ee.Hash[:]),

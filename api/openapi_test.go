@@ -426,8 +426,11 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"PaymentRequest", reflect.TypeFor[policy.PaymentRequest](), true},
 		{"DepositRequest", reflect.TypeFor[policy.DepositRequest](), true},
 		{"Payment", reflect.TypeFor[paymentResponse](), false},
+		{"RefundRequest", reflect.TypeFor[policy.RefundRequest](), true},
+		{"Refund", reflect.TypeFor[refundResponse](), false},
 		{"Certificate", reflect.TypeFor[certificate](), false},
 		{"PaymentList", reflect.TypeFor[listPage](), false},
+		{"RefundList", reflect.TypeFor[listPage](), false},
 		{"Problem", reflect.TypeFor[Problem](), false},
 		{"FieldError", reflect.TypeFor[policy.FieldError](), false},
 	} {
@@ -478,6 +481,7 @@ func TestOpenAPIOperations(t *testing.T) {
 	bodies := map[string]string{
 		"POST /v1/payments": "PaymentRequest",
 		"POST /v1/deposits": "DepositRequest",
+		"POST /v1/refunds":  "RefundRequest",
 	}
 	okBodies := map[string]string{
 		"POST /v1/payments":           "Payment",
@@ -486,6 +490,9 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /v1/certificates":        "CertificateList",
 		"GET /v1/payments":            "PaymentList",
 		"GET /v1/statements/{date}":   "", // text/csv
+		"POST /v1/refunds":            "Refund",
+		"GET /v1/refunds/{refund_id}": "Refund",
+		"GET /v1/refunds":             "RefundList",
 	}
 	ops := d.operations(t)
 	if got, want := sortedKeys(ops), sortedKeys(okBodies); !slices.Equal(got, want) {

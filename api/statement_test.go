@@ -96,14 +96,14 @@ func TestStatement(t *testing.T) {
 				if err != nil || !at.Equal(r.CreatedAt) || !strings.HasSuffix(rows[i][8], c.zone) {
 					t.Errorf("row %d time %q, want %v in %s", i, rows[i][8], r.CreatedAt, c.zone)
 				}
-				wantRow := []string{r.OrderID, "", strconv.FormatInt(r.ID, 10), string(r.Kind),
+				wantRow := []string{r.OrderID, r.RefundID, strconv.FormatInt(r.ID, 10), string(r.Kind),
 					policy.FormatAmount(r.Amount, "CNY"), policy.FormatAmount(r.Fee, "CNY"), policy.FormatAmount(r.Net, "CNY"), "CNY", rows[i][8]}
 				if !slices.Equal(rows[i], wantRow) {
 					t.Errorf("row %d = %v, want %v", i, rows[i], wantRow)
 				}
 			}
 			var wantSummary [][]string
-			for _, k := range []string{"payment", "deposit", "total"} {
+			for _, k := range []string{"payment", "refund", "deposit", "total"} {
 				if tt := totals[k]; tt != nil && tt.count > 0 {
 					wantSummary = append(wantSummary, []string{c.date, c.zone, "CNY", k, strconv.FormatInt(tt.count, 10),
 						policy.FormatAmount(tt.amount, "CNY"), policy.FormatAmount(tt.fee, "CNY"), policy.FormatAmount(tt.net, "CNY")})
@@ -115,8 +115,8 @@ func TestStatement(t *testing.T) {
 			if !slices.EqualFunc(summary, wantSummary, slices.Equal) {
 				t.Errorf("summary %v, want %v", summary, wantSummary)
 			}
-			if c.name != "a day without entries" && (totals["payment"] == nil || totals["deposit"] == nil) {
-				t.Errorf("the day should have payments and deposits: %v", totals)
+			if c.name != "a day without entries" && (totals["payment"] == nil || totals["deposit"] == nil || totals["refund"] == nil) {
+				t.Errorf("the day should have payments, refunds and deposits: %v", totals)
 			}
 		})
 	}

@@ -15,10 +15,12 @@
 //     world, may.
 //   - A balance is shown in its normal sign: sum of postings for asset and
 //     expense accounts, minus that sum for liability, equity and revenue.
-//   - Recording is idempotent on (merchant, order id): the same content again
-//     returns the stored entry with Replayed set; different content under the
-//     same order id is ErrOrderConflict. "Same content" is Fingerprint equality,
-//     which excludes the evidence (a retry carries a fresh nonce and signature).
+//   - Recording is idempotent on (merchant, order id): the same request again
+//     returns the stored entry with Replayed set; a different one under the
+//     same order id is ErrOrderConflict. "The same request" is Matches, the
+//     one rule both the writer and the API's retry path apply: it compares
+//     what the client asked for, not the fee or postings Quill derived, nor
+//     the evidence (a retry carries a fresh nonce and signature).
 //   - Entries are append-only and chained: hash = SHA-256(prev_hash ‖ canonical
 //     entry), the first entry's prev_hash being 32 zero bytes.
 //

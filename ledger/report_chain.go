@@ -19,6 +19,9 @@ func FingerprintInput(e Entry) []byte {
 	c.i64(e.Fee)
 	c.str(e.Description)
 	c.postings(e.Postings)
+	if e.Kind == KindRefund {
+		c.str(e.RefundID)
+	}
 	return c.b
 }
 
@@ -55,5 +58,8 @@ func ChainInput(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [3
 	c.i64(r.CreatedAt.UnixMicro())
 	c.postings(postings)
 	c.bytes(evidenceDigest[:])
+	if r.Kind == KindRefund {
+		c.str(r.RefundID)
+	}
 	return c.b
 }

@@ -56,6 +56,26 @@ type Payment struct {
 	CreatedAt   string `json:"created_at"`
 }
 
+// Refund is a refund as Quill shows it: RefundID is the merchant's own id
+// for it, OrderID the payment's; Fee is the part of the payment's fee the
+// platform returned.
+type Refund struct {
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	RefundID   string `json:"refund_id"`
+	OrderID    string `json:"order_id"`
+	MerchantID string `json:"merchant_id"`
+	Status     string `json:"status"`
+	Amount     string `json:"amount"`
+	Fee        string `json:"fee"`
+	Currency   string `json:"currency"`
+	Payer      string `json:"payer"`
+	Reason     string `json:"reason,omitempty"`
+	EntryID    int64  `json:"entry_id"`
+	EntryHash  string `json:"entry_hash"`
+	CreatedAt  string `json:"created_at"`
+}
+
 // Page is one page of a listing. Pass NextCursor as ListQuery.Cursor for the
 // next one while HasMore is true.
 type Page[T any] struct {
@@ -134,6 +154,20 @@ func (c *Client) ListPayments(ctx context.Context, q ListQuery) (Page[Payment], 
 // page, and stops at the first error (yielded with a zero Payment).
 func (c *Client) Payments(ctx context.Context, q ListQuery) iter.Seq2[Payment, error] {
 	return all(ctx, q, c.ListPayments)
+}
+
+// ListRefunds returns one page of the merchant's own refunds, oldest first,
+// as ListPayments does for payments (with the same errors).
+func (c *Client) ListRefunds(ctx context.Context, q ListQuery) (Page[Refund], error) {
+	var p Page[Refund]
+	err := c.getJSON(ctx, "/v1/refunds?"+q.values().Encode(), &p)
+	return p, err
+}
+
+// Refunds iterates over every refund of the listing q starts, as Payments
+// does.
+func (c *Client) Refunds(ctx context.Context, q ListQuery) iter.Seq2[Refund, error] {
+	return all(ctx, q, c.ListRefunds)
 }
 
 func all[T any](ctx context.Context, q ListQuery, list func(context.Context, ListQuery) (Page[T], error)) iter.Seq2[T, error] {

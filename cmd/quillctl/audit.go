@@ -387,11 +387,10 @@ func verifyEntry(ctx context.Context, e api.EntryJSON, ks keys.Store, w io.Write
 	for _, p := range e.Postings {
 		ps = append(ps, ledger.Posting{Account: p.Account, Currency: p.Currency, Amount: p.AmountMinor})
 	}
-	content := ledger.Entry{Kind: ledger.Kind(e.Kind), Merchant: e.Merchant, OrderID: e.OrderID, Payer: e.Payer,
-		Currency: e.Currency, Amount: e.AmountMinor, Fee: e.FeeMinor, Description: e.Description, Postings: ps}
-	rec := ledger.Recorded{ID: e.ID, Kind: content.Kind, Merchant: e.Merchant, OrderID: e.OrderID, Payer: e.Payer,
-		Currency: e.Currency, Amount: e.AmountMinor, Fee: e.FeeMinor, Description: e.Description,
-		Fingerprint: ledger.Fingerprint(content), CreatedAt: time.UnixMicro(e.CreatedMicros).UTC()}
+	rec := ledger.Recorded{ID: e.ID, Kind: ledger.Kind(e.Kind), Merchant: e.Merchant, OrderID: e.OrderID, RefundID: e.RefundID,
+		Payer: e.Payer, Currency: e.Currency, Amount: e.AmountMinor, Fee: e.FeeMinor, Description: e.Description,
+		CreatedAt: time.UnixMicro(e.CreatedMicros).UTC()}
+	rec.Fingerprint = ledger.Fingerprint(rec.Content(ps))
 	var prev [32]byte
 	if b, err := hex.DecodeString(e.PrevHash); err != nil || len(b) != 32 {
 		return fmt.Errorf("entry %d: malformed prev_hash", e.ID)

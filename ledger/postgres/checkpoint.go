@@ -349,7 +349,7 @@ func fetchChunks(ctx context.Context, tx pgx.Tx, from, to, step int64, out chan<
 func readChunk(ctx context.Context, tx pgx.Tx, lo, hi int64, accounts map[int64]ledger.Posting) auditChunkData {
 	c := auditChunkData{lo: lo, hi: hi}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee,
+	b.Queue(`SELECT id, kind, merchant_id, order_id, coalesce(refund_id, ''), payer, currency, amount, fee,
 		description, fingerprint, hash, created_at, prev_hash, evidence_scheme, evidence_key_id,
 		authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256
 		FROM entries WHERE id BETWEEN $1 AND $2 ORDER BY id`, lo, hi)
@@ -368,7 +368,7 @@ func readChunk(ctx context.Context, tx pgx.Tx, lo, hi int64, accounts map[int64]
 			kind     string
 			fp, hash []byte
 		)
-		if err := rows.Scan(&e.rec.ID, &kind, &e.rec.Merchant, &e.rec.OrderID, &e.rec.Payer, &e.rec.Currency,
+		if err := rows.Scan(&e.rec.ID, &kind, &e.rec.Merchant, &e.rec.OrderID, &e.rec.RefundID, &e.rec.Payer, &e.rec.Currency,
 			&e.rec.Amount, &e.rec.Fee, &e.rec.Description, &fp, &hash, &e.rec.CreatedAt, &e.prevHash,
 			&e.ev.Scheme, &e.ev.KeyID, &e.ev.Authorization, &e.ev.Method, &e.ev.Target, &e.ev.Body, &e.bodySum); err != nil {
 			rows.Close()
@@ -450,11 +450,7 @@ func readChunk(ctx context.Context, tx pgx.Tx, lo, hi int64, accounts map[int64]
 	for j := range c.entries {
 		e := &c.entries[j]
 		e.bodyOK = bodyMatches(e.ev.Body, e.bodySum)
-		e.fingerprint = ledger.Fingerprint(ledger.Entry{
-			Kind: e.rec.Kind, Merchant: e.rec.Merchant, OrderID: e.rec.OrderID, Payer: e.rec.Payer,
-			Currency: e.rec.Currency, Amount: e.rec.Amount, Fee: e.rec.Fee, Description: e.rec.Description,
-			Postings: e.postings,
-		})
+		e.fingerprint = ledger.Fingerprint(e.rec.Content(e.postings))
 		e.evidence = ledger.EvidenceDigest(e.ev)
 	}
 	return c

@@ -22,7 +22,7 @@ const maxListPage = 1000
 // minus the sum of its postings), read through postings_pkey and the
 // accounts key: one index probe per entry, whatever the ledger's size.
 // $2 is the merchant account prefix (ledger.MerchantAccount("")).
-const listCols = `e.id, e.kind, e.merchant_id, e.order_id, e.payer, e.currency, e.amount, e.fee,
+const listCols = `e.id, e.kind, e.merchant_id, e.order_id, coalesce(e.refund_id, ''), e.payer, e.currency, e.amount, e.fee,
 	e.description, e.fingerprint, e.hash, e.created_at,
 	coalesce((SELECT -sum(p.amount) FROM postings p
 		JOIN accounts a ON a.id = p.account_id AND a.code = $2 || e.merchant_id AND a.currency = e.currency
@@ -192,7 +192,7 @@ func scanListed(row pgx.Row) (ledger.Record, error) {
 		kind     string
 		fp, hash []byte
 	)
-	if err := row.Scan(&r.ID, &kind, &r.Merchant, &r.OrderID, &r.Payer, &r.Currency, &r.Amount, &r.Fee,
+	if err := row.Scan(&r.ID, &kind, &r.Merchant, &r.OrderID, &r.RefundID, &r.Payer, &r.Currency, &r.Amount, &r.Fee,
 		&r.Description, &fp, &hash, &r.CreatedAt, &r.Net); err != nil {
 		return ledger.Record{}, err
 	}
