@@ -17,25 +17,15 @@ import (
 	"github.com/quillpay/quill/signing"
 )
 
-// Client calls the merchant API routes that return many records: the
-// payment and refund listings and the daily statement. Every request goes
-// through the Transport, so it is signed and its answer verified; a
-// statement is verified as it streams (see Statement). Build it with
-// NewClient; it is safe for concurrent use.
-type Client struct {
-	base string
-	tr   *Transport
-	http *http.Client
-}
-
 // NewClient returns a Client for the Quill at baseURL (https://host:port)
-// over t.
+// over t: every request signed, every answer verified, statements verified
+// as they stream.
 func NewClient(baseURL string, t *Transport) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("quillclient: base URL %q is not scheme://host[:port]", baseURL)
 	}
-	return &Client{base: strings.TrimSuffix(baseURL, "/"), tr: t, http: &http.Client{Transport: t}}, nil
+	return &Client{HTTP: &http.Client{Transport: t}, Base: strings.TrimSuffix(baseURL, "/")}, nil
 }
 
 // Payment is a payment as Quill shows it. Amounts are decimal strings in
@@ -54,26 +44,6 @@ type Payment struct {
 	EntryID     int64  `json:"entry_id"`
 	EntryHash   string `json:"entry_hash"`
 	CreatedAt   string `json:"created_at"`
-}
-
-// Refund is a refund as Quill shows it: RefundID is the merchant's own id
-// for it, OrderID the payment's; Fee is the part of the payment's fee the
-// platform returned.
-type Refund struct {
-	ID         string `json:"id"`
-	Kind       string `json:"kind"`
-	RefundID   string `json:"refund_id"`
-	OrderID    string `json:"order_id"`
-	MerchantID string `json:"merchant_id"`
-	Status     string `json:"status"`
-	Amount     string `json:"amount"`
-	Fee        string `json:"fee"`
-	Currency   string `json:"currency"`
-	Payer      string `json:"payer"`
-	Reason     string `json:"reason,omitempty"`
-	EntryID    int64  `json:"entry_id"`
-	EntryHash  string `json:"entry_hash"`
-	CreatedAt  string `json:"created_at"`
 }
 
 // Page is one page of a listing. Pass NextCursor as ListQuery.Cursor for the
@@ -112,31 +82,6 @@ func (q ListQuery) values() url.Values {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	return v
-}
-
-// APIError is a verified problem answer of Quill (RFC 9457): the request was
-// refused or failed, as Code and Reason say.
-type APIError struct {
-	StatusCode int
-	Code       string `json:"code"`
-	Reason     string `json:"reason"`
-	Detail     string `json:"detail"`
-	Hint       string `json:"hint"`
-	RequestID  string `json:"request_id"`
-}
-
-func (e *APIError) Error() string {
-	s := fmt.Sprintf("quillclient: %d %s", e.StatusCode, e.Code)
-	if e.Reason != "" && e.Reason != e.Code {
-		s += "/" + e.Reason
-	}
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	if e.RequestID != "" {
-		s += " (request id " + e.RequestID + ")"
-	}
-	return s
 }
 
 // ListPayments returns one page of the merchant's own payments, oldest first.
@@ -193,35 +138,8 @@ func all[T any](ctx context.Context, q ListQuery, list func(context.Context, Lis
 }
 
 func (c *Client) getJSON(ctx context.Context, target string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+target, nil)
-	if err != nil {
-		return err
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body) // verified bytes, already in memory
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		return problemOf(res, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("quillclient: %s: %w", target, err)
-	}
-	return nil
-}
-
-func problemOf(res *http.Response, body []byte) error {
-	e := &APIError{StatusCode: res.StatusCode}
-	if err := json.Unmarshal(body, e); err != nil || e.Code == "" {
-		return fmt.Errorf("quillclient: status %d, not a problem answer: %.200q", res.StatusCode, body)
-	}
-	e.StatusCode = res.StatusCode
-	return e
+	_, err := c.do(ctx, http.MethodGet, target, nil, v)
+	return err
 }
 
 // Statement writes the merchant's statement of date (YYYY-MM-DD) in the
@@ -237,21 +155,26 @@ func (c *Client) Statement(ctx context.Context, date, tz string, w io.Writer) (i
 	if tz != "" {
 		target += "?" + url.Values{"tz": {tz}}.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+target, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.Base, "/")+target, nil)
 	if err != nil {
 		return 0, err
 	}
-	res, err := c.tr.roundTripStream(req)
+	tr, ok := c.HTTP.Transport.(*Transport)
+	if !ok {
+		return 0, errors.New("quillclient: Client.HTTP's Transport is not a *quillclient.Transport")
+	}
+	res, err := tr.roundTripStream(req)
 	if err != nil {
 		return 0, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		body, err := io.ReadAll(res.Body)
-		if err != nil {
-			return 0, err
+		e := &APIError{Status: res.StatusCode}
+		if err := json.NewDecoder(res.Body).Decode(e); err != nil {
+			return 0, fmt.Errorf("quill: %d answer: %w", res.StatusCode, err)
 		}
-		return 0, problemOf(res, body)
+		e.Status = res.StatusCode
+		return 0, e
 	}
 	return io.Copy(w, res.Body)
 }
