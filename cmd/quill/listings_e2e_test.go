@@ -49,7 +49,9 @@ func (h *harness) listingClient(t *testing.T, merchant string, schemeB bool) *qu
 // and downloads a statement whose rows and totals match the ledger as the
 // test sums it from SQL, and whose net total is the merchant's balance.
 func TestMerchantListingsEndToEnd(t *testing.T) {
-	h := startServer(t)
+	// As production runs: the service role, which may read but not change
+	// the journal, serves the listings and statements.
+	h := startServer(t, func(h *harness, c *config) { leastPrivilege(t, c, h.dsn) })
 	ctx := context.Background()
 	h.deposit("42", "1000.00")
 	amounts := []string{"12.34", "0.01", "99.99", "5.00", "1.50", "250.00", "7.77"}
