@@ -45,8 +45,10 @@ type AuditDeps struct {
 	Checkpoints    ledger.Checkpoints
 	CheckpointKeys ledger.CheckpointKeys // verify checkpoint signatures in chain audits
 	PlatformKeys   PlatformKeyHistory
-	CursorKey      []byte // HMAC key sealing cursors; at least 32 bytes, shared by every node
+	Events         AuditEventLog // the operator audit log, read as the reader role; nil leaves GET /v1/audit/events out
+	CursorKey      []byte        // HMAC key sealing cursors; at least 32 bytes, shared by every node
 	Log            zerolog.Logger
+	MerchantKeys   MerchantKeyHistory // entry verification (audit_verify.go)
 }
 
 // Auditor API cursor kinds (the HMAC covers the kind).
@@ -71,16 +73,20 @@ func NewAuditHandler(d AuditDeps) (http.Handler, error) {
 	}
 	cursors := cursorSealer{key: d.CursorKey}
 	r := chi.NewRouter()
-	r.Use(auditEnvelope(newRequestIDs(), d.Log), refuseQueryTokens, bearer(d.Tokens))
+	r.Use(auditEnvelope(newRequestIDs(), d.Log), limitHeaders(MaxHeaderBytes, writeAuditError), refuseQueryTokens, bearer(d.Tokens))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeAuditError(w, r, errRouteNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeAuditError(w, r, errMethodNotAllowed) })
+	r.MethodNotAllowed(methodNotAllowed(r, writeAuditError))
 	r.Get("/v1/audit/trial-balance", handleTrialBalance(d.Reports))
 	r.Get("/v1/audit/accounts/{account}/statement", handleStatement(d.Reports, cursors))
 	r.Get("/v1/audit/journal", handleExport(d.Reports, cursors))
 	r.Get("/v1/audit/entries/{id}", handleEntry(d.Reports))
+	r.Get("/v1/audit/entries/{id}/verification", handleEntryVerification(d.Reports, d.MerchantKeys))
 	r.Get("/v1/audit/checkpoints", handleCheckpoints(d.Checkpoints))
 	r.Get("/v1/audit/chain/verify", handleVerifyChain(d.Checkpoints, d.CheckpointKeys))
 	r.Get("/v1/audit/platform-keys", handlePlatformKeys(d.PlatformKeys))
+	if d.Events != nil {
+		r.Get("/v1/audit/events", handleEvents(d.Events, cursors)) // audit_events.go
+	}
 	return r, nil
 }
 

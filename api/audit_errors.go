@@ -8,6 +8,7 @@ import (
 
 	"github.com/quillpay/quill/audit"
 	"github.com/quillpay/quill/ledger"
+	"github.com/quillpay/quill/merchant"
 )
 
 // Errors raised by the auditor API.
@@ -32,6 +33,7 @@ func (e *paramError) Unwrap() error { return errBadParam }
 // because its codes are not merchant-facing.
 var auditErrorTable = []errorRule{
 	{audit.ErrUnavailable, nil, http.StatusServiceUnavailable, "unavailable", "auditor_keys_unavailable", unavailableTitle, "The auditor-token keys could not be read"},
+	{merchant.ErrUnavailable, nil, http.StatusServiceUnavailable, "unavailable", "audit_log_unavailable", unavailableTitle, "The operator audit log could not be read"},
 	{errNoBearer, nil, http.StatusUnauthorized, "token_invalid", "bearer_missing", "A bearer token is required", "Send the token as Authorization: Bearer <token>"},
 	{audit.ErrToken, nil, http.StatusUnauthorized, "token_invalid", "token_not_accepted", "Bearer token not accepted", ""},
 	{audit.ErrForbidden, nil, http.StatusForbidden, "forbidden", "role_missing", "The token does not carry the auditor role", ""},

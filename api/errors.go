@@ -112,6 +112,7 @@ var errorTable = []errorRule{
 	{ledger.ErrNotFound, nil, http.StatusNotFound, "not_found", "not_found", "Not found", ""},
 	{errRouteNotFound, nil, http.StatusNotFound, "not_found", "route_not_found", "No such route", ""},
 	{errMethodNotAllowed, nil, http.StatusMethodNotAllowed, "method_not_allowed", "method_not_allowed", "Method not allowed on this route", ""},
+	{errHeadersTooLarge, nil, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "headers_too_large", "The request line and headers are larger than 16 KiB", ""},
 	{errTargetTooLong, nil, http.StatusRequestURITooLong, "uri_too_long", "uri_too_long", "The request-target is longer than 4096 bytes", ""},
 	{errCursorInvalid, nil, http.StatusBadRequest, "malformed_request", "cursor_invalid", "The request is malformed; detail says how",
 		"The cursor was not issued for this listing to this merchant, or was altered: send a next_cursor exactly as received"},

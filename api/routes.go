@@ -75,9 +75,9 @@ func NewHandler(d Deps) http.Handler {
 	cursors := merchantCursors(d.CursorKey)
 	r := chi.NewRouter()
 	r.Use(envelope(newRequestIDs(), Signers{A: d.Signer, B: d.MessageSigner}, newThrottle(d.Failures, d.Identify, d.Signer), d.Log,
-		accessHooks{identify: d.Identify, observe: d.Observe}))
+		accessHooks{identify: d.Identify, observe: d.Observe}), limitHeaders(MaxHeaderBytes, writeError))
 	r.NotFound(handler(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }).ServeHTTP)
-	r.MethodNotAllowed(handler(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }).ServeHTTP)
+	r.MethodNotAllowed(methodNotAllowed(r, writeError))
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate(d.Auth, d.Identify, d.MaxBody))
 		r.Method(http.MethodPost, "/v1/payments", handleCreate(paymentKind(d.Rules, d.Reader), d.Merchants, d.Ledger))

@@ -26,7 +26,10 @@ const (
 // length as a 4-byte big-endian unsigned integer followed by its bytes; every
 // integer is 8 bytes big-endian two's complement. Fixed-width and
 // length-prefixed fields make the encoding unambiguous.
-type encoder struct{ b []byte }
+type encoder struct {
+	b  []byte
+	ps []Posting // scratch for sorting postings
+}
 
 func (e *encoder) str(s string) {
 	e.b = binary.BigEndian.AppendUint32(e.b, uint32(len(s)))
@@ -45,21 +48,52 @@ func (e *encoder) i64(v int64) { e.b = binary.BigEndian.AppendUint64(e.b, uint64
 // were given or stored does not matter.
 func (e *encoder) postings(ps []Posting) {
 	e.i64(int64(len(ps)))
-	for _, p := range SortedPostings(ps) {
+	e.ps = append(e.ps[:0], ps...)
+	slices.SortFunc(e.ps, comparePostings)
+	for _, p := range e.ps {
 		e.str(p.Account)
 		e.str(p.Currency)
 		e.i64(p.Amount)
 	}
 }
 
+func comparePostings(a, b Posting) int {
+	return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Currency, b.Currency), cmp.Compare(a.Amount, b.Amount))
+}
+
 // SortedPostings returns a sorted copy of ps in canonical order: by account,
 // then currency, then amount.
 func SortedPostings(ps []Posting) []Posting {
 	s := slices.Clone(ps)
-	slices.SortFunc(s, func(a, b Posting) int {
-		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Currency, b.Currency), cmp.Compare(a.Amount, b.Amount))
-	})
+	slices.SortFunc(s, comparePostings)
 	return s
+}
+
+// Digester computes Fingerprint, EvidenceDigest and ChainHash — the same
+// encodings, the same digests — reusing its buffers, for verifiers that
+// hash millions of entries. The zero value is ready; it is not safe for
+// concurrent use.
+type Digester struct{ e encoder }
+
+// Fingerprint returns Fingerprint(e).
+func (d *Digester) Fingerprint(e Entry) [32]byte {
+	d.e.b = d.e.b[:0]
+	d.e.fingerprintInput(e)
+	return sha256.Sum256(d.e.b)
+}
+
+// EvidenceDigest returns EvidenceDigest(ev).
+func (d *Digester) EvidenceDigest(ev Evidence) [32]byte {
+	d.e.b = d.e.b[:0]
+	d.e.evidenceInput(ev)
+	return sha256.Sum256(d.e.b)
+}
+
+// ChainHash returns ChainHash(prev, r, postings, evidenceDigest).
+func (d *Digester) ChainHash(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [32]byte) [32]byte {
+	d.e.b = d.e.b[:0]
+	d.e.chainInput(prev, r, postings, evidenceDigest)
+	return sha256.Sum256(d.e.b)
 }
 
 // Fingerprint returns the digest of e's content: SHA-256 of its canonical

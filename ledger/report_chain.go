@@ -9,6 +9,11 @@ package ledger
 // FingerprintInput returns the bytes Fingerprint hashes.
 func FingerprintInput(e Entry) []byte {
 	var c encoder
+	c.fingerprintInput(e)
+	return c.b
+}
+
+func (c *encoder) fingerprintInput(e Entry) {
 	c.str(fingerprintTag)
 	c.str(string(e.Kind))
 	c.str(e.Merchant)
@@ -22,12 +27,16 @@ func FingerprintInput(e Entry) []byte {
 	if e.Kind == KindRefund {
 		c.str(e.RefundID)
 	}
-	return c.b
 }
 
 // EvidenceInput returns the bytes EvidenceDigest hashes.
 func EvidenceInput(ev Evidence) []byte {
 	var c encoder
+	c.evidenceInput(ev)
+	return c.b
+}
+
+func (c *encoder) evidenceInput(ev Evidence) {
 	c.str(evidenceTag)
 	c.str(ev.Scheme)
 	c.str(ev.KeyID)
@@ -35,14 +44,17 @@ func EvidenceInput(ev Evidence) []byte {
 	c.str(ev.Method)
 	c.str(ev.Target)
 	c.bytes(ev.Body)
-	return c.b
 }
 
 // ChainInput returns the bytes ChainHash hashes: prev (32 raw bytes) followed
 // by the canonical entry.
 func ChainInput(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [32]byte) []byte {
-	var c encoder
-	c.b = make([]byte, 0, 512)
+	c := encoder{b: make([]byte, 0, 512)}
+	c.chainInput(prev, r, postings, evidenceDigest)
+	return c.b
+}
+
+func (c *encoder) chainInput(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [32]byte) {
 	c.b = append(c.b, prev[:]...)
 	c.str(entryTag)
 	c.i64(r.ID)
@@ -61,5 +73,4 @@ func ChainInput(prev [32]byte, r Recorded, postings []Posting, evidenceDigest [3
 	if r.Kind == KindRefund {
 		c.str(r.RefundID)
 	}
-	return c.b
 }

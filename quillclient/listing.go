@@ -17,15 +17,25 @@ import (
 	"github.com/quillpay/quill/signing"
 )
 
+// Client calls the merchant API routes that return many records: the
+// payment and refund listings and the daily statement. Every request goes
+// through the Transport, so it is signed and its answer verified; a
+// statement is verified as it streams (see Statement). Build it with
+// NewClient; it is safe for concurrent use.
+type Client struct {
+	base string
+	tr   *Transport
+	http *http.Client
+}
+
 // NewClient returns a Client for the Quill at baseURL (https://host:port)
-// over t: every request signed, every answer verified, statements verified
-// as they stream.
+// over t.
 func NewClient(baseURL string, t *Transport) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("quillclient: base URL %q is not scheme://host[:port]", baseURL)
 	}
-	return &Client{HTTP: &http.Client{Transport: t}, Base: strings.TrimSuffix(baseURL, "/")}, nil
+	return &Client{base: strings.TrimSuffix(baseURL, "/"), tr: t, http: &http.Client{Transport: t}}, nil
 }
 
 // Payment is a payment as Quill shows it. Amounts are decimal strings in
@@ -84,6 +94,31 @@ func (q ListQuery) values() url.Values {
 	return v
 }
 
+// APIError is a verified problem answer of Quill (RFC 9457): the request was
+// refused or failed, as Code and Reason say.
+type APIError struct {
+	StatusCode int
+	Code       string `json:"code"`
+	Reason     string `json:"reason"`
+	Detail     string `json:"detail"`
+	Hint       string `json:"hint"`
+	RequestID  string `json:"request_id"`
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("quillclient: %d %s", e.StatusCode, e.Code)
+	if e.Reason != "" && e.Reason != e.Code {
+		s += "/" + e.Reason
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if e.RequestID != "" {
+		s += " (request id " + e.RequestID + ")"
+	}
+	return s
+}
+
 // ListPayments returns one page of the merchant's own payments, oldest first.
 // A listing is fixed by its first page: payments recorded later are in the
 // next listing, not this one. Errors: an *APIError for a refusal (a bad
@@ -138,8 +173,35 @@ func all[T any](ctx context.Context, q ListQuery, list func(context.Context, Lis
 }
 
 func (c *Client) getJSON(ctx context.Context, target string, v any) error {
-	_, err := c.do(ctx, http.MethodGet, target, nil, v)
-	return err
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+target, nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body) // verified bytes, already in memory
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return problemOf(res, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("quillclient: %s: %w", target, err)
+	}
+	return nil
+}
+
+func problemOf(res *http.Response, body []byte) error {
+	e := &APIError{StatusCode: res.StatusCode}
+	if err := json.Unmarshal(body, e); err != nil || e.Code == "" {
+		return fmt.Errorf("quillclient: status %d, not a problem answer: %.200q", res.StatusCode, body)
+	}
+	e.StatusCode = res.StatusCode
+	return e
 }
 
 // Statement writes the merchant's statement of date (YYYY-MM-DD) in the
@@ -155,26 +217,21 @@ func (c *Client) Statement(ctx context.Context, date, tz string, w io.Writer) (i
 	if tz != "" {
 		target += "?" + url.Values{"tz": {tz}}.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.Base, "/")+target, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+target, nil)
 	if err != nil {
 		return 0, err
 	}
-	tr, ok := c.HTTP.Transport.(*Transport)
-	if !ok {
-		return 0, errors.New("quillclient: Client.HTTP's Transport is not a *quillclient.Transport")
-	}
-	res, err := tr.roundTripStream(req)
+	res, err := c.tr.roundTripStream(req)
 	if err != nil {
 		return 0, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		e := &APIError{Status: res.StatusCode}
-		if err := json.NewDecoder(res.Body).Decode(e); err != nil {
-			return 0, fmt.Errorf("quill: %d answer: %w", res.StatusCode, err)
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			return 0, err
 		}
-		e.Status = res.StatusCode
-		return 0, e
+		return 0, problemOf(res, body)
 	}
 	return io.Copy(w, res.Body)
 }

@@ -8,17 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 )
-
-// Client calls typed Quill operations over an *http.Client whose Transport
-// is this package's Transport, so every request is signed and every answer
-// verified before it is decoded. Payments and deposits are plain JSON posts
-// through the same client (see the package example); refunds have methods.
-type Client struct {
-	HTTP *http.Client // its Transport must be a *Transport
-	Base string       // Quill's merchant API, e.g. "https://quill.example:8443"
-}
 
 // RefundRequest is the body of POST /v1/refunds: refund Amount (a decimal
 // string in major units) in Currency of the payment OrderID, under the
@@ -53,22 +43,6 @@ type Refund struct {
 	Replayed bool `json:"-"`
 }
 
-// APIError is a verified Quill error answer (application/problem+json):
-// branch on Code and Reason, which are stable; quote RequestID to Quill's
-// operators.
-type APIError struct {
-	Status    int    `json:"status"`
-	Code      string `json:"code"`
-	Reason    string `json:"reason"`
-	Title     string `json:"title"`
-	Detail    string `json:"detail"`
-	RequestID string `json:"request_id"`
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("quill: %d %s (%s): %s", e.Status, e.Code, e.Reason, e.Title)
-}
-
 // Refund refunds req. It returns the refund (Replayed when req repeats an
 // earlier refund id with the same content), an *APIError for Quill's
 // refusals — 404 not_found for an order that is unknown or another
@@ -91,46 +65,34 @@ func (c *Client) GetRefund(ctx context.Context, refundID string) (Refund, error)
 	return c.refund(ctx, http.MethodGet, "/v1/refunds/"+url.PathEscape(refundID), nil)
 }
 
-func (c *Client) refund(ctx context.Context, method, path string, body []byte) (Refund, error) {
-	var r Refund
-	res, err := c.do(ctx, method, path, body, &r)
-	if err != nil {
-		return Refund{}, err
-	}
-	r.Replayed = res.Header.Get("Idempotent-Replayed") == "true"
-	return r, nil
-}
-
-// do sends one request and decodes a 200 answer into out, any other into an
-// *APIError.
-func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) (*http.Response, error) {
+func (c *Client) refund(ctx context.Context, method, target string, body []byte) (Refund, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.Base, "/")+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+target, rd)
 	if err != nil {
-		return nil, err
+		return Refund{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := c.HTTP.Do(req)
+	res, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return Refund{}, err
 	}
 	defer res.Body.Close()
-	dec := json.NewDecoder(res.Body)
+	answer, err := io.ReadAll(res.Body) // verified bytes, already in memory
+	if err != nil {
+		return Refund{}, err
+	}
 	if res.StatusCode != http.StatusOK {
-		e := &APIError{Status: res.StatusCode}
-		if err := dec.Decode(e); err != nil {
-			return nil, fmt.Errorf("quill: %d answer: %w", res.StatusCode, err)
-		}
-		e.Status = res.StatusCode
-		return nil, e
+		return Refund{}, problemOf(res, answer)
 	}
-	if err := dec.Decode(out); err != nil {
-		return nil, fmt.Errorf("quill: decode answer: %w", err)
+	var r Refund
+	if err := json.Unmarshal(answer, &r); err != nil {
+		return Refund{}, fmt.Errorf("quillclient: %s: %w", target, err)
 	}
-	return res, nil
+	r.Replayed = res.Header.Get("Idempotent-Replayed") == "true"
+	return r, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/quillpay/quill/certs"
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger/postgres"
+	merchantpg "github.com/quillpay/quill/merchant/postgres"
 )
 
 // auditConfig configures the auditor listener and the checkpointer.
@@ -102,6 +103,19 @@ func (p platformHistory) CheckpointKey(ctx context.Context, id string) (crypto.P
 	return k.Public, nil
 }
 
+// auditDSN is the DSN the auditor API reads with: --pg-audit-dsn (the
+// read-only role), else the --pg-read-dsn standby, else the primary, as for
+// the reports (serve.go).
+func (c *config) auditDSN() string {
+	switch {
+	case c.AuditDSN != "":
+		return c.AuditDSN
+	case c.PostgresReadDSN != "":
+		return c.PostgresReadDSN
+	}
+	return c.PostgresDSN
+}
+
 func readCursorKey(c config) ([]byte, error) {
 	path := c.Audit.CursorSecretFile
 	if path == "" {
@@ -140,6 +154,14 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store, reports *post
 		stopCheckpointer()
 		return nil, err
 	}
+	// The operator audit log, read like the reports: as the read-only role
+	// when --pg-audit-dsn is set.
+	events, err := merchantpg.Open(ctx, c.auditDSN(), 2)
+	if err != nil {
+		stopCheckpointer()
+		return nil, err
+	}
+	stopCheckpointer = func() { cancel(); <-done; events.Close() }
 	keysAdapter := platformHistory{ks}
 	handler, err := api.NewAuditHandler(api.AuditDeps{
 		Tokens: &audit.Verifier{
@@ -150,8 +172,10 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store, reports *post
 		Checkpoints:    reports,
 		CheckpointKeys: keysAdapter,
 		PlatformKeys:   keysAdapter,
+		Events:         events,
 		CursorKey:      key,
 		Log:            log,
+		MerchantKeys:   ks,
 	})
 	if err != nil {
 		stopCheckpointer()
@@ -168,11 +192,11 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store, reports *post
 	// certificate, so this listener never asks for one.
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: tlsOpts.Certificate, NextProtos: []string{"h2", "http/1.1"}}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           withConsole(c, handler, ln.Addr(), log, o.now), // console.go
 		TLSConfig:         conf,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    api.ServerMaxHeaderBytes, // a signed 431 past api.MaxHeaderBytes; net/http's own beyond this
 		// No WriteTimeout: an export streams for as long as it takes.
 		ErrorLog: stdLogger(log.With().Str("component", "audit-http").Logger()),
 	}

@@ -133,7 +133,7 @@ func TestMerchantListingsEndToEnd(t *testing.T) {
 			}
 			_, err = h.listingClient(t, otherMerch, schemeB).ListPayments(ctx, quillclient.ListQuery{Cursor: page.NextCursor})
 			var apiErr *quillclient.APIError
-			if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest || apiErr.Reason != "cursor_invalid" {
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || apiErr.Reason != "cursor_invalid" {
 				t.Fatalf("another merchant's cursor: %v, want 400 cursor_invalid", err)
 			}
 
@@ -155,7 +155,7 @@ func TestMerchantListingsEndToEnd(t *testing.T) {
 			if _, err := m100.Statement(ctx, "2001-01-01", "Z", &buf); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := m100.Statement(ctx, "2001-02-30", "", &bytes.Buffer{}); !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
+			if _, err := m100.Statement(ctx, "2001-02-30", "", &bytes.Buffer{}); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest {
 				t.Fatalf("bad date: %v, want a 400 APIError", err)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,6 +28,8 @@ import (
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger"
 	"github.com/quillpay/quill/ledger/postgres"
+	"github.com/quillpay/quill/merchant"
+	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/signing"
 )
@@ -35,6 +38,7 @@ import (
 // auditor API over it on a loopback TLS server.
 type auditEnv struct {
 	dir    string
+	reg    *merchantpg.Store
 	dsn    string
 	store  *postgres.Store
 	ks     *keys.FileStore
@@ -97,6 +101,7 @@ func newAuditEnv(t *testing.T) *auditEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Close)
+	env.reg = reg
 	if _, err := devenv.AddMerchant(ctx, env.dir, reg, policy.Merchant{ID: "M100", Name: "m", FeeBps: 60}, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +119,7 @@ func newAuditEnv(t *testing.T) *auditEnv {
 	h, err := api.NewAuditHandler(api.AuditDeps{
 		Tokens:  &audit.Verifier{Keys: auditorKeyStore{env.ks}, Issuer: devenv.AuditorIssuer, Audience: devenv.AuditorAudience},
 		Reports: env.store, Checkpoints: env.store, CheckpointKeys: platformKeys{env.ks},
-		PlatformKeys: platformKeys{env.ks}, CursorKey: cursorKey, Log: zerolog.Nop(),
+		PlatformKeys: platformKeys{env.ks}, Events: reg, CursorKey: cursorKey, Log: zerolog.Nop(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -311,5 +316,92 @@ func TestAuditTokenOnlyFromDevMaterial(t *testing.T) {
 	os.Remove(filepath.Join(dir, "ca.key.pem"))
 	if _, err := quillctl(t, dir, "audit", "token"); err == nil {
 		t.Fatal("token minted outside a dev data dir")
+	}
+}
+
+func TestAuditTokenRefusedWithNonDevConfig(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := quillctl(t, dir, "dev", "init"); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "quill.conf")
+	if err := os.WriteFile(conf, []byte("QUILL_VAULT_ADDR=https://vault.internal:8200\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--config", conf, "audit", "token"},
+		{"--config", conf, "report", "trial-balance", "--audit-url", "https://127.0.0.1:1"}, // would mint one itself
+	} {
+		out, err := quillctl(t, dir, args...)
+		if err == nil || !strings.Contains(err.Error(), "not a dev one") || strings.Contains(out, "eyJ") {
+			t.Errorf("quillctl %v: %v\n%s", args, err, out)
+		}
+	}
+	t.Setenv("QUILL_VAULT_ADDR", "https://vault.internal:8200")
+	if _, err := quillctl(t, dir, "audit", "token"); err == nil {
+		t.Error("token minted with QUILL_VAULT_ADDR in the environment")
+	}
+	t.Setenv("QUILL_VAULT_ADDR", "")
+	if out, err := quillctl(t, dir, "audit", "token"); err != nil || !strings.HasPrefix(out, "eyJ") {
+		t.Errorf("dev config: %v %s", err, out)
+	}
+}
+
+func TestAuditEventsCommand(t *testing.T) {
+	env := newAuditEnv(t)
+	ctx := context.Background()
+	for _, ev := range []merchant.Event{
+		{Action: merchant.KeyRotated, Subject: "M100", OldKeyID: "K1", NewKeyID: "K2"},
+		{Action: merchant.KeyRevoked, Subject: "M200", OldKeyID: "K9"},
+		{Action: merchant.KeyRotated, Subject: "_platform", NewKeyID: "P2"},
+		{Action: merchant.MerchantDisabled, Subject: "M100"},
+	} {
+		ev.Actor = "alice@ops"
+		if _, err := env.reg.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, err := env.reg.Events(ctx, merchant.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	// Pages of one: every event, in order.
+	if err := runAuditEvents(ctx, env.client, auditEventsOptions{pageSize: 1, json: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got []api.AuditEventJSON
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != len(stored) {
+		t.Fatalf("%d events listed, %d stored: %v\n%s", len(got), len(stored), err, out.String())
+	}
+	for i := range stored {
+		if got[i].Seq != stored[i].Seq || got[i].Action != string(stored[i].Action) || got[i].Subject != stored[i].Subject {
+			t.Fatalf("event %d: %+v, stored %+v", i, got[i], stored[i])
+		}
+	}
+	out.Reset()
+	if err := runAuditEvents(ctx, env.client, auditEventsOptions{pageSize: 500, action: "key", subject: "M100"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "key.rotated") || !strings.Contains(lines[1], "K2") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	// Scoped to M200: its own event and the platform key's.
+	tok, err := devenv.AuditorToken(env.dir, "bob", audit.Merchants("M200"), time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped := *env.client
+	scoped.token = tok
+	out.Reset()
+	if err := runAuditEvents(ctx, &scoped, auditEventsOptions{pageSize: 500, json: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != 2 || got[0].Subject != "M200" || got[1].Subject != "_platform" {
+		t.Fatalf("scoped: %v %s", err, out.String())
+	}
+	if err := runAuditEvents(ctx, env.client, auditEventsOptions{pageSize: 500, action: "Key"}, &out); err == nil || !strings.Contains(err.Error(), "invalid_parameter") {
+		t.Fatalf("bad action: %v", err)
 	}
 }

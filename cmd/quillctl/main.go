@@ -9,7 +9,7 @@
 //	quillctl statement DATE           a merchant's daily statement (CSV), streamed and verified
 //	quillctl migrate                  apply database migrations
 //	quillctl certs issue|rotate-server|revoke|list   client and server certificates
-//	quillctl audit …                  auditor tokens (dev), verify-chain, verify-entry, checkpoint
+//	quillctl audit …                  auditor tokens (dev), verify-chain, verify-entry, checkpoint, events
 //	quillctl report …                 trial-balance, statement, export (over the auditor API)
 //
 // Configuration: one config file (--config or QUILL_CONFIG) and QUILL_
@@ -83,7 +83,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file of NAME=value lines (env QUILL_CONFIG); see `quillctl config`")
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "", "dev material directory (env QUILL_DATA_DIR, default var/dev)")
 	root.AddCommand(devCmd(a), merchantCmd(a), keysCmd(a), eventsCmd(a), tokenCmd(a), requestCmd(a), migrateCmd(a), configCmd(a))
-	root.AddCommand(auditCmd(&a.dataDir), reportCmd(&a.dataDir), certsCmd(a)) // audit.go, report.go, certs.go
+	root.AddCommand(auditCmd(a), reportCmd(a), certsCmd(a)) // audit.go, audit_events.go, certs.go
 	root.AddCommand(statementCmd(a))
 	return root
 }

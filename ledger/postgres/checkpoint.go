@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -310,12 +312,24 @@ func (a *chainAuditor) passed(seq int64, hash [32]byte) {
 
 func (a *chainAuditor) fail(id int64, reason string) { a.rep.FirstBad, a.rep.Reason = id, reason }
 
-// auditEntry is a stored entry with the digests that depend on it alone.
+// auditEntry is what the chain walk needs of a stored entry: its stored
+// links and the outcome of every check that depends on the entry alone.
+//
+// The walk does not rehash in order. Each entry's hash is recomputed from its
+// own stored prev_hash (so every entry can be hashed in parallel, on the
+// reader goroutines), and the walk checks that each prev_hash equals the
+// previous entry's stored hash, itself already recomputed. By induction from
+// the genesis (or the start of the range) that is exactly the chain rehashed
+// in order: any changed entry, posting or evidence field fails its own hash,
+// a deleted entry is a gap in the ids, and moved entries break the links.
 type auditEntry struct {
-	storedEntry
-	bodyOK      bool
-	fingerprint [32]byte
-	evidence    [32]byte
+	id        int64
+	prevHash  [32]byte // stored
+	hash      [32]byte // stored
+	malformed string   // a stored value no Quill writer produces (NULL, a digest of the wrong length)
+	bodyOK    bool     // evidence_body_sha256 is the body's SHA-256
+	fpOK      bool     // the fingerprint recomputes from the content and postings
+	hashOK    bool     // the hash recomputes from the stored prev_hash and the entry
 }
 
 type auditChunkData struct {
@@ -326,15 +340,15 @@ type auditChunkData struct {
 }
 
 // fetchChunks reads the chunks starting at from, from+step, … up to to, one
-// round trip each, and sends them with their own digests computed; it closes
+// round trip each, and sends them with their own checks done; it closes
 // out when done.
 // Accounts are resolved from a cache filled as new ids appear.
 func fetchChunks(ctx context.Context, tx pgx.Tx, from, to, step int64, out chan<- auditChunkData) {
 	defer close(out)
-	accounts := map[int64]ledger.Posting{}
+	r := chunkReader{accounts: map[int64]ledger.Posting{}}
 	for lo := from; lo <= to; lo += step {
 		hi := min(lo+auditChunk-1, to)
-		c := readChunk(ctx, tx, lo, hi, accounts)
+		c := r.read(ctx, tx, lo, hi)
 		select {
 		case out <- c:
 		case <-ctx.Done():
@@ -346,147 +360,229 @@ func fetchChunks(ctx context.Context, tx pgx.Tx, from, to, step int64, out chan<
 	}
 }
 
-func readChunk(ctx context.Context, tx pgx.Tx, lo, hi int64, accounts map[int64]ledger.Posting) auditChunkData {
+// chunkReader reads and checks chunks of the chain, reusing its buffers.
+type chunkReader struct {
+	accounts map[int64]ledger.Posting // account id → code and currency
+	buf      []byte                   // the chunk's variable-length fields, back to back
+	rows     []rawEntry
+	postings []rawPosting
+	digest   ledger.Digester
+}
+
+// span locates one field in chunkReader.buf.
+type span struct{ off, n int }
+
+// rawEntry is an entries row as read: integers decoded, the rest as spans.
+type rawEntry struct {
+	id, amount, fee, createdMicros         int64
+	kind, merchant, order, payer, currency span
+	description, scheme, keyID, auth       span
+	method, target, body, bodySum          span
+	fingerprint, hash, prevHash            span
+	refund                                 span // refund_id, empty for other kinds
+	null                                   bool
+}
+
+type rawPosting struct{ entry, account, amount int64 }
+
+// The columns the chain covers, read in binary: bytea, text and char as
+// their bytes, bigint as 8 bytes and timestamptz as 8 bytes of microseconds
+// since 2000-01-01, big-endian.
+const auditEntryColumns = `id, kind, merchant_id, order_id, payer, currency, amount, fee,
+	description, fingerprint, hash, created_at, prev_hash, evidence_scheme, evidence_key_id,
+	authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256,
+	coalesce(refund_id, '')`
+
+// pgEpochMicros is 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch, in
+// Unix microseconds.
+const pgEpochMicros = 946_684_800_000_000
+
+var binaryResults = pgx.QueryResultFormats{pgx.BinaryFormatCode}
+
+func (r *chunkReader) read(ctx context.Context, tx pgx.Tx, lo, hi int64) auditChunkData {
 	c := auditChunkData{lo: lo, hi: hi}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT id, kind, merchant_id, order_id, coalesce(refund_id, ''), payer, currency, amount, fee,
-		description, fingerprint, hash, created_at, prev_hash, evidence_scheme, evidence_key_id,
-		authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256
-		FROM entries WHERE id BETWEEN $1 AND $2 ORDER BY id`, lo, hi)
-	b.Queue(`SELECT entry_id, account_id, amount FROM postings WHERE entry_id BETWEEN $1 AND $2 ORDER BY entry_id, seq`, lo, hi)
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	rows, err := br.Query()
-	if err != nil {
-		c.err = translate(err)
+	if err := r.readEntries(ctx, tx, lo, hi); err != nil {
+		c.err = err
 		return c
 	}
-	c.entries = make([]auditEntry, 0, hi-lo+1)
-	for rows.Next() {
-		var (
-			e        auditEntry
-			kind     string
-			fp, hash []byte
-		)
-		if err := rows.Scan(&e.rec.ID, &kind, &e.rec.Merchant, &e.rec.OrderID, &e.rec.RefundID, &e.rec.Payer, &e.rec.Currency,
-			&e.rec.Amount, &e.rec.Fee, &e.rec.Description, &fp, &hash, &e.rec.CreatedAt, &e.prevHash,
-			&e.ev.Scheme, &e.ev.KeyID, &e.ev.Authorization, &e.ev.Method, &e.ev.Target, &e.ev.Body, &e.bodySum); err != nil {
-			rows.Close()
-			c.err = translate(err)
-			return c
-		}
-		e.rec.Kind = ledger.Kind(kind)
-		copy(e.rec.Fingerprint[:], fp)
-		copy(e.rec.Hash[:], hash)
-		c.entries = append(c.entries, e)
-	}
-	if err := rows.Err(); err != nil {
-		c.err = translate(err)
+	if err := r.readPostings(ctx, tx, lo, hi); err != nil {
+		c.err = err
 		return c
 	}
-	type raw struct{ entry, account, amount int64 }
-	var ps []raw
-	var missing []int64
-	rows, err = br.Query()
-	if err != nil {
-		c.err = translate(err)
-		return c
-	}
-	for rows.Next() {
-		var r raw
-		if err := rows.Scan(&r.entry, &r.account, &r.amount); err != nil {
-			rows.Close()
-			c.err = translate(err)
-			return c
-		}
-		if _, ok := accounts[r.account]; !ok {
-			accounts[r.account] = ledger.Posting{}
-			missing = append(missing, r.account)
-		}
-		ps = append(ps, r)
-	}
-	if err := rows.Err(); err != nil {
-		c.err = translate(err)
-		return c
-	}
-	if err := br.Close(); err != nil {
-		c.err = translate(err)
-		return c
-	}
-	if len(missing) > 0 {
-		rows, err := tx.Query(ctx, `SELECT id, code, currency FROM accounts WHERE id = ANY($1)`, missing)
-		if err != nil {
-			c.err = translate(err)
-			return c
-		}
-		for rows.Next() {
-			var id int64
-			var a ledger.Posting
-			if err := rows.Scan(&id, &a.Account, &a.Currency); err != nil {
-				rows.Close()
-				c.err = translate(err)
-				return c
+	// One string holds every text field of the chunk: the fields are
+	// substrings of it, so building the entries allocates nothing per field.
+	text := string(r.buf)
+	str := func(s span) string { return text[s.off : s.off+s.n] }
+	raw := func(s span) []byte { return r.buf[s.off : s.off+s.n] }
+	ps := make([]ledger.Posting, 0, len(r.postings))
+	c.entries = make([]auditEntry, len(r.rows))
+	p := 0
+	for i := range r.rows {
+		row := &r.rows[i]
+		e := &c.entries[i]
+		e.id = row.id
+		// Postings of entries below this one that were not consumed have no
+		// entry: the walk reports the first.
+		for p < len(r.postings) && r.postings[p].entry < row.id {
+			if c.orphan == 0 {
+				c.orphan = r.postings[p].entry
 			}
-			accounts[id] = a
+			p++
 		}
-		if err := rows.Err(); err != nil {
-			c.err = translate(err)
-			return c
+		start := len(ps)
+		for ; p < len(r.postings) && r.postings[p].entry == row.id; p++ {
+			a := r.accounts[r.postings[p].account]
+			a.Amount = r.postings[p].amount
+			ps = append(ps, a)
 		}
+		if row.null {
+			e.malformed = "a column is NULL"
+			continue
+		}
+		if row.fingerprint.n != 32 || row.hash.n != 32 || row.prevHash.n != 32 {
+			e.malformed = "a stored digest is not 32 bytes"
+			continue
+		}
+		copy(e.prevHash[:], raw(row.prevHash))
+		copy(e.hash[:], raw(row.hash))
+		sum := sha256.Sum256(raw(row.body))
+		e.bodyOK = bytes.Equal(sum[:], raw(row.bodySum))
+		rec := ledger.Recorded{
+			ID: row.id, Kind: ledger.Kind(str(row.kind)), Merchant: str(row.merchant), OrderID: str(row.order),
+			RefundID: str(row.refund), Payer: str(row.payer), Currency: str(row.currency), Amount: row.amount, Fee: row.fee,
+			Description: str(row.description), CreatedAt: time.UnixMicro(row.createdMicros + pgEpochMicros).UTC(),
+		}
+		copy(rec.Fingerprint[:], raw(row.fingerprint))
+		postings := ps[start:len(ps):len(ps)]
+		e.fpOK = r.digest.Fingerprint(rec.Content(postings)) == rec.Fingerprint
+		evd := r.digest.EvidenceDigest(ledger.Evidence{
+			Scheme: str(row.scheme), KeyID: str(row.keyID), Authorization: str(row.auth),
+			Method: str(row.method), Target: str(row.target), Body: raw(row.body),
+		})
+		e.hashOK = r.digest.ChainHash(e.prevHash, rec, postings, evd) == e.hash
 	}
-	i := 0
-	for _, r := range ps {
-		for i < len(c.entries) && c.entries[i].rec.ID < r.entry {
-			i++
-		}
-		if i < len(c.entries) && c.entries[i].rec.ID == r.entry {
-			p := accounts[r.account]
-			p.Amount = r.amount
-			c.entries[i].postings = append(c.entries[i].postings, p)
-		} else if c.orphan == 0 {
-			c.orphan = r.entry
-		}
-	}
-	for j := range c.entries {
-		e := &c.entries[j]
-		e.bodyOK = bodyMatches(e.ev.Body, e.bodySum)
-		e.fingerprint = ledger.Fingerprint(e.rec.Content(e.postings))
-		e.evidence = ledger.EvidenceDigest(e.ev)
+	if p < len(r.postings) && c.orphan == 0 {
+		c.orphan = r.postings[p].entry
 	}
 	return c
 }
 
-// walk checks one chunk's entries in order against the chain so far and
-// returns the chain value after them; it stops at the first failure.
+// readEntries reads entries lo..hi into r.rows and r.buf.
+func (r *chunkReader) readEntries(ctx context.Context, tx pgx.Tx, lo, hi int64) error {
+	rows, err := tx.Query(ctx, `SELECT `+auditEntryColumns+` FROM entries WHERE id BETWEEN $1 AND $2 ORDER BY id`, binaryResults, lo, hi)
+	if err != nil {
+		return translate(err)
+	}
+	defer rows.Close()
+	r.buf, r.rows = r.buf[:0], r.rows[:0]
+	for rows.Next() {
+		v := rows.RawValues()
+		if len(v) != 21 {
+			return fmt.Errorf("ledger/postgres: chain audit: %d columns", len(v))
+		}
+		var e rawEntry
+		for _, x := range v {
+			e.null = e.null || x == nil
+		}
+		int8 := func(b []byte) int64 {
+			if len(b) != 8 {
+				e.null = true // not a bigint: nothing Quill wrote
+				return 0
+			}
+			return int64(binary.BigEndian.Uint64(b))
+		}
+		put := func(b []byte) span {
+			s := span{len(r.buf), len(b)}
+			r.buf = append(r.buf, b...)
+			return s
+		}
+		e.id, e.amount, e.fee, e.createdMicros = int8(v[0]), int8(v[6]), int8(v[7]), int8(v[11])
+		e.kind, e.merchant, e.order, e.payer, e.currency = put(v[1]), put(v[2]), put(v[3]), put(v[4]), put(v[5])
+		e.description, e.fingerprint, e.hash, e.prevHash = put(v[8]), put(v[9]), put(v[10]), put(v[12])
+		e.scheme, e.keyID, e.auth, e.method, e.target = put(v[13]), put(v[14]), put(v[15]), put(v[16]), put(v[17])
+		e.body, e.bodySum, e.refund = put(v[18]), put(v[19]), put(v[20])
+		r.rows = append(r.rows, e)
+	}
+	return translate(rows.Err())
+}
+
+// readPostings reads the postings of entries lo..hi into r.postings and
+// resolves account ids the cache does not know yet.
+func (r *chunkReader) readPostings(ctx context.Context, tx pgx.Tx, lo, hi int64) error {
+	rows, err := tx.Query(ctx, `SELECT entry_id, account_id, amount FROM postings
+		WHERE entry_id BETWEEN $1 AND $2 ORDER BY entry_id, seq`, binaryResults, lo, hi)
+	if err != nil {
+		return translate(err)
+	}
+	defer rows.Close()
+	r.postings = r.postings[:0]
+	var missing []int64
+	for rows.Next() {
+		v := rows.RawValues()
+		if len(v) != 3 || len(v[0]) != 8 || len(v[1]) != 8 || len(v[2]) != 8 {
+			return fmt.Errorf("%w: a posting of entries %d..%d has a NULL column", ledger.ErrIntegrity, lo, hi)
+		}
+		p := rawPosting{int64(binary.BigEndian.Uint64(v[0])), int64(binary.BigEndian.Uint64(v[1])), int64(binary.BigEndian.Uint64(v[2]))}
+		if _, ok := r.accounts[p.account]; !ok {
+			r.accounts[p.account] = ledger.Posting{}
+			missing = append(missing, p.account)
+		}
+		r.postings = append(r.postings, p)
+	}
+	if err := rows.Err(); err != nil {
+		return translate(err)
+	}
+	rows.Close()
+	if len(missing) == 0 {
+		return nil
+	}
+	arows, err := tx.Query(ctx, `SELECT id, code, currency FROM accounts WHERE id = ANY($1)`, missing)
+	if err != nil {
+		return translate(err)
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var id int64
+		var a ledger.Posting
+		if err := arows.Scan(&id, &a.Account, &a.Currency); err != nil {
+			return translate(err)
+		}
+		r.accounts[id] = a
+	}
+	return translate(arows.Err())
+}
+
+// walk checks one chunk's entries in order against the chain so far (prev:
+// the hash of the entry before the chunk, already verified) and returns the
+// chain value after them; it stops at the first failure.
 func (a *chainAuditor) walk(c auditChunkData, prev [32]byte) [32]byte {
 	for j := range c.entries {
 		e := &c.entries[j]
 		id := c.lo + int64(j)
-		if c.orphan != 0 && c.orphan < e.rec.ID {
+		if c.orphan != 0 && c.orphan < e.id {
 			a.fail(c.orphan, "entry is missing but its postings remain")
 			return prev
 		}
 		switch {
-		case e.rec.ID != id:
+		case e.id != id:
 			a.fail(id, "entry is missing")
-		case string(e.prevHash) != string(prev[:]):
+		case e.malformed != "":
+			a.fail(id, e.malformed)
+		case e.prevHash != prev:
 			a.fail(id, fmt.Sprintf("prev_hash does not link to entry %d", id-1))
 		case !e.bodyOK:
 			a.fail(id, "evidence body does not match its digest")
-		case e.fingerprint != e.rec.Fingerprint:
+		case !e.fpOK:
 			a.fail(id, "content or postings do not match the fingerprint")
+		case !e.hashOK:
+			a.fail(id, "hash does not match the content")
 		}
 		if a.rep.FirstBad != 0 {
 			return prev
 		}
-		h := ledger.ChainHash(prev, e.rec, e.postings, e.evidence)
-		if h != e.rec.Hash {
-			a.fail(id, "hash does not match the content")
-			return prev
-		}
-		prev = h
+		prev = e.hash
 		a.rep.Entries++
-		if a.passed(id, h); a.rep.FirstBad != 0 {
+		if a.passed(id, prev); a.rep.FirstBad != 0 {
 			return prev
 		}
 	}
@@ -498,9 +594,4 @@ func (a *chainAuditor) walk(c auditChunkData, prev [32]byte) [32]byte {
 		}
 	}
 	return prev
-}
-
-func bodyMatches(body, sum []byte) bool {
-	h := sha256.Sum256(body)
-	return string(h[:]) == string(sum)
 }

@@ -124,9 +124,10 @@ func (p *plan) written() int { return len(p.entries.ids) }
 //   - every other entry is accepted: it gets the next id, created_at (now(),
 //     read once for the batch) and its chain hash.
 //
-// A later request with the same key as a primary gets the primary's outcome
-// when it Matches the primary's request (an accepted entry as Replayed),
-// ErrOrderConflict when it does not.
+// A later request with the same key as a primary gets the primary's
+// outcome when it Matches the primary's request (an accepted entry as
+// Replayed), ErrOrderConflict when it does not; if the key was already
+// written, it is judged against the stored entry instead, like the primary.
 func decide(reqs []*request, k batchKeys, snap snapshot, now func() time.Time) plan {
 	p := plan{results: make([]result, len(reqs)), headSeq: snap.headSeq, headHash: snap.headHash}
 	balances := make(map[accountKey]int64, len(snap.balances))
@@ -209,6 +210,17 @@ func decide(reqs []*request, k batchKeys, snap snapshot, now func() time.Time) p
 	}
 	for i, f := range k.firstOf {
 		if f == i {
+			continue
+		}
+		if rec, ok := snap.existing[entryKey(&reqs[i].e)]; ok {
+			// Stored already: judged against the record, as its primary was
+			// (which may be the copy that conflicts).
+			if ledger.Matches(rec, reqs[i].e) {
+				rec.Replayed = true
+				p.results[i] = result{rec: rec}
+			} else {
+				p.results[i] = result{err: conflict(&reqs[i].e)}
+			}
 			continue
 		}
 		switch first := p.results[f]; {

@@ -107,51 +107,19 @@ func (s *Store) TrialBalance(ctx context.Context, asOf ledger.AsOf, merchants []
 			}
 			tb.AsOfTime = tb.AsOfTime.UTC()
 		}
-		var rows pgx.Rows
-		const sums = `coalesce(sum(p.amount) FILTER (WHERE p.amount > 0), 0) AS debit,
-			coalesce(-sum(p.amount) FILTER (WHERE p.amount < 0), 0) AS credit`
+		check := merchants == nil && tb.AsOfEntry == head
 		if merchants == nil {
-			// Built blocks below the position, plus the postings above them.
-			var nb int64
-			if nb, err = fullBlocks(ctx, tx, tb.AsOfEntry); err != nil {
-				return err
-			}
-			rows, err = tx.Query(ctx, `SELECT a.code, a.currency, a.type, t.debit, t.credit FROM (
-				SELECT account_id, sum(debit) AS debit, sum(credit) AS credit FROM (
-					SELECT account_id, debit, credit FROM posting_blocks WHERE size = $2 AND block < $3
-					UNION ALL
-					SELECT p.account_id, `+sums+` FROM postings p WHERE p.entry_id > $3::bigint * $2::bigint AND p.entry_id <= $1 GROUP BY p.account_id
-				) u GROUP BY account_id) t
-				JOIN accounts a ON a.id = t.account_id ORDER BY a.code, a.currency`, tb.AsOfEntry, blockSize, nb)
+			err = unscopedTotals(ctx, tx, &tb, check)
 		} else {
-			rows, err = tx.Query(ctx, `SELECT a.code, a.currency, a.type, t.debit, t.credit FROM (
-				SELECT p.account_id, `+sums+` FROM postings p JOIN entries e ON e.id = p.entry_id
-				WHERE p.entry_id <= $1 AND e.merchant_id = ANY($2) GROUP BY p.account_id) t
-				JOIN accounts a ON a.id = t.account_id ORDER BY a.code, a.currency`, tb.AsOfEntry, merchants)
+			err = scopedTotals(ctx, tx, &tb, merchants)
 		}
 		if err != nil {
-			return translate(err)
-		}
-		for rows.Next() {
-			var a ledger.AccountTotal
-			var typ string
-			if err := rows.Scan(&a.Account, &a.Currency, &typ, &a.Debit, &a.Credit); err != nil {
-				rows.Close()
-				return translate(err)
-			}
-			a.Type = ledger.AccountType(typ)
-			tb.Accounts = append(tb.Accounts, a)
-		}
-		if err := rows.Err(); err != nil {
-			return translate(err)
+			return err
 		}
 		if err := totalTrialBalance(&tb); err != nil {
 			return err
 		}
-		if merchants == nil && tb.AsOfEntry == head {
-			tb.CheckedBalances = true
-			return compareBalances(ctx, tx, &tb)
-		}
+		tb.CheckedBalances = check
 		return nil
 	})
 	if err != nil {
@@ -205,38 +173,86 @@ func totalTrialBalance(tb *ledger.TrialBalance) error {
 	return nil
 }
 
-func compareBalances(ctx context.Context, tx pgx.Tx, tb *ledger.TrialBalance) error {
-	type key struct{ code, cur string }
-	computed := make(map[key]int64, len(tb.Accounts))
-	for _, a := range tb.Accounts {
-		computed[key{a.Account, a.Currency}] = a.Balance
+// unscopedTotals fills tb.Accounts through entry tb.AsOfEntry: each
+// account's running totals below the last full block plus its postings above
+// it. With check, the stored balances are read in the same query (the same
+// snapshot) and every difference is recorded in tb.Mismatches.
+func unscopedTotals(ctx context.Context, tx pgx.Tx, tb *ledger.TrialBalance, check bool) error {
+	nb, err := fullBlocks(ctx, tx, tb.AsOfEntry)
+	if err != nil {
+		return err
 	}
-	rows, err := tx.Query(ctx, `SELECT a.code, a.currency, b.balance FROM balances b JOIN accounts a ON a.id = b.account_id ORDER BY a.code, a.currency`)
+	rows, err := tx.Query(ctx, `WITH tail AS (
+			SELECT account_id, coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS debit,
+				coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS credit
+			FROM postings WHERE entry_id > $3::bigint * $2::bigint AND entry_id <= $1 GROUP BY account_id)
+		SELECT a.code, a.currency, a.type, c.debit IS NOT NULL OR t.account_id IS NOT NULL,
+			(coalesce(c.debit, 0) + coalesce(t.debit, 0))::bigint, (coalesce(c.credit, 0) + coalesce(t.credit, 0))::bigint,
+			b.balance
+		FROM accounts a
+		LEFT JOIN LATERAL (SELECT debit, credit FROM posting_totals pt
+			WHERE pt.size = $2 AND pt.account_id = a.id AND pt.block < $3 ORDER BY pt.block DESC LIMIT 1) c ON true
+		LEFT JOIN tail t ON t.account_id = a.id
+		LEFT JOIN balances b ON b.account_id = a.id
+		ORDER BY a.code, a.currency`, tb.AsOfEntry, blockSize, nb)
 	if err != nil {
 		return translate(err)
 	}
-	seen := make(map[key]bool, len(computed))
+	defer rows.Close()
 	for rows.Next() {
-		var k key
-		var stored int64
-		if err := rows.Scan(&k.code, &k.cur, &stored); err != nil {
-			rows.Close()
+		var (
+			a      ledger.AccountTotal
+			typ    string
+			posted bool
+			stored *int64
+		)
+		if err := rows.Scan(&a.Account, &a.Currency, &typ, &posted, &a.Debit, &a.Credit, &stored); err != nil {
 			return translate(err)
 		}
-		seen[k] = true
-		if c := computed[k]; c != stored {
-			tb.Mismatches = append(tb.Mismatches, ledger.BalanceMismatch{Account: k.code, Currency: k.cur, Stored: stored, Computed: c})
+		a.Type = ledger.AccountType(typ)
+		var balance int64
+		if posted {
+			net, ok := ledger.AddBalance(a.Debit, -a.Credit)
+			if !ok {
+				return fmt.Errorf("%w: trial balance totals overflow int64", ledger.ErrIntegrity)
+			}
+			balance = ledger.NormalSign(a.Type) * net
+			tb.Accounts = append(tb.Accounts, a)
+		}
+		switch {
+		case !check:
+		case stored == nil && posted:
+			tb.Mismatches = append(tb.Mismatches, ledger.BalanceMismatch{Account: a.Account, Currency: a.Currency, Computed: balance})
+		case stored != nil && *stored != balance:
+			tb.Mismatches = append(tb.Mismatches, ledger.BalanceMismatch{Account: a.Account, Currency: a.Currency, Stored: *stored, Computed: balance})
 		}
 	}
-	if err := rows.Err(); err != nil {
+	return translate(rows.Err())
+}
+
+// scopedTotals fills tb.Accounts from the postings of merchants' entries
+// through tb.AsOfEntry (the running totals mix every merchant).
+func scopedTotals(ctx context.Context, tx pgx.Tx, tb *ledger.TrialBalance, merchants []string) error {
+	rows, err := tx.Query(ctx, `SELECT a.code, a.currency, a.type, t.debit, t.credit FROM (
+			SELECT p.account_id, coalesce(sum(p.amount) FILTER (WHERE p.amount > 0), 0)::bigint AS debit,
+				coalesce(-sum(p.amount) FILTER (WHERE p.amount < 0), 0)::bigint AS credit
+			FROM postings p JOIN entries e ON e.id = p.entry_id
+			WHERE p.entry_id <= $1 AND e.merchant_id = ANY($2) GROUP BY p.account_id) t
+		JOIN accounts a ON a.id = t.account_id ORDER BY a.code, a.currency`, tb.AsOfEntry, merchants)
+	if err != nil {
 		return translate(err)
 	}
-	for _, a := range tb.Accounts {
-		if !seen[key{a.Account, a.Currency}] {
-			tb.Mismatches = append(tb.Mismatches, ledger.BalanceMismatch{Account: a.Account, Currency: a.Currency, Computed: a.Balance})
+	defer rows.Close()
+	for rows.Next() {
+		var a ledger.AccountTotal
+		var typ string
+		if err := rows.Scan(&a.Account, &a.Currency, &typ, &a.Debit, &a.Credit); err != nil {
+			return translate(err)
 		}
+		a.Type = ledger.AccountType(typ)
+		tb.Accounts = append(tb.Accounts, a)
 	}
-	return nil
+	return translate(rows.Err())
 }
 
 // Statement implements ledger.Reports.

@@ -436,18 +436,25 @@ func TestReportsWithBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var built int64
-	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM posting_blocks_built WHERE size = 3").Scan(&built); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM posting_totals_built WHERE size = 3").Scan(&built); err != nil {
 		t.Fatal(err)
 	}
 	if want := int64(len(m.recs)) / 3; built != want {
 		t.Fatalf("%d blocks built, want %d", built, want)
 	}
-	// The blocks hold the sums of their postings.
-	var bad int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM posting_blocks b CROSS JOIN LATERAL (
+	// Each row holds its account's running totals through the end of its
+	// block, and every account with a posting in a built block has its row.
+	var bad, missing int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM posting_totals b CROSS JOIN LATERAL (
 		SELECT coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS d, coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS c
-		FROM postings p WHERE p.account_id = b.account_id AND p.entry_id > b.block * 3 AND p.entry_id <= (b.block + 1) * 3) x
+		FROM postings p WHERE p.account_id = b.account_id AND p.entry_id <= (b.block + 1) * 3) x
 		WHERE b.size = 3 AND (b.debit <> x.d OR b.credit <> x.c)`).Scan(&bad); err != nil || bad != 0 {
-		t.Fatalf("%d blocks differ from their postings (%v)", bad, err)
+		t.Fatalf("%d running totals differ from their postings (%v)", bad, err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT DISTINCT (entry_id - 1) / 3 AS block, account_id
+		FROM postings WHERE entry_id <= $1 * 3) p
+		WHERE NOT EXISTS (SELECT 1 FROM posting_totals t WHERE t.size = 3 AND t.block = p.block AND t.account_id = p.account_id)`,
+		built).Scan(&missing); err != nil || missing != 0 {
+		t.Fatalf("%d (block, account) pairs with postings but no running total (%v)", missing, err)
 	}
 }

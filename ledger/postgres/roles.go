@@ -77,8 +77,8 @@ var journalGrants = []struct {
 	{"balances", "SELECT, INSERT", "balance"},
 	{"ledger_head", "SELECT", "seq, hash"},
 	{"checkpoints", "SELECT, INSERT", ""},
-	{"posting_blocks", "SELECT, INSERT", ""},
-	{"posting_blocks_built", "SELECT, INSERT", ""},
+	{"posting_totals", "SELECT, INSERT", ""},
+	{"posting_totals_built", "SELECT, INSERT", ""},
 	// The merchant registry and the operator audit log are written by
 	// operators (quillctl, as the owner role); the server only reads
 	// profiles, and auditors read both.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -189,13 +190,22 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// eventLock is the advisory lock key that orders audit log writers.
+const eventLock = 0x7161756474 /* "qaudt" */
+
+// record inserts ev. The transaction-scoped advisory lock is taken before
+// the identity draws seq and held until the transaction ends, so seqs are
+// handed out in commit order: without it a transaction could draw seq N,
+// stay open while N+1 commits, and a reader paging by seq past N+1 would
+// never see N.
 func record(ctx context.Context, q querier, ev merchant.Event) (merchant.Event, error) {
 	if strings.TrimSpace(ev.Actor) == "" {
 		return ev, fmt.Errorf("%w: an audit event needs an actor (the operator)", merchant.ErrInvalid)
 	}
-	err := q.QueryRow(ctx, `INSERT INTO audit_events (actor, action, subject, old_key_id, new_key_id, detail)
-		VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6) RETURNING seq, at`,
-		ev.Actor, string(ev.Action), ev.Subject, ev.OldKeyID, ev.NewKeyID, ev.Detail).Scan(&ev.Seq, &ev.At)
+	err := q.QueryRow(ctx, `WITH l AS (SELECT pg_advisory_xact_lock($7))
+		INSERT INTO audit_events (actor, action, subject, old_key_id, new_key_id, detail)
+		SELECT $1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6 FROM l RETURNING seq, at`,
+		ev.Actor, string(ev.Action), ev.Subject, ev.OldKeyID, ev.NewKeyID, ev.Detail, int64(eventLock)).Scan(&ev.Seq, &ev.At)
 	return ev, err
 }
 
@@ -204,10 +214,24 @@ func (s *Store) Events(ctx context.Context, f merchant.EventFilter) ([]merchant.
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
+	actions := make([]string, len(f.Actions))
+	for i, a := range f.Actions {
+		actions[i] = string(a)
+	}
+	var since, until *time.Time
+	if !f.Since.IsZero() {
+		since = &f.Since
+	}
+	if !f.Until.IsZero() {
+		until = &f.Until
+	}
 	rows, err := s.pool.Query(ctx, `SELECT seq, at, actor, action, subject, coalesce(old_key_id, ''), coalesce(new_key_id, ''), detail
 		FROM audit_events
 		WHERE ($1 = '' OR subject = $1) AND ($2 = '' OR action = $2) AND seq > $3
-		ORDER BY seq LIMIT $4`, f.Subject, string(f.Action), f.After, f.Limit)
+			AND ($5::text[] IS NULL OR subject = ANY($5))
+			AND (cardinality($6::text[]) = 0 OR action = ANY($6) OR split_part(action, '.', 1) = ANY($6))
+			AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)
+		ORDER BY seq LIMIT $4`, f.Subject, string(f.Action), f.After, f.Limit, f.Subjects, actions, since, until)
 	if err != nil {
 		return nil, translate(err)
 	}

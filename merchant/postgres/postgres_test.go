@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,5 +215,72 @@ func TestUnavailable(t *testing.T) {
 	}
 	if _, err := postgres.Open(ctx, "postgres://u:s3cret@[bad", 1); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("bad DSN: %v", err)
+	}
+}
+
+// TestEventFilters covers the auditor's filters: a set of subjects (the
+// scope), actions and action families, and a time range, with keyset paging.
+func TestEventFilters(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	var evs []merchant.Event
+	for _, e := range []merchant.Event{
+		{Action: merchant.MerchantAdded, Subject: "M1"},
+		{Action: merchant.KeyRotated, Subject: "M1", OldKeyID: "K1", NewKeyID: "K2"},
+		{Action: merchant.KeyRevoked, Subject: "M2", OldKeyID: "K9"},
+		{Action: merchant.KeyRotated, Subject: "_platform", NewKeyID: "P2"},
+		{Action: merchant.CertIssued, Subject: "M2", NewKeyID: "0A"},
+	} {
+		e.Actor = op.Actor
+		got, err := s.Record(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, got)
+	}
+	seqs := func(f merchant.EventFilter) []int64 {
+		t.Helper()
+		got, err := s.Events(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []int64{}
+		for _, e := range got {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	ids := func(is ...int) []int64 {
+		out := []int64{}
+		for _, i := range is {
+			out = append(out, evs[i].Seq)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		f    merchant.EventFilter
+		want []int64
+	}{
+		{"all", merchant.EventFilter{}, ids(0, 1, 2, 3, 4)},
+		{"subjects", merchant.EventFilter{Subjects: []string{"M1", "_platform"}}, ids(0, 1, 3)},
+		{"no subjects", merchant.EventFilter{Subjects: []string{}}, ids()},
+		{"subject inside subjects", merchant.EventFilter{Subject: "M2", Subjects: []string{"M2"}}, ids(2, 4)},
+		{"subject outside subjects", merchant.EventFilter{Subject: "M2", Subjects: []string{"M1"}}, ids()},
+		{"one action", merchant.EventFilter{Actions: []merchant.Action{merchant.KeyRotated}}, ids(1, 3)},
+		{"a family and an action", merchant.EventFilter{Actions: []merchant.Action{"key", merchant.CertIssued}}, ids(1, 2, 3, 4)},
+		{"a family is not a prefix", merchant.EventFilter{Actions: []merchant.Action{"ke"}}, ids()},
+		{"since", merchant.EventFilter{Since: evs[2].At}, ids(2, 3, 4)},
+		{"until (exclusive)", merchant.EventFilter{Until: evs[2].At}, ids(0, 1)},
+		{"since and until", merchant.EventFilter{Since: evs[1].At, Until: evs[4].At}, ids(1, 2, 3)},
+		{"page", merchant.EventFilter{After: evs[1].Seq, Limit: 2}, ids(2, 3)},
+		{"everything at once", merchant.EventFilter{Subjects: []string{"M1", "M2"}, Actions: []merchant.Action{"key"},
+			Since: evs[0].At, After: evs[1].Seq}, ids(2)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := seqs(c.f); !slices.Equal(got, c.want) {
+				t.Fatalf("seqs %v, want %v", got, c.want)
+			}
+		})
 	}
 }
