@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -224,6 +225,32 @@ func TestStatementRefusals(t *testing.T) {
 		var p Problem
 		if err := jsonUnmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != http.StatusServiceUnavailable || p.Reason != "signer_unavailable" {
 			t.Fatalf("%d %+v, want 503 signer_unavailable", rec.Code, p)
+		}
+	})
+}
+
+// FuzzParseOffset: whatever the input, parseOffset accepts exactly Z and
+// ±HH:MM within ±14:00, and an accepted offset names the zone it reads.
+func FuzzParseOffset(f *testing.F) {
+	for _, s := range []string{"Z", "+08:00", "-05:30", "+14:00", "+14:01", "+8", "+08:-1", "-00:00", "+٠٨:٠٠", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		loc, ok := parseOffset(s)
+		if !ok {
+			return
+		}
+		_, off := time.Date(2026, 1, 1, 0, 0, 0, 0, loc).Zone()
+		want := "Z"
+		if s != "Z" {
+			sign, a := "+", off
+			if off < 0 || s[0] == '-' {
+				sign, a = "-", -off
+			}
+			want = fmt.Sprintf("%s%02d:%02d", sign, a/3600, a%3600/60)
+		}
+		if want != s || off > 14*3600 || off < -14*3600 {
+			t.Fatalf("parseOffset(%q) accepted, offset %d s reads as %q", s, off, want)
 		}
 	})
 }
