@@ -325,3 +325,19 @@ func (run *orderRun) check(t *testing.T, dsn string) (transport, unavailable, un
 	}
 	return
 }
+
+// do sends a signed request like q.Do and, as a client would, sends it again
+// (freshly signed: the order id makes it idempotent) when the connection
+// failed without an answer, a few times. It counts the resends in resent.
+func do(q *sandbox.Quill, merchant, method, target string, body []byte) *client.Response {
+	r := q.Do(merchant, method, target, body)
+	for i := 0; r.Status == 0 && i < 5; i++ {
+		resent.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		r = q.Do(merchant, method, target, body)
+	}
+	return r
+}
+
+// resent counts the requests do sent again.
+var resent atomic.Int64
