@@ -45,7 +45,7 @@ type env struct {
 
 // envOptions vary newEnv's stack.
 type envOptions struct {
-	payees int      // payee merchants; default 1
+	payees int      // payee merchants; default 3
 	proxy  bool     // quill reaches PostgreSQL through a sandbox.Proxy
 	args   []string // extra quill flags
 }
@@ -57,9 +57,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Skip("starts PostgreSQL, Redis and quill processes")
 	}
 	if o.payees == 0 {
-		o.payees = 1
+		o.payees = 3 // one shared material for every test
 	}
-	e := &env{pg: sandbox.StartPostgres(t), redis: sandbox.StartRedis(t), mat: sandbox.NewMaterial(t, o.payees)}
+	e := &env{pg: sandbox.StartPostgres(t), redis: sandbox.StartRedis(t), mat: sandbox.SharedMaterial(t, o.payees)}
 	e.dsn = e.pg.CreateDatabase(t, "quill")
 	qdsn := e.dsn
 	if o.proxy {
