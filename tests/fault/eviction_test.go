@@ -20,7 +20,7 @@ func TestRedisEvictionRefused(t *testing.T) {
 		t.Skip("starts PostgreSQL, Redis and quill processes")
 	}
 	pg := sandbox.StartPostgres(t)
-	mat := sandbox.NewMaterial(t, 1)
+	mat := sandbox.SharedMaterial(t, 3)
 	dsn := pg.CreateDatabase(t, "quill")
 	for _, policy := range []string{"allkeys-lru", "volatile-ttl"} {
 		t.Run(policy, func(t *testing.T) {

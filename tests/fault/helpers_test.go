@@ -45,7 +45,7 @@ type env struct {
 
 // envOptions vary newEnv's stack.
 type envOptions struct {
-	payees int      // payee merchants; default 1
+	payees int      // payee merchants; default 3
 	proxy  bool     // quill reaches PostgreSQL through a sandbox.Proxy
 	args   []string // extra quill flags
 }
@@ -57,9 +57,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Skip("starts PostgreSQL, Redis and quill processes")
 	}
 	if o.payees == 0 {
-		o.payees = 1
+		o.payees = 3 // one shared material for every test
 	}
-	e := &env{pg: sandbox.StartPostgres(t), redis: sandbox.StartRedis(t), mat: sandbox.NewMaterial(t, o.payees)}
+	e := &env{pg: sandbox.StartPostgres(t), redis: sandbox.StartRedis(t), mat: sandbox.SharedMaterial(t, o.payees)}
 	e.dsn = e.pg.CreateDatabase(t, "quill")
 	qdsn := e.dsn
 	if o.proxy {
@@ -325,3 +325,19 @@ func (run *orderRun) check(t *testing.T, dsn string) (transport, unavailable, un
 	}
 	return
 }
+
+// do sends a signed request like q.Do and, as a client would, sends it again
+// (freshly signed: the order id makes it idempotent) when the connection
+// failed without an answer, a few times. It counts the resends in resent.
+func do(q *sandbox.Quill, merchant, method, target string, body []byte) *client.Response {
+	r := q.Do(merchant, method, target, body)
+	for i := 0; r.Status == 0 && i < 5; i++ {
+		resent.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		r = q.Do(merchant, method, target, body)
+	}
+	return r
+}
+
+// resent counts the requests do sent again.
+var resent atomic.Int64

@@ -62,7 +62,7 @@ func TestBankInvariant(t *testing.T) {
 				wallet := r.IntN(wallets)
 				payee := e.mat.Payees[r.IntN(len(e.mat.Payees))]
 				amount := policy.FormatAmount(1+r.Int64N(2000), "CNY") // 0.01 … 20.00
-				res := e.q.Do(payee, "POST", "/v1/payments", paymentBody(orderID(), amount, tokens[wallet]))
+				res := do(e.q, payee, "POST", "/v1/payments", paymentBody(orderID(), amount, tokens[wallet]))
 				switch {
 				case res.Status == http.StatusOK && res.Verified == nil:
 					ok.Add(1)
