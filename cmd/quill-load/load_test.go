@@ -408,21 +408,37 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestCompareTable(t *testing.T) {
-	group := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 8000, Throughput: 400, Ledger: &checkResult{Passed: true}}
+	group := &summary{Scenario: "hot", Scheme: schemeA, Mode: "closed", Connections: 64, OK: 8000, Throughput: 400, Ledger: &checkResult{Passed: true}}
 	one := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 2000, Throughput: 100, Ledger: &checkResult{}}
-	open := &summary{Scenario: "hot", Mode: "open", TargetRate: 200, Connections: 64, OK: 1500, Throughput: 50, Late: 7, Unsent: 500}
-	var b strings.Builder
-	writeTable(&b, []named{{"group", group}, {"one-commit", one}, {"open", open}})
-	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("want header, rule and 3 rows:\n%s", b.String())
+	open := &summary{Scenario: "hot", Scheme: schemeA, Mode: "open", TargetRate: 200, Connections: 64, OK: 1500, Throughput: 50, Late: 7, Unsent: 500}
+	b := &summary{Scenario: "mixed", Scheme: schemeB, Mode: "closed", Connections: 64, OK: 9000, Throughput: 900,
+		Audit: &auditResult{Connections: 16, OK: 300, Throughput: 30, Latency: latency{P50: 12.34, P99: 56.78}, Failed: 1}}
+	runs := []named{{"group", group}, {"one-commit", one}, {"open", open}, {"group-b", b}}
+	var w strings.Builder
+	writeTable(&w, runs)
+	lines := strings.Split(strings.TrimSpace(w.String()), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("want header, rule and 4 rows:\n%s", w.String())
 	}
-	for i, want := range []string{"| group | hot | closed | 64 | 8000 | 400 | 1.00× |", "| one-commit | hot | closed | 64 | 2000 | 100 | 0.25× |", "| open | hot | open 200/s | 64 | 1500 | 50 | 0.12× |"} {
+	for i, want := range []string{"| group | hot | A | closed | 64 | 8000 | 400 | 1.00× |", "| one-commit | hot | A | closed | 64 | 2000 | 100 | 0.25× |",
+		"| open | hot | A | open 200/s | 64 | 1500 | 50 | 0.12× |", "| group-b | mixed | B | closed | 64 | 9000 | 900 | 2.25× |"} {
 		if !strings.HasPrefix(lines[i+2], want) {
 			t.Errorf("row %d = %q, want prefix %q", i, lines[i+2], want)
 		}
 	}
-	if !strings.Contains(lines[2], "| pass |") || !strings.Contains(lines[3], "| FAIL |") || !strings.Contains(lines[4], "7 (+500 unsent)") {
-		t.Errorf("table:\n%s", b.String())
+	if !strings.Contains(lines[2], "| pass | – | – | – | – | – |") || !strings.Contains(lines[3], "| FAIL |") || !strings.Contains(lines[4], "7 (+500 unsent)") ||
+		!strings.HasSuffix(lines[5], "| not run | 16 | 30 | 12.3 | 56.8 | 1 |") {
+		t.Errorf("table:\n%s", w.String())
+	}
+
+	w.Reset()
+	if err := writeRatios(&w, runs, []string{"group/one-commit", "group-b/group"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "group / one-commit: 4.00× (400 / 100 ok/s)\ngroup-b / group: 2.25× (900 / 400 ok/s)\n"; w.String() != want {
+		t.Errorf("ratios:\n%s\nwant:\n%s", w.String(), want)
+	}
+	if err := writeRatios(&w, runs, []string{"group/missing"}); err == nil {
+		t.Error("ratio of an unknown run: no error")
 	}
 }
