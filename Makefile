@@ -17,7 +17,7 @@ build: ## build bin/quill and bin/quillctl
 bench: ## run the Go benchmarks
 	bash scripts/bench.sh
 
-bench-e2e: ## end-to-end load run and its --max-batch 1 baseline (scripts/bench-e2e.sh; SCENARIO=hot)
+bench-e2e: ## end-to-end load, scheme A and B legs and the --max-batch 1 baseline, one table (scripts/bench-e2e.sh; SCENARIO=hot|spread|verify-only|mixed|idle)
 	bash scripts/bench-e2e.sh $(or $(SCENARIO),hot)
 
 fmt: ## gofmt the tree

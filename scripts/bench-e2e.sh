@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# End-to-end benchmark with its baseline measured in the same run:
+# End-to-end benchmark with its baselines measured in the same run:
 #   1. builds bin/quill, bin/quillctl, bin/quill-load; dev material in var/bench
-#   2. for each leg (default: group, then one-commit) starts `quill serve` on a
-#      fresh database, loopback ports of its own and a Redis prefix of its own,
-#      runs quill-load SCENARIO against it (ledger check included), stops it
-#        group        the default group commit (--max-batch 512)
-#        one-commit   --max-batch 1: one commit (one fsync) per payment, the
-#                     row-locked design of the usual peers
-#   3. prints both as one table with the throughput ratio.
+#   2. for each leg (default: group, one-commit, group-b) starts `quill serve`
+#      on a fresh database, loopback ports of its own and a Redis prefix of its
+#      own, runs quill-load SCENARIO against it (ledger check included), stops it
+#        group         scheme A, the default group commit (--max-batch 512)
+#        one-commit    scheme A, --max-batch 1: one commit (one fsync) per
+#                      payment, the row-locked design of the usual peers
+#        group-b       scheme B (RFC 9421, Ed25519 merchant MB100 and Ed25519
+#                      response signatures), group commit
+#        one-commit-b  scheme B, --max-batch 1
+#      (idle measures connections and runs the scheme A legs only)
+#   3. prints all legs as one table with the throughput ratio to the first,
+#      and the ratios group / one-commit and group-b / group.
 #
 #   scripts/bench-e2e.sh [SCENARIO] [quill-load flags…]
-#   scripts/bench-e2e.sh hot                           # 64 connections, 20 s, both legs
+#   scripts/bench-e2e.sh hot                           # 64 connections, 20 s, three legs
+#   scripts/bench-e2e.sh mixed --audit-share 0.25      # payments beside auditor reads
 #   BENCH_LEGS=group scripts/bench-e2e.sh hot --rate 500
 #   scripts/bench-e2e.sh idle --idle-conns 10000 --hold 10s
 #
+# Every server also runs its auditor listener (the mixed scenario reads it).
 # Environment: BENCH_DURATION (20s), BENCH_CONNS (64), BENCH_REQUESTS (40000,
-# closed loop), BENCH_LEGS ("group one-commit"), BENCH_PORT (18443),
-# BENCH_OPS_PORT (19090), BENCH_DATA_DIR (var/bench). Results (JSON, server
-# logs) go to $BENCH_DATA_DIR/results/<time>/. Loopback only; every leg is
-# bounded by quill-load's --duration and a timeout around it.
+# closed loop), BENCH_LEGS ("group one-commit group-b"), BENCH_PORT (18443),
+# BENCH_OPS_PORT (19090), BENCH_AUDIT_PORT (18444), BENCH_DATA_DIR
+# (var/bench). Results (JSON, server logs) go to
+# $BENCH_DATA_DIR/results/<time>/. Loopback only; every leg is bounded by
+# quill-load's --duration and a timeout around it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -30,9 +38,10 @@ DATA=${BENCH_DATA_DIR:-var/bench}
 DURATION=${BENCH_DURATION:-20s}
 CONNS=${BENCH_CONNS:-64}
 REQUESTS=${BENCH_REQUESTS:-40000}
-LEGS=${BENCH_LEGS:-group one-commit}
+LEGS=${BENCH_LEGS:-group one-commit group-b}
 ADDR=127.0.0.1:${BENCH_PORT:-18443}
 OPS=127.0.0.1:${BENCH_OPS_PORT:-19090}
+AUDIT=127.0.0.1:${BENCH_AUDIT_PORT:-18444}
 ADMIN_DSN="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/postgres?sslmode=disable"
 OUT="$DATA/results/$(date -u +%Y%m%dT%H%M%SZ)-$SCENARIO"
 mkdir -p "$OUT"
@@ -56,9 +65,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# leg NAME SERVER-FLAGS…: one server, one quill-load run.
+# leg NAME SCHEME SERVER-FLAGS…: one server, one quill-load run.
 leg() {
-  local name=$1; shift
+  local name=$1 scheme=$2; shift 2
   DB="quill_bench_$(date +%s)_${name//-/_}"
   local dsn="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/${DB}?sslmode=disable"
   go run ./scripts/createdb "$dsn"
@@ -66,8 +75,9 @@ leg() {
   bin/quill migrate --pg-dsn "$dsn" >/dev/null
   QUILL_PG_DSN=$dsn bin/quillctl --data-dir "$DATA" merchant add M100 --if-missing --name "Bench merchant" --fee-bps 60 >/dev/null
   QUILL_PG_DSN=$dsn bin/quillctl --data-dir "$DATA" merchant add TOPUP --if-missing --name "Wallet top-up" --can-deposit --fee-bps 0 >/dev/null
-  echo "== leg $name: quill serve $* (database $DB)"
-  bin/quill serve --addr "$ADDR" --ops-addr "$OPS" --audit-addr off --data-dir "$DATA" --pg-dsn "$dsn" \
+  QUILL_PG_DSN=$dsn bin/quillctl --data-dir "$DATA" merchant add MB100 --if-missing --alg ed25519 --name "Bench merchant, scheme B" --fee-bps 60 >/dev/null
+  echo "== leg $name: scheme ${scheme^^}, quill serve $* (database $DB; $(uptime | sed 's/.*load/load/'))"
+  bin/quill serve --addr "$ADDR" --ops-addr "$OPS" --audit-addr "$AUDIT" --data-dir "$DATA" --pg-dsn "$dsn" \
     --redis-addr "$QUILL_REDIS_ADDR" --redis-prefix "quill:bench:$$:$name:" --log-level warn "$@" \
     >"$OUT/$name.server.log" 2>&1 &
   SERVER=$!
@@ -77,8 +87,8 @@ leg() {
     sleep 0.2
   done
   local rc=0
-  timeout 30m bin/quill-load --scenario "$SCENARIO" --url "https://$ADDR" --data-dir "$DATA" --pg-dsn "$dsn" \
-    -c "$CONNS" -n "$REQUESTS" --duration "$DURATION" --server-pid "$SERVER" \
+  timeout 30m bin/quill-load --scenario "$SCENARIO" --scheme "$scheme" --url "https://$ADDR" --audit-url "https://$AUDIT" \
+    --data-dir "$DATA" --pg-dsn "$dsn" -c "$CONNS" -n "$REQUESTS" --duration "$DURATION" --server-pid "$SERVER" \
     --json "$OUT/$name.json" "${BENCH_ARGS[@]}" || rc=$?
   echo "   server RSS at the end: $(awk '/VmRSS/ {print $2, $3}' "/proc/$SERVER/status" 2>/dev/null)"
   cleanup
@@ -89,15 +99,29 @@ BENCH_ARGS=("$@")
 failed=0
 files=()
 for l in $LEGS; do
+  if [ "$SCENARIO" = idle ] && [[ $l == *-b ]]; then
+    echo "== leg $l skipped: idle measures connections, with scheme A requests"
+    continue
+  fi
   case $l in
-    group) leg group --max-batch 512 || failed=1 ;;
-    one-commit) leg one-commit --max-batch 1 || failed=1 ;;
-    *) echo "unknown leg $l (group, one-commit)" >&2; exit 2 ;;
+    group) leg group a --max-batch 512 || failed=1 ;;
+    one-commit) leg one-commit a --max-batch 1 || failed=1 ;;
+    group-b) leg group-b b --max-batch 512 || failed=1 ;;
+    one-commit-b) leg one-commit-b b --max-batch 1 || failed=1 ;;
+    *) echo "unknown leg $l (group, one-commit, group-b, one-commit-b)" >&2; exit 2 ;;
   esac
   [ -f "$OUT/$l.json" ] && files+=("$OUT/$l.json")
 done
 
+# The ratios from this one run: group commit over one commit per payment
+# (each scheme), scheme B over scheme A (each commit mode).
+ratios=()
+have() { [ -f "$OUT/$1.json" ]; }
+for r in group/one-commit group-b/one-commit-b group-b/group one-commit-b/one-commit; do
+  have "${r%/*}" && have "${r#*/}" && ratios+=(--ratio "$r")
+done
+
 echo
-echo "== $SCENARIO, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, results in $OUT"
-[ ${#files[@]} -gt 0 ] && bin/quill-load compare "${files[@]}"
+echo "== $SCENARIO, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uptime | sed 's/.*load/load/'), results in $OUT"
+[ ${#files[@]} -gt 0 ] && bin/quill-load compare "${files[@]}" "${ratios[@]}"
 exit $failed

@@ -10,3 +10,5 @@ export QUILL_TEST_PG_DSN="postgres://postgres@${QUILL_PG_HOST}:${QUILL_PG_PORT}/
 export QUILL_TEST_REDIS_ADDR="$QUILL_REDIS_ADDR"
 go test -run '^$' -bench . -benchmem ./signing/ ./policy/ ./keys/ ./certs/
 go test -run '^$' -bench . -benchmem -benchtime=3000x ./ledger/postgres/
+# The load generator's own cost per scheme A response, Go against OpenSSL.
+go test -run '^$' -bench ResponseVerifyA ./cmd/quill-load/

@@ -46,7 +46,7 @@ func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 10*60*1_000_
 // worker sleeps until it is due, and latency counts from that due time, so
 // queueing behind a slow server shows up instead of being omitted).
 func (g *gen) run(ctx context.Context) *drive {
-	n, workers := len(g.reqs), g.o.Connections
+	n, workers := len(g.reqs), g.o.senders()
 	d := &drive{outcomes: make([]outcome, n), latency: newHist(), errors: map[string]int64{}, examples: map[string]string{}}
 	open := g.o.openLoop()
 	if open {
@@ -113,7 +113,7 @@ func (g *gen) run(ctx context.Context) *drive {
 				if g.o.Scenario == scenarioSpread {
 					c = g.lanes[r.merchant]
 				}
-				resp, err := c.Send(ctx, r.method, r.target, r.body, r.auth)
+				resp, err := c.Send(ctx, r.method, r.target, r.body, r.hdr)
 				t1 := time.Now()
 				if open {
 					lat.RecordValue(max(1, t1.Sub(intended).Microseconds()))

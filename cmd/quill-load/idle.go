@@ -17,8 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/quillpay/quill/quillclient"
 )
 
 // idleResult is what the idle scenario measured.
@@ -43,7 +41,7 @@ type idleResult struct {
 func (g *gen) idle(ctx context.Context, sum *summary) error {
 	n := g.o.IdleConns
 	m := g.merchants[0]
-	probe, err := g.newClient(m.Merchant, 1)
+	probe, err := g.newClient(m.Merchant, 1, schemeA)
 	if err != nil {
 		return err
 	}
@@ -52,12 +50,9 @@ func (g *gen) idle(ctx context.Context, sum *summary) error {
 		return fmt.Errorf("platform keys: %w", err)
 	}
 	probe.http.CloseIdleConnections()
-	// Responses are checked as quillclient's transport checks them (the
-	// platform signature, the response window), against the keys listed now.
-	verifier, err := quillclient.NewSchemeA(m.ID, m.KeyID, m.SigningKey)
-	if err != nil {
-		return err
-	}
+	// Responses are checked as the lanes check them (the platform
+	// signature, the response window), against the keys listed now.
+	verifier := &responseVerifierA{crypto: g.crypto}
 	verify := func(res *http.Response, body []byte) error {
 		return verifier.VerifyResponse(ctx, nil, res, body, platform)
 	}
@@ -82,8 +77,8 @@ func (g *gen) idle(ctx context.Context, sum *summary) error {
 		return err
 	}
 	if err := parallel(runtime.NumCPU(), n, func(i int) error {
-		auth, err := signer.Authorization(http.MethodGet, target, nil)
-		wire[i] = fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nAccept: application/json\r\nUser-Agent: quill-load\r\n\r\n", target, u.Host, auth)
+		hdr, err := signer(http.MethodGet, target, nil)
+		wire[i] = fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\nAccept: application/json\r\nUser-Agent: quill-load\r\n\r\n", target, u.Host, hdr[0], hdr[1])
 		return err
 	}); err != nil {
 		return err

@@ -15,14 +15,15 @@ import (
 
 	"github.com/quillpay/quill/internal/devenv"
 	"github.com/quillpay/quill/internal/testenv"
+	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/policy"
 )
 
 // server is a real quill serve subprocess on free loopback ports, with its
 // own dev material, a fresh database and a unique Redis prefix.
 type server struct {
-	url, ops, dir, dsn string
-	pid                int
+	url, ops, audit, dir, dsn string
+	pid                       int
 }
 
 // startQuill builds bin/quill into a temporary directory and runs it.
@@ -54,13 +55,13 @@ func startQuill(t *testing.T, extra ...string) *server {
 			t.Fatal(err)
 		}
 	}
-	apiAddr, opsAddr := freeAddr(t), freeAddr(t)
-	s.url, s.ops = "https://"+apiAddr, "http://"+opsAddr
+	apiAddr, opsAddr, auditAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	s.url, s.ops, s.audit = "https://"+apiAddr, "http://"+opsAddr, "https://"+auditAddr
 	logf, err := os.Create(filepath.Join(tmp, "quill.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--addr", apiAddr, "--ops-addr", opsAddr, "--audit-addr", "off", "--data-dir", dir,
+	args := append([]string{"serve", "--addr", apiAddr, "--ops-addr", opsAddr, "--audit-addr", auditAddr, "--data-dir", dir,
 		"--pg-dsn", s.dsn, "--redis-addr", testenv.RedisAddr(t),
 		"--redis-prefix", "quilltest:load:" + testenv.Random(4) + ":", "--redis-timeout", "2s", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
@@ -124,7 +125,7 @@ func freeAddr(t *testing.T) string {
 
 func (s *server) options(scenario string) options {
 	o := defaultOptions()
-	o.URL, o.DataDir, o.PgDSN, o.Scenario = s.url, s.dir, s.dsn, scenario
+	o.URL, o.AuditURL, o.DataDir, o.PgDSN, o.Scenario = s.url, s.audit, s.dir, s.dsn, scenario
 	o.Connections, o.Payers, o.Requests, o.Duration, o.Quiet = 8, 20, 300, time.Minute, true
 	return o
 }
@@ -146,8 +147,9 @@ func mustPass(t *testing.T, sum *summary, err error) {
 }
 
 // TestSmoke runs the generator against the real server: a few hundred
-// payments, signed GETs and idle connections, each with the ledger check;
-// then shows that the check catches what it is there to catch.
+// payments, signed GETs and idle connections, in scheme A and B, and
+// payments beside auditor reads, each with the ledger check; then shows that
+// the check catches what it is there to catch.
 func TestSmoke(t *testing.T) {
 	s := startQuill(t)
 	ctx := context.Background()
@@ -218,6 +220,72 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 
+	t.Run("hot scheme B", func(t *testing.T) {
+		o := s.options(scenarioHot)
+		o.Scheme = schemeB
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		// MB100 is onboarded with an Ed25519 key on first use.
+		if sum.Scheme != schemeB || sum.Setup.MerchantsCreated != 1 || sum.Ledger.NewEntries != 300+sum.Setup.Deposits || sum.Ledger.Accounts != 2+20 {
+			t.Fatalf("scheme B: scheme %q, setup %+v, ledger %+v", sum.Scheme, sum.Setup, sum.Ledger)
+		}
+		mb, err := devenv.LoadMerchant(s.dir, "MB100")
+		if err != nil || mb.Algorithm != keys.Ed25519 {
+			t.Fatalf("MB100: %v, algorithm %q", err, mb.Algorithm)
+		}
+	})
+
+	t.Run("verify-only scheme B", func(t *testing.T) {
+		o := s.options(scenarioVerify)
+		o.Scheme, o.Requests = schemeB, 100
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		if sum.Setup.MerchantsCreated != 0 || sum.Ledger.NewEntries != 0 {
+			t.Fatalf("verify-only scheme B: setup %+v, ledger %+v", sum.Setup, sum.Ledger)
+		}
+	})
+
+	t.Run("spread scheme B", func(t *testing.T) {
+		o := s.options(scenarioSpread)
+		o.Scheme, o.Merchants, o.Requests, o.Payers, o.Connections = schemeB, 2, 40, 10, 4
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		if sum.Setup.MerchantsCreated != 2 || sum.Ledger.Accounts != 1+2+10 {
+			t.Fatalf("spread scheme B setup %+v, ledger %+v", sum.Setup, sum.Ledger)
+		}
+		for _, id := range []string{"LOADB00001", "LOADB00002"} {
+			if m, err := devenv.LoadMerchant(s.dir, id); err != nil || m.Algorithm != keys.Ed25519 {
+				t.Fatalf("%s: %v, algorithm %q", id, err, m.Algorithm)
+			}
+		}
+	})
+
+	t.Run("mixed", func(t *testing.T) {
+		o := s.options(scenarioMixed)
+		o.Scheme, o.AuditShare, o.ExportEntries, o.StatementLimit, o.Requests = schemeB, 0.375, 50, 20, 150
+		sum, err := run(ctx, o, t.Logf)
+		mustPass(t, sum, err)
+		a := sum.Audit
+		// 8 connections: 3 read as an auditor, each starting its cycle at
+		// another read, so every read ran at least once.
+		if a == nil || a.Connections != 3 || sum.Setup.Lanes != 5 || a.Failed != 0 || len(a.ByRead) != 3 {
+			t.Fatalf("mixed: lanes %d, audit %+v", sum.Setup.Lanes, a)
+		}
+		for _, k := range allReads {
+			if r := a.ByRead[k]; r.OK < 1 || r.Items < 1 || r.Latency.Count != r.OK {
+				t.Errorf("read %s: %+v", k, r)
+			}
+		}
+		// The export covers the 50 entries before the run (deposits of
+		// earlier subtests included), 2 or 3 postings each.
+		if a.ExportRange[1]-a.ExportRange[0] != 49 || a.ExportRows < 100 || a.ExportRows > 150 {
+			t.Errorf("export range %v, %d rows", a.ExportRange, a.ExportRows)
+		}
+		if sum.Ledger.NewEntries != 150+sum.Setup.Deposits {
+			t.Errorf("ledger %+v", sum.Ledger)
+		}
+	})
+
 	t.Run("idle", func(t *testing.T) {
 		o := s.options(scenarioIdle)
 		o.IdleConns, o.Hold, o.ServerPID = 50, 500*time.Millisecond, s.pid
@@ -258,7 +326,7 @@ func TestSmoke(t *testing.T) {
 				t.Fatal(err)
 			}
 			body := fmt.Sprintf(`{"order_id":"ORD%s1999999999","user_id":"stranger","amount":"1.00","currency":"CNY"}`, g.runID)
-			c, err := g.newClient(top, 1)
+			c, err := g.newClient(top, 1, schemeA)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -295,7 +363,14 @@ func TestOptionsValidate(t *testing.T) {
 		{"remote target", func(o *options) { o.URL = "https://10.0.0.1:8443" }, "not a loopback"},
 		{"plain http", func(o *options) { o.URL = "http://127.0.0.1:8443" }, "https"},
 		{"unknown scenario", func(o *options) { o.Scenario = "burst" }, "unknown scenario"},
-		{"mixed not yet", func(o *options) { o.Scenario = "mixed" }, "reports"},
+		{"mixed share", func(o *options) { o.Scenario, o.AuditShare = scenarioMixed, 1 }, "--audit-share"},
+		{"mixed needs two connections", func(o *options) { o.Scenario, o.Connections = scenarioMixed, 1 }, "at least 2"},
+		{"mixed unknown read", func(o *options) { o.Scenario, o.AuditReads = scenarioMixed, []string{"balance-sheet"} }, "unknown read"},
+		{"mixed remote auditor API", func(o *options) { o.Scenario, o.AuditURL = scenarioMixed, "https://10.0.0.1:8444" }, "--audit-url"},
+		{"unknown scheme", func(o *options) { o.Scheme = "c" }, "--scheme"},
+		{"scheme A with an Ed25519 merchant", func(o *options) { o.MerchantAlg = "ed25519" }, "rsa-v1_5-sha256 only"},
+		{"idle is scheme A", func(o *options) { o.Scenario, o.Scheme = scenarioIdle, schemeB }, "idle"},
+		{"unknown backend", func(o *options) { o.Crypto = "boringssl" }, "--crypto"},
 		{"no connections", func(o *options) { o.Connections = 0 }, "--connections"},
 		{"run outlives the window", func(o *options) { o.Duration = 295 * time.Second }, "replay window"},
 		{"float amount", func(o *options) { o.Amount = "1e3" }, "--amount"},
@@ -312,6 +387,20 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 	o := defaultOptions()
+	o.Scheme = schemeB
+	if err := o.validate(); err != nil || o.Merchant != "MB100" || o.MerchantPrefix != "LOADB" || o.MerchantAlg != "ed25519" {
+		t.Fatalf("scheme B defaults: %v, %q %q %q", err, o.Merchant, o.MerchantPrefix, o.MerchantAlg)
+	}
+	o = defaultOptions()
+	o.Scenario, o.Connections, o.AuditShare = scenarioMixed, 8, 0.25
+	if err := o.validate(); err != nil || o.auditors() != 2 || o.senders() != 6 || o.Merchant != "M100" {
+		t.Fatalf("mixed: %v, %d auditors, %d senders, merchant %q", err, o.auditors(), o.senders(), o.Merchant)
+	}
+	o.Connections, o.AuditShare = 2, 0.9 // one connection is always left for the payments
+	if o.auditors() != 1 || o.senders() != 1 {
+		t.Fatalf("mixed with 2 connections: %d auditors", o.auditors())
+	}
+	o = defaultOptions()
 	o.Rate, o.Duration = 250, 4*time.Second
 	if err := o.validate(); err != nil || o.Requests != 1000 || o.amountMinor != 1000 {
 		t.Fatalf("open loop: %v, requests %d, amount %d", err, o.Requests, o.amountMinor)
@@ -319,21 +408,37 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestCompareTable(t *testing.T) {
-	group := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 8000, Throughput: 400, Ledger: &checkResult{Passed: true}}
+	group := &summary{Scenario: "hot", Scheme: schemeA, Mode: "closed", Connections: 64, OK: 8000, Throughput: 400, Ledger: &checkResult{Passed: true}}
 	one := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 2000, Throughput: 100, Ledger: &checkResult{}}
-	open := &summary{Scenario: "hot", Mode: "open", TargetRate: 200, Connections: 64, OK: 1500, Throughput: 50, Late: 7, Unsent: 500}
-	var b strings.Builder
-	writeTable(&b, []named{{"group", group}, {"one-commit", one}, {"open", open}})
-	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("want header, rule and 3 rows:\n%s", b.String())
+	open := &summary{Scenario: "hot", Scheme: schemeA, Mode: "open", TargetRate: 200, Connections: 64, OK: 1500, Throughput: 50, Late: 7, Unsent: 500}
+	b := &summary{Scenario: "mixed", Scheme: schemeB, Mode: "closed", Connections: 64, OK: 9000, Throughput: 900,
+		Audit: &auditResult{Connections: 16, OK: 300, Throughput: 30, Latency: latency{P50: 12.34, P99: 56.78}, Failed: 1}}
+	runs := []named{{"group", group}, {"one-commit", one}, {"open", open}, {"group-b", b}}
+	var w strings.Builder
+	writeTable(&w, runs)
+	lines := strings.Split(strings.TrimSpace(w.String()), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("want header, rule and 4 rows:\n%s", w.String())
 	}
-	for i, want := range []string{"| group | hot | closed | 64 | 8000 | 400 | 1.00× |", "| one-commit | hot | closed | 64 | 2000 | 100 | 0.25× |", "| open | hot | open 200/s | 64 | 1500 | 50 | 0.12× |"} {
+	for i, want := range []string{"| group | hot | A | closed | 64 | 8000 | 400 | 1.00× |", "| one-commit | hot | A | closed | 64 | 2000 | 100 | 0.25× |",
+		"| open | hot | A | open 200/s | 64 | 1500 | 50 | 0.12× |", "| group-b | mixed | B | closed | 64 | 9000 | 900 | 2.25× |"} {
 		if !strings.HasPrefix(lines[i+2], want) {
 			t.Errorf("row %d = %q, want prefix %q", i, lines[i+2], want)
 		}
 	}
-	if !strings.Contains(lines[2], "| pass |") || !strings.Contains(lines[3], "| FAIL |") || !strings.Contains(lines[4], "7 (+500 unsent)") {
-		t.Errorf("table:\n%s", b.String())
+	if !strings.Contains(lines[2], "| pass | – | – | – | – | – |") || !strings.Contains(lines[3], "| FAIL |") || !strings.Contains(lines[4], "7 (+500 unsent)") ||
+		!strings.HasSuffix(lines[5], "| not run | 16 | 30 | 12.3 | 56.8 | 1 |") {
+		t.Errorf("table:\n%s", w.String())
+	}
+
+	w.Reset()
+	if err := writeRatios(&w, runs, []string{"group/one-commit", "group-b/group"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "group / one-commit: 4.00× (400 / 100 ok/s)\ngroup-b / group: 2.25× (900 / 400 ok/s)\n"; w.String() != want {
+		t.Errorf("ratios:\n%s\nwant:\n%s", w.String(), want)
+	}
+	if err := writeRatios(&w, runs, []string{"group/missing"}); err == nil {
+		t.Error("ratio of an unknown run: no error")
 	}
 }

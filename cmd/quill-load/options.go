@@ -6,8 +6,11 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/policy"
 )
 
@@ -35,6 +38,14 @@ type options struct {
 	Window, Timeout     time.Duration
 	JSON                string
 	Quiet               bool
+	Scheme              string // a (WeChat Pay style) or b (RFC 9421)
+	MerchantAlg         string // algorithm of merchants the run onboards
+	Crypto              string // backend verifying RSA (scheme A) response signatures
+	AuditURL            string
+	AuditShare          float64  // mixed: share of the connections that read as an auditor
+	AuditReads          []string // mixed: which reads the auditors cycle through
+	ExportEntries       int      // mixed: entries per journal export
+	StatementLimit      int      // mixed: lines per statement page
 
 	amountMinor int64 // Amount parsed
 
@@ -49,6 +60,29 @@ const (
 	scenarioSpread = "spread"
 	scenarioVerify = "verify-only"
 	scenarioIdle   = "idle"
+	scenarioMixed  = "mixed"
+)
+
+// Request signature schemes (--scheme).
+const (
+	schemeA = "a" // WeChat Pay APIv3 style: Authorization header, RSA-2048
+	schemeB = "b" // RFC 9421 HTTP Message Signatures
+)
+
+// Auditor reads of the mixed scenario (--audit-reads).
+const (
+	readTrialBalance = "trial-balance"
+	readStatement    = "statement"
+	readJournal      = "journal"
+)
+
+var allReads = []string{readTrialBalance, readStatement, readJournal}
+
+// Signature backends of --crypto, as in quill serve.
+const (
+	cryptoAuto    = "auto"
+	cryptoGo      = "go"
+	cryptoOpenSSL = "openssl"
 )
 
 func defaultOptions() options {
@@ -58,10 +92,8 @@ func defaultOptions() options {
 		PgDSN:          "postgres://postgres@127.0.0.1:5432/quill?sslmode=disable",
 		Check:          true,
 		Scenario:       scenarioHot,
-		Merchant:       "M100",
 		TopUp:          "TOPUP",
 		Merchants:      100,
-		MerchantPrefix: "LOAD",
 		FeeBps:         60,
 		Payers:         1000,
 		Connections:    64,
@@ -75,14 +107,43 @@ func defaultOptions() options {
 		Hold:           5 * time.Second,
 		Window:         300 * time.Second,
 		Timeout:        30 * time.Second,
+		Scheme:         schemeA,
+		Crypto:         cryptoAuto,
+		AuditURL:       "https://127.0.0.1:8444",
+		AuditShare:     0.25,
+		AuditReads:     allReads,
+		ExportEntries:  1000,
+		StatementLimit: 100,
 	}
+}
+
+// schemeDefaults are the merchant settings each scheme starts from: scheme A
+// needs RSA (rsa-v1_5-sha256) merchants, and the dev server's M100 is one;
+// scheme B runs with Ed25519 merchants of their own (onboarded on first
+// use), so that neither side spends a millisecond on an RSA signature.
+var schemeDefaults = map[string]struct{ merchant, prefix, alg string }{
+	schemeA: {"M100", "LOAD", string(keys.RSAPKCS1SHA256)},
+	schemeB: {"MB100", "LOADB", string(keys.Ed25519)},
 }
 
 // openLoop reports whether requests arrive at a fixed rate.
 func (o *options) openLoop() bool { return o.Rate > 0 }
 
 // writes reports whether the scenario writes payments.
-func (o *options) writes() bool { return o.Scenario == scenarioHot || o.Scenario == scenarioSpread }
+func (o *options) writes() bool {
+	return o.Scenario == scenarioHot || o.Scenario == scenarioSpread || o.Scenario == scenarioMixed
+}
+
+// auditors is how many of the connections read as an auditor (mixed).
+func (o *options) auditors() int {
+	if o.Scenario != scenarioMixed {
+		return 0
+	}
+	return min(o.Connections-1, max(1, int(math.Round(o.AuditShare*float64(o.Connections)))))
+}
+
+// senders is how many connections send the scenario's signed requests.
+func (o *options) senders() int { return o.Connections - o.auditors() }
 
 // validate checks o and fills in what follows from it (the open-loop request
 // count, the parsed amount).
@@ -91,11 +152,41 @@ func (o *options) validate() error {
 		return err
 	}
 	switch o.Scenario {
-	case scenarioHot, scenarioSpread, scenarioVerify, scenarioIdle:
-	case "mixed":
-		return errors.New("scenario mixed needs the auditor reports, which do not exist yet")
+	case scenarioHot, scenarioSpread, scenarioVerify, scenarioIdle, scenarioMixed:
 	default:
-		return fmt.Errorf("unknown scenario %q (hot, spread, verify-only, idle)", o.Scenario)
+		return fmt.Errorf("unknown scenario %q (hot, spread, verify-only, mixed, idle)", o.Scenario)
+	}
+	def, ok := schemeDefaults[o.Scheme]
+	switch {
+	case !ok:
+		return fmt.Errorf("--scheme %q: a (WeChat Pay APIv3 style) or b (RFC 9421)", o.Scheme)
+	case o.Scheme == schemeB && o.Scenario == scenarioIdle:
+		return errors.New("--scheme b: the idle scenario measures connections, and its one request on each is scheme A")
+	}
+	if o.Merchant == "" {
+		o.Merchant = def.merchant
+	}
+	if o.MerchantPrefix == "" {
+		o.MerchantPrefix = def.prefix
+	}
+	if o.MerchantAlg == "" {
+		o.MerchantAlg = def.alg
+	}
+	switch alg := keys.Algorithm(o.MerchantAlg); {
+	case o.Scheme == schemeA && alg != keys.RSAPKCS1SHA256:
+		return fmt.Errorf("--merchant-alg %s: scheme A signs with rsa-v1_5-sha256 only", alg)
+	case alg != keys.RSAPKCS1SHA256 && alg != keys.RSAPSSSHA512 && alg != keys.ECDSAP256SHA256 && alg != keys.Ed25519:
+		return fmt.Errorf("--merchant-alg %q: rsa-v1_5-sha256, rsa-pss-sha512, ecdsa-p256-sha256 or ed25519", alg)
+	}
+	switch o.Crypto {
+	case cryptoAuto, cryptoGo, cryptoOpenSSL:
+	default:
+		return fmt.Errorf("--crypto %q: auto, go or openssl", o.Crypto)
+	}
+	if o.Scenario == scenarioMixed {
+		if err := o.validateMixed(); err != nil {
+			return err
+		}
 	}
 	switch {
 	case o.Connections < 1:
@@ -134,6 +225,31 @@ func (o *options) validate() error {
 		return fmt.Errorf("--amount: %w", err)
 	}
 	o.amountMinor = minor
+	return nil
+}
+
+// validateMixed checks the auditor side of the mixed scenario.
+func (o *options) validateMixed() error {
+	switch {
+	case o.Connections < 2:
+		return errors.New("--connections: mixed needs at least 2 (payments and auditor reads)")
+	case !(o.AuditShare > 0 && o.AuditShare < 1):
+		return errors.New("--audit-share must be between 0 and 1 (exclusive)")
+	case len(o.AuditReads) == 0:
+		return errors.New("--audit-reads: name at least one read")
+	case o.ExportEntries < 1:
+		return errors.New("--export-entries must be at least 1")
+	case o.StatementLimit < 1 || o.StatementLimit > 1000:
+		return errors.New("--statement-limit must be between 1 and 1000")
+	}
+	for _, r := range o.AuditReads {
+		if !slices.Contains(allReads, r) {
+			return fmt.Errorf("--audit-reads: unknown read %q (%s)", r, strings.Join(allReads, ", "))
+		}
+	}
+	if err := requireLoopback(o.AuditURL); err != nil {
+		return fmt.Errorf("--audit-url: %w", err)
+	}
 	return nil
 }
 

@@ -17,13 +17,15 @@ import (
 // summary is the machine-readable result of a run (--json).
 type summary struct {
 	Scenario    string  `json:"scenario"`
-	Mode        string  `json:"mode"` // closed or open
+	Scheme      string  `json:"scheme"` // a or b
+	Mode        string  `json:"mode"`   // closed or open
 	URL         string  `json:"url"`
 	RunID       string  `json:"run_id"`
 	StartedAt   string  `json:"started_at"`
 	CPUs        int     `json:"cpus"`
 	Connections int     `json:"connections"`
 	TargetRate  float64 `json:"target_rate,omitempty"`
+	Crypto      string  `json:"crypto"` // the backend that verified RSA response signatures
 
 	Planned    int               `json:"requests_planned"`
 	Sent       int64             `json:"requests_sent"`
@@ -55,6 +57,9 @@ type summary struct {
 		Seconds          float64 `json:"seconds"`
 	} `json:"setup"`
 
+	// Audit is the auditor side of the mixed scenario; the fields above are
+	// its payments.
+	Audit  *auditResult `json:"audit,omitempty"`
 	CPU    *cpuUse      `json:"cpu,omitempty"`
 	Idle   *idleResult  `json:"idle,omitempty"`
 	Ledger *checkResult `json:"ledger_check,omitempty"`
@@ -121,6 +126,14 @@ func (s *summary) decide() {
 	if s.OK == 0 {
 		why = append(why, "no request succeeded")
 	}
+	if a := s.Audit; a != nil {
+		if a.Failed > 0 {
+			why = append(why, fmt.Sprintf("%d auditor reads failed", a.Failed))
+		}
+		if a.OK == 0 {
+			why = append(why, "no auditor read succeeded")
+		}
+	}
 	if s.Ledger != nil && !s.Ledger.Passed {
 		why = append(why, "the ledger check failed")
 	}
@@ -158,7 +171,10 @@ func writeText(w io.Writer, s *summary) {
 	if s.Idle != nil {
 		fmt.Fprintf(w, "scenario idle, %d connections opened by 32 dialers, one request each, %.1f s to open\n", s.Idle.Connections, s.Seconds)
 	} else {
-		fmt.Fprintf(w, "scenario %s, %s, %d connections, %.1f s (stopped by %s)\n", s.Scenario, mode, s.Connections, s.Seconds, s.StoppedBy)
+		fmt.Fprintf(w, "scenario %s, scheme %s, %s, %d connections, %.1f s (stopped by %s)\n", s.Scenario, strings.ToUpper(s.Scheme), mode, s.Connections, s.Seconds, s.StoppedBy)
+	}
+	if s.Audit != nil {
+		fmt.Fprintf(w, "  payments on %d connections:\n", s.Connections-s.Audit.Connections)
 	}
 	fmt.Fprintf(w, "  sent %d of %d, ok %d (%.1f/s), failed %d, unverified responses %d\n", s.Sent, s.Planned, s.OK, s.Throughput, s.Failed, s.Unverified)
 	if s.Mode == "open" && s.Unsent > 0 {
@@ -188,6 +204,23 @@ func writeText(w io.Writer, s *summary) {
 		fmt.Fprintf(w, "  error %-32s %d\n", k, s.Errors[k])
 		if ex := s.Examples[k]; ex != "" {
 			fmt.Fprintf(w, "    e.g. %s\n", ex)
+		}
+	}
+	if a := s.Audit; a != nil {
+		l := a.Latency
+		fmt.Fprintf(w, "  auditor reads on %d connections, at the same time: ok %d (%.1f/s), failed %d; latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+			a.Connections, a.OK, a.Throughput, a.Failed, l.P50, l.P90, l.P99, l.Max)
+		for _, k := range sortedKeys(a.ByRead) {
+			r := a.ByRead[k]
+			fmt.Fprintf(w, "    %-14s ok %d (%.1f/s), failed %d, %d items; p50 %.2f  p99 %.2f  max %.2f ms\n",
+				k, r.OK, r.Throughput, r.Failed, r.Items, r.Latency.P50, r.Latency.P99, r.Latency.Max)
+		}
+		fmt.Fprintf(w, "    (journal: entries %d–%d, %d rows each time)\n", a.ExportRange[0], a.ExportRange[1], a.ExportRows)
+		for _, k := range sortedKeys(a.Errors) {
+			fmt.Fprintf(w, "  error %-32s %d\n", k, a.Errors[k])
+			if ex := a.Examples[k]; ex != "" {
+				fmt.Fprintf(w, "    e.g. %s\n", ex)
+			}
 		}
 	}
 	if i := s.Idle; i != nil {

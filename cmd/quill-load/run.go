@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,8 +29,9 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 		return nil, err
 	}
 	sum := &summary{
-		Scenario: o.Scenario, Mode: "closed", URL: o.URL, Connections: o.Connections,
+		Scenario: o.Scenario, Scheme: o.Scheme, Mode: "closed", URL: o.URL, Connections: o.Connections,
 		StartedAt: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(), RunID: g.runID,
+		Crypto: g.crypto.Name() + " (" + g.crypto.Version() + ")",
 	}
 	if o.openLoop() {
 		sum.Mode, sum.TargetRate = "open", o.Rate
@@ -42,6 +44,9 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 	}
 	sum.Setup.MerchantsCreated, sum.Setup.OnboardSeconds = created, took.Seconds()
 	sum.Setup.Merchants = len(g.merchants)
+	if err := g.waitReady(ctx); err != nil {
+		return nil, err
+	}
 
 	var db *pgx.Conn
 	var before snapshot
@@ -95,6 +100,11 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 		return nil, err
 	}
 	sum.Setup.Lanes = len(g.lanes)
+	if o.Scenario == scenarioMixed {
+		if err := g.setupAudit(ctx); err != nil {
+			return nil, err
+		}
+	}
 	// Every pre-signed timestamp is g.signedAt: the last send must still be
 	// inside the replay window.
 	lastSend := time.Now().Add(o.Duration)
@@ -108,12 +118,23 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 	sum.Setup.Seconds = time.Since(setupStart).Seconds()
 
 	if o.openLoop() {
-		logf("sending %d requests at %.0f/s on %d connections…", len(g.reqs), o.Rate, o.Connections)
+		logf("sending %d requests at %.0f/s on %d connections…", len(g.reqs), o.Rate, o.senders())
 	} else {
-		logf("sending up to %d requests on %d connections for at most %s…", len(g.reqs), o.Connections, o.Duration)
+		logf("sending up to %d requests on %d connections for at most %s…", len(g.reqs), o.senders(), o.Duration)
+	}
+	var audited chan *auditResult
+	stopAudit := make(chan struct{})
+	if g.audit != nil {
+		logf("and auditor reads (%s) on %d connections…", strings.Join(o.AuditReads, ", "), o.auditors())
+		audited = make(chan *auditResult, 1)
+		go func() { audited <- g.audit.run(ctx, o.auditors(), stopAudit) }()
 	}
 	c0 := sampleCPU(o.ServerPID)
 	d := g.run(ctx)
+	close(stopAudit)
+	if audited != nil {
+		sum.Audit = <-audited
+	}
 	sum.CPU = cpuBetween(c0, sampleCPU(o.ServerPID), d.ok)
 	sum.fill(d, o)
 

@@ -25,6 +25,8 @@ import (
 	merchantpg "github.com/quillpay/quill/merchant/postgres"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/quillclient"
+	"github.com/quillpay/quill/signing"
+	"github.com/quillpay/quill/signing/openssl"
 )
 
 // merchant is one merchant the run pays, with its dev material and profile.
@@ -37,9 +39,9 @@ type merchant struct {
 type request struct {
 	method, target string
 	body           []byte
-	auth           string
-	merchant       int32 // index into gen.merchants
-	payer          int32 // index into gen.payers; -1 for a GET
+	hdr            []string // signature headers: name, value, name, value…
+	merchant       int32    // index into gen.merchants
+	payer          int32    // index into gen.payers; -1 for a GET
 	orderID        string
 }
 
@@ -62,8 +64,10 @@ type gen struct {
 	deposits  []deposit
 	topUp     *lane
 	reqs      []request
-	lanes     []*lane   // connections: one per worker (hot, verify-only) or per merchant (spread)
+	lanes     []*lane   // connections: one per worker (hot, verify-only, mixed) or per merchant (spread)
 	signedAt  time.Time // the timestamp every pre-signed request carries
+	crypto    signing.Crypto
+	audit     *auditor // mixed only
 }
 
 func newGen(o options, logf func(string, ...any)) (*gen, error) {
@@ -78,12 +82,37 @@ func newGen(o options, logf func(string, ...any)) (*gen, error) {
 	// 13 digits of Unix milliseconds and 2 random ones: order ids stay unique
 	// across runs within the pattern ORD[0-9]{12,29}.
 	run := fmt.Sprintf("%013d%02d", time.Now().UnixMilli(), mrand.IntN(100))
-	return &gen{o: o, logf: logf, runID: run, roots: roots}, nil
+	c, err := openCrypto(o.Crypto)
+	if err != nil {
+		return nil, err
+	}
+	return &gen{o: o, logf: logf, runID: run, roots: roots, crypto: c}, nil
+}
+
+// openCrypto is the backend that verifies RSA response signatures (scheme
+// A), chosen as quill serve --crypto chooses its own: auto is OpenSSL when
+// libcrypto loads, else Go. Scheme B responses are Ed25519, which Go's
+// crypto verifies about twice as fast as OpenSSL (docs/BENCHMARKS.md), so
+// they are always checked with Go.
+func openCrypto(mode string) (signing.Crypto, error) {
+	if mode == cryptoGo {
+		return signing.GoCrypto{}, nil
+	}
+	c, err := openssl.Load(openssl.DefaultLibrary)
+	switch {
+	case err == nil:
+		return c, nil
+	case mode == cryptoOpenSSL:
+		return nil, fmt.Errorf("--crypto openssl: %w", err)
+	}
+	return signing.GoCrypto{}, nil
 }
 
 // lane is one merchant's client: quillclient's transport signs each request
 // (or sends one pre-signed as is) and verifies each response's platform
-// signature, fetching the platform keys on first use.
+// signature, fetching the platform keys on first use. Scheme A responses are
+// verified with the generator's --crypto backend (responseVerifierA), scheme
+// B ones by quillclient.SchemeB.
 type lane struct {
 	base string
 	http *http.Client
@@ -103,12 +132,14 @@ type response struct {
 // transport error is returned; an HTTP error status or an unverified
 // response is not an error.
 func (l *lane) Do(ctx context.Context, method, target string, body []byte) (*response, error) {
-	return l.Send(ctx, method, target, body, "")
+	return l.Send(ctx, method, target, body, nil)
 }
 
-// Send is Do with a request signed ahead of time (auth, an Authorization
-// header from quillclient.SchemeA.Authorization); an empty auth signs now.
-func (l *lane) Send(ctx context.Context, method, target string, body []byte, auth string) (*response, error) {
+// Send is Do with a request signed ahead of time: hdr holds its signature
+// headers as name, value pairs (scheme A: Authorization; scheme B:
+// Signature-Input, Signature and, with a body, Content-Digest). A nil hdr
+// signs now.
+func (l *lane) Send(ctx context.Context, method, target string, body []byte, hdr []string) (*response, error) {
 	var rd io.Reader
 	if len(body) > 0 {
 		rd = bytes.NewReader(body)
@@ -121,8 +152,10 @@ func (l *lane) Send(ctx context.Context, method, target string, body []byte, aut
 	if len(body) > 0 {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
+	if hdr != nil {
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
 		req = quillclient.Presigned(req)
 	}
 	res, err := l.http.Do(req)
@@ -141,9 +174,10 @@ func (l *lane) Send(ctx context.Context, method, target string, body []byte, aut
 	return &response{Status: res.StatusCode, Body: b}, nil
 }
 
-// newClient is an mTLS client of m whose transport keeps at most conns
-// HTTP/1.1 keep-alive connections, as most merchant SDKs do.
-func (g *gen) newClient(m devenv.Merchant, conns int) (*lane, error) {
+// newClient is an mTLS client of m that signs with scheme (schemeA or
+// schemeB) and whose transport keeps at most conns HTTP/1.1 keep-alive
+// connections, as most merchant SDKs do.
+func (g *gen) newClient(m devenv.Merchant, conns int, scheme string) (*lane, error) {
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: g.roots, Certificates: []tls.Certificate{m.TLS}, MinVersion: tls.VersionTLS12},
 		MaxIdleConns:        conns,
@@ -152,15 +186,26 @@ func (g *gen) newClient(m devenv.Merchant, conns int) (*lane, error) {
 		IdleConnTimeout:     5 * time.Minute,
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
 	}
-	qt, err := quillclient.NewTransport(quillclient.WithBase(tr), quillclient.WithMerchant(m.ID), quillclient.WithKeyID(m.KeyID), quillclient.WithPrivateKey(m.SigningKey))
+	opts := []quillclient.Option{quillclient.WithBase(tr), quillclient.WithKeyID(m.KeyID), quillclient.WithPrivateKey(m.SigningKey)}
+	if scheme == schemeB {
+		opts = append(opts, quillclient.WithSchemeB(), quillclient.WithAlgorithm(signing.Algorithm(m.Algorithm)))
+	} else {
+		opts = append(opts, quillclient.WithMerchant(m.ID), quillclient.WithResponseVerifier(&responseVerifierA{crypto: g.crypto}))
+	}
+	qt, err := quillclient.NewTransport(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("merchant %s: %w", m.ID, err)
 	}
 	return &lane{base: strings.TrimRight(g.o.URL, "/"), http: &http.Client{Transport: qt, Timeout: g.o.Timeout}}, nil
 }
 
-// loadMerchants loads (spread: onboards the missing ones first) the merchants
-// the run pays and reports how long onboarding took.
+// loadMerchants loads the merchants the run pays (spread: --merchants of
+// them; otherwise --merchant) and reports how many it onboarded and how long
+// that took. A merchant without dev material is onboarded first (a key for
+// --merchant-alg, a client certificate, a profile with --fee-bps); one whose
+// dev material exists but whose profile the server's database lacks (an
+// earlier run against another database, as scripts/bench-e2e.sh gives every
+// leg its own) is registered for the key it has.
 func (g *gen) loadMerchants() (created int, took time.Duration, err error) {
 	ctx := context.Background()
 	reg, err := merchantpg.Open(ctx, g.o.PgDSN, 4)
@@ -174,47 +219,63 @@ func (g *gen) loadMerchants() (created int, took time.Duration, err error) {
 		for i := range ids {
 			ids[i] = fmt.Sprintf("%s%05d", g.o.MerchantPrefix, i+1)
 		}
-		var missing []string
-		for _, id := range ids {
-			if !devenv.MerchantExists(g.o.DataDir, id) {
-				missing = append(missing, id)
-			}
-		}
-		if len(missing) > 0 {
-			g.logf("onboarding %d merchants (RSA-2048 key, client certificate, profile each)…", len(missing))
-			start := time.Now()
-			var done atomic.Int64
-			bar := newBar(len(missing), "onboarding", g.o.Quiet)
-			err := parallel(runtime.NumCPU(), len(missing), func(i int) error {
-				_, err := devenv.AddMerchant(ctx, g.o.DataDir, reg, policy.Merchant{ID: missing[i], Name: "load " + missing[i], FeeBps: g.o.FeeBps}, time.Now().Add(-time.Minute))
-				bar.set(int(done.Add(1)))
-				return err
-			})
-			bar.finish()
-			if err != nil {
-				return 0, 0, err
-			}
-			created, took = len(missing), time.Since(start)
-			// The server finds new merchants in the registry at once (an
-			// unknown id reloads it) and reloads the key store on its own,
-			// after a short check interval.
-			time.Sleep(1500 * time.Millisecond)
+	}
+	var missing []string
+	for _, id := range ids {
+		if !devenv.MerchantExists(g.o.DataDir, id) {
+			missing = append(missing, id)
 		}
 	}
+	alg := keys.Algorithm(g.o.MerchantAlg)
+	if len(missing) > 0 {
+		g.logf("onboarding %d merchants (%s key, client certificate, profile each)…", len(missing), alg)
+		start := time.Now()
+		var done atomic.Int64
+		bar := newBar(len(missing), "onboarding", g.o.Quiet)
+		err := parallel(runtime.NumCPU(), len(missing), func(i int) error {
+			_, err := devenv.AddMerchantWithAlgorithm(ctx, g.o.DataDir, reg, g.profile(missing[i]), alg, time.Now().Add(-time.Minute))
+			bar.set(int(done.Add(1)))
+			return err
+		})
+		bar.finish()
+		if err != nil {
+			return 0, 0, err
+		}
+		created, took = len(missing), time.Since(start)
+	}
 	g.merchants = make([]merchant, len(ids))
+	var registered atomic.Int64
 	err = parallel(runtime.NumCPU(), len(ids), func(i int) error {
 		mc, err := devenv.LoadMerchant(g.o.DataDir, ids[i])
 		if err != nil {
 			return err
 		}
+		if g.o.Scheme == schemeA && mc.Algorithm != keys.RSAPKCS1SHA256 {
+			return fmt.Errorf("merchant %s signs with %s: scheme A needs an rsa-v1_5-sha256 merchant (--merchant, --merchant-prefix)", mc.ID, mc.Algorithm)
+		}
 		prof, err := reg.Get(ctx, mch.ID(ids[i]))
+		if errors.Is(err, mch.ErrUnknown) {
+			prof, err = reg.Add(ctx, g.profile(ids[i]), mch.Event{Actor: "quill-load", NewKeyID: mc.KeyID, Detail: "profile for existing dev material"})
+			registered.Add(1)
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("merchant %s: %w", ids[i], err)
 		}
 		g.merchants[i] = merchant{Merchant: mc, FeeBps: prof.FeeBps}
 		return nil
 	})
+	if err == nil && created+int(registered.Load()) > 0 {
+		// The server finds new merchants in the registry at once (an
+		// unknown id reloads it) and reloads the key store on its own,
+		// after a short check interval.
+		time.Sleep(1500 * time.Millisecond)
+	}
 	return created, took, err
+}
+
+// profile is the profile of a merchant the run onboards.
+func (g *gen) profile(id string) policy.Merchant {
+	return policy.Merchant{ID: id, Name: "load " + id, FeeBps: g.o.FeeBps, Status: mch.Active}
 }
 
 // orderID is order seq of kind (1 deposit, 2 payment) in this run.
@@ -250,7 +311,7 @@ func (g *gen) fundPayers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if g.topUp, err = g.newClient(tm, 16); err != nil {
+	if g.topUp, err = g.newClient(tm, 16, schemeA); err != nil {
 		return err
 	}
 	ttl := g.o.Duration + g.o.Grace + 30*time.Minute
@@ -310,7 +371,7 @@ func (g *gen) presign() error {
 	amount := policy.FormatAmount(g.o.amountMinor, "CNY")
 	bar := newBar(len(g.reqs), "signing", g.o.Quiet)
 	defer bar.finish()
-	signers := make([]*quillclient.SchemeA, len(g.merchants))
+	signers := make([]presignFunc, len(g.merchants))
 	for i, m := range g.merchants {
 		var err error
 		if signers[i], err = g.presigner(m.Merchant); err != nil {
@@ -331,7 +392,7 @@ func (g *gen) presign() error {
 			r.body = fmt.Appendf(nil, `{"order_id":%q,"amount":%q,"currency":"CNY","payer_token":%q}`, r.orderID, amount, g.tokens[p])
 		}
 		var err error
-		r.auth, err = signers[r.merchant].Authorization(r.method, r.target, r.body)
+		r.hdr, err = signers[r.merchant](r.method, r.target, r.body)
 		if n := done.Add(1); n%64 == 0 {
 			bar.set(int(n))
 		}
@@ -339,36 +400,71 @@ func (g *gen) presign() error {
 	})
 }
 
-// presigner signs requests of m ahead of time, all with timestamp g.signedAt
-// (and a fresh nonce each).
-func (g *gen) presigner(m devenv.Merchant) (*quillclient.SchemeA, error) {
+// presignFunc signs one request ahead of time and returns its signature
+// headers as name, value pairs, as lane.Send takes them.
+type presignFunc func(method, target string, body []byte) ([]string, error)
+
+// presigner signs requests of m ahead of time in the run's scheme, all with
+// timestamp g.signedAt (and a fresh nonce each).
+func (g *gen) presigner(m devenv.Merchant) (presignFunc, error) {
 	at := g.signedAt
-	a, err := quillclient.NewSchemeA(m.ID, m.KeyID, m.SigningKey, quillclient.WithClock(func() time.Time { return at }))
+	clock := quillclient.WithClock(func() time.Time { return at })
+	if g.o.Scheme == schemeA {
+		a, err := quillclient.NewSchemeA(m.ID, m.KeyID, m.SigningKey, clock)
+		if err != nil {
+			return nil, fmt.Errorf("merchant %s: %w", m.ID, err)
+		}
+		return func(method, target string, body []byte) ([]string, error) {
+			auth, err := a.Authorization(method, target, body)
+			return []string{"Authorization", auth}, err
+		}, nil
+	}
+	b, err := quillclient.NewSchemeB(m.KeyID, m.SigningKey, clock, quillclient.WithAlgorithm(signing.Algorithm(m.Algorithm)))
 	if err != nil {
 		return nil, fmt.Errorf("merchant %s: %w", m.ID, err)
 	}
-	return a, nil
+	base := strings.TrimRight(g.o.URL, "/")
+	return func(method, target string, body []byte) ([]string, error) {
+		// The request as lane.Send will send it: @target-uri is the URL
+		// with the Host Go's transport sends, and Content-Type is covered.
+		req, err := http.NewRequest(method, base+target, nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(body) > 0 {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if err := b.SignRequest(req, body); err != nil {
+			return nil, err
+		}
+		hdr := []string{"Signature-Input", req.Header.Get("Signature-Input"), "Signature", req.Header.Get("Signature")}
+		if d := req.Header.Get("Content-Digest"); d != "" {
+			hdr = append(hdr, "Content-Digest", d)
+		}
+		return hdr, nil
+	}, nil
 }
 
-// openLanes creates the connections: for hot and verify-only one client with
-// one connection per worker; for spread one client per merchant, holding up
-// to ceil(C/M) connections. Each is opened, and the platform keys fetched and
-// checked, by a signed GET /v1/certificates before the clock starts.
+// openLanes creates the connections: for hot, verify-only and the payments
+// of mixed one client with one connection per worker; for spread one client
+// per merchant, holding up to ceil(C/M) connections. Each is opened, and the
+// platform keys fetched and checked, by a signed GET /v1/certificates before
+// the clock starts.
 func (g *gen) openLanes(ctx context.Context) error {
 	if g.o.Scenario == scenarioSpread {
 		per := (g.o.Connections + len(g.merchants) - 1) / len(g.merchants)
 		g.lanes = make([]*lane, len(g.merchants))
 		for i, m := range g.merchants {
 			var err error
-			if g.lanes[i], err = g.newClient(m.Merchant, per); err != nil {
+			if g.lanes[i], err = g.newClient(m.Merchant, per, g.o.Scheme); err != nil {
 				return err
 			}
 		}
 	} else {
-		g.lanes = make([]*lane, g.o.Connections)
+		g.lanes = make([]*lane, g.o.senders())
 		for i := range g.lanes {
 			var err error
-			if g.lanes[i], err = g.newClient(g.merchants[0].Merchant, 1); err != nil {
+			if g.lanes[i], err = g.newClient(g.merchants[0].Merchant, 1, g.o.Scheme); err != nil {
 				return err
 			}
 		}
@@ -386,6 +482,38 @@ func (g *gen) openLanes(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// waitReady sends one signed GET /v1/certificates as the run's first
+// request and repeats it while the server answers 503: a server that has
+// just started refuses nonce claims until it has checked its Redis, and the
+// setup's concurrent deposits and connections should not be what finds out.
+// Any other failure, or 503s for 15 s, is an error.
+func (g *gen) waitReady(ctx context.Context) error {
+	c, err := g.newClient(g.merchants[0].Merchant, 1, g.o.Scheme)
+	if err != nil {
+		return err
+	}
+	defer c.http.CloseIdleConnections()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r, err := c.Do(ctx, http.MethodGet, "/v1/certificates", nil)
+		switch {
+		case err != nil:
+			return fmt.Errorf("first request: %w", err)
+		case r.Verified != nil:
+			return fmt.Errorf("first request: %w", r.Verified)
+		case r.Status == http.StatusOK:
+			return nil
+		case r.Status != http.StatusServiceUnavailable || time.Now().After(deadline):
+			return fmt.Errorf("first request: GET /v1/certificates: %d %s", r.Status, r.Body)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // platformKeys returns the platform's public keys by serial, from a signed
