@@ -47,6 +47,7 @@ type AuditDeps struct {
 	Events         AuditEventLog // the operator audit log, read as the reader role; nil leaves GET /v1/audit/events out
 	CursorKey      []byte        // HMAC key sealing cursors; at least 32 bytes, shared by every node
 	Log            zerolog.Logger
+	MerchantKeys   MerchantKeyHistory // entry verification (audit_verify.go)
 }
 
 // Auditor API cursor kinds (the HMAC covers the kind).
@@ -71,13 +72,14 @@ func NewAuditHandler(d AuditDeps) (http.Handler, error) {
 	}
 	cursors := cursorSealer{key: d.CursorKey}
 	r := chi.NewRouter()
-	r.Use(auditEnvelope(newRequestIDs(), d.Log), refuseQueryTokens, bearer(d.Tokens))
+	r.Use(auditEnvelope(newRequestIDs(), d.Log), limitHeaders(MaxHeaderBytes, writeAuditError), refuseQueryTokens, bearer(d.Tokens))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeAuditError(w, r, errRouteNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeAuditError(w, r, errMethodNotAllowed) })
+	r.MethodNotAllowed(methodNotAllowed(r, writeAuditError))
 	r.Get("/v1/audit/trial-balance", handleTrialBalance(d.Reports))
 	r.Get("/v1/audit/accounts/{account}/statement", handleStatement(d.Reports, cursors))
 	r.Get("/v1/audit/journal", handleExport(d.Reports, cursors))
 	r.Get("/v1/audit/entries/{id}", handleEntry(d.Reports))
+	r.Get("/v1/audit/entries/{id}/verification", handleEntryVerification(d.Reports, d.MerchantKeys))
 	r.Get("/v1/audit/checkpoints", handleCheckpoints(d.Checkpoints))
 	r.Get("/v1/audit/chain/verify", handleVerifyChain(d.Checkpoints, d.CheckpointKeys))
 	r.Get("/v1/audit/platform-keys", handlePlatformKeys(d.PlatformKeys))
@@ -632,6 +634,7 @@ type EntryJSON struct {
 	Kind          string        `json:"kind"`
 	Merchant      string        `json:"merchant"`
 	OrderID       string        `json:"order_id"`
+	RefundID      string        `json:"refund_id,omitempty"` // refunds only: covered by the fingerprint and hash
 	Payer         string        `json:"payer"`
 	Currency      string        `json:"currency"`
 	Amount        string        `json:"amount"`
@@ -680,7 +683,7 @@ func handleEntry(rep ledger.Reports) http.HandlerFunc {
 			return
 		}
 		out := EntryJSON{
-			ID: ee.ID, Kind: string(ee.Kind), Merchant: ee.Merchant, OrderID: ee.OrderID, Payer: ee.Payer, Currency: ee.Currency,
+			ID: ee.ID, Kind: string(ee.Kind), Merchant: ee.Merchant, OrderID: ee.OrderID, RefundID: ee.RefundID, Payer: ee.Payer, Currency: ee.Currency,
 			Amount: money(ee.Amount, ee.Currency), AmountMinor: ee.Amount, Fee: money(ee.Fee, ee.Currency), FeeMinor: ee.Fee,
 			Description: ee.Description, CreatedAt: utcTime(ee.CreatedAt), CreatedMicros: ee.CreatedAt.UnixMicro(),
 			Fingerprint: hex.EncodeToString(ee.Fingerprint[:]), PrevHash: hex.EncodeToString(ee.PrevHash[:]), Hash: hex.EncodeToString(ee.Hash[:]),

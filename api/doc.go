@@ -40,6 +40,15 @@
 // and a fixed detail from errorTable. An unknown error is a 500 that says
 // only "internal error"; its detail goes to the log with the request id.
 //
+// A body too large to buffer (the merchant's daily statement) is not
+// written by its handler: the handler hands the envelope a function that
+// produces it (streamResponse), and the envelope runs it twice over the same
+// immutable entries, first to digest and sign it, then to send it with the
+// signature and Content-Length already in the headers (serveStream). The
+// signature still covers the exact body; a failure while sending cuts the
+// connection, so a client never gets a complete-looking unsigned answer.
+// Listing cursors are sealed for the merchant they were issued to.
+//
 // Logs never carry the Authorization or Signature header, a token or a body;
 // hints and logged reasons pass through signing.Redact.
 package api

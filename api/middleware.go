@@ -59,6 +59,7 @@ type access struct {
 	err      error
 	code     string
 	reason   string
+	stream   *streamBody // set by streamResponse: the envelope sends this body itself
 }
 
 func accessFrom(ctx context.Context) *access {
@@ -216,6 +217,15 @@ func envelope(ids *requestIDs, signers Signers, limit *throttle, log zerolog.Log
 			}()
 			if rec.status == 0 {
 				rec.status = http.StatusOK
+			}
+			if a.stream != nil {
+				if sent, err := serveStream(w, r, a, rec, signers, needA, signB); sent {
+					logAccess(log, r, a, rec, time.Since(start), hooks)
+					if err != nil {
+						panic(http.ErrAbortHandler) // cut the connection: the body is incomplete
+					}
+					return
+				}
 			}
 			if limit != nil {
 				limit.apply(r, rec, a, needA)

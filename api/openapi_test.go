@@ -426,7 +426,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"PaymentRequest", reflect.TypeFor[policy.PaymentRequest](), true},
 		{"DepositRequest", reflect.TypeFor[policy.DepositRequest](), true},
 		{"Payment", reflect.TypeFor[paymentResponse](), false},
+		{"RefundRequest", reflect.TypeFor[policy.RefundRequest](), true},
+		{"Refund", reflect.TypeFor[refundResponse](), false},
 		{"Certificate", reflect.TypeFor[certificate](), false},
+		{"PaymentList", reflect.TypeFor[listPage](), false},
 		{"Problem", reflect.TypeFor[Problem](), false},
 		{"FieldError", reflect.TypeFor[policy.FieldError](), false},
 	} {
@@ -477,12 +480,17 @@ func TestOpenAPIOperations(t *testing.T) {
 	bodies := map[string]string{
 		"POST /v1/payments": "PaymentRequest",
 		"POST /v1/deposits": "DepositRequest",
+		"POST /v1/refunds":  "RefundRequest",
 	}
 	okBodies := map[string]string{
 		"POST /v1/payments":           "Payment",
 		"GET /v1/payments/{order_id}": "Payment",
 		"POST /v1/deposits":           "Payment",
 		"GET /v1/certificates":        "CertificateList",
+		"POST /v1/refunds":            "Refund",
+		"GET /v1/refunds/{refund_id}": "Refund",
+		"GET /v1/payments":            "PaymentList",
+		"GET /v1/statements/{date}":   "", // text/csv
 	}
 	ops := d.operations(t)
 	if got, want := sortedKeys(ops), sortedKeys(okBodies); !slices.Equal(got, want) {
@@ -525,7 +533,11 @@ func TestOpenAPIOperations(t *testing.T) {
 				if wantReplayed := status == "200" && strings.HasPrefix(name, "POST "); (replayed != nil) != wantReplayed {
 					t.Errorf("%s response: Idempotent-Replayed documented = %v, want %v", status, replayed != nil, wantReplayed)
 				}
-				if status == "200" {
+				if status == "200" && okBodies[name] == "" {
+					if mt, ok := resp.Content["text/csv"]; !ok || len(resp.Content) != 1 || mt.Schema == nil || mt.Schema.Type != "string" {
+						t.Error("200 must be text/csv, a string")
+					}
+				} else if status == "200" {
 					mt, ok := resp.Content["application/json"]
 					if !ok || d.schema(t, mt.Schema) != d.Components.Schemas[okBodies[name]] {
 						t.Errorf("200 must be application/json %s", okBodies[name])

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -88,74 +89,46 @@ func schemeBEvidence(v signing.Verified) string {
 	return "Signature-Input: " + v.SignatureInput + "\nSignature: " + v.Signature
 }
 
-// handleCreatePayment debits the payer's wallet, credits the merchant and the
-// platform fee, idempotently on (merchant, order id).
-func handleCreatePayment(merchants policy.Directory, rules Rules, l ledger.Writer, reader ledger.Reader) http.Handler {
-	return handler(func(w http.ResponseWriter, r *http.Request) error {
-		v, _ := verifiedFrom(r.Context())
-		m, req, err := decodeFor[policy.PaymentRequest](r, merchants, v)
-		if err != nil && !errors.Is(err, policy.ErrValidation) {
-			return err
-		}
-		p, rerr := rules.Payment(r.Context(), m, req)
-		if err = mergeFieldErrors(err, rerr); err == nil {
-			entry := ledger.Payment(m.ID, p.OrderID, p.Payer, p.Currency, p.Amount, p.Fee, p.Description, evidenceOf(r, v))
-			return recordAndRespond(w, r, l, entry)
-		}
-		if !errors.Is(err, policy.ErrValidation) {
-			return err
-		}
-		return retryOfRecorded(w, r, reader, m.ID, req.OrderID, ledger.KindPayment, err, func(rec ledger.Recorded) bool {
-			amount, aerr := policy.ParseAmount(req.Amount, rec.Currency)
-			return aerr == nil && amount == rec.Amount && req.Currency == rec.Currency && req.Description == rec.Description
-		})
-	})
+// paymentKind is a payment: the payer's wallet is debited, the merchant
+// credited and the platform fee split off, idempotently on (merchant, order id).
+func paymentKind(rules Rules, reader ledger.Reader) createKind[policy.PaymentRequest] {
+	return createKind[policy.PaymentRequest]{
+		build: func(ctx context.Context, m policy.Merchant, req policy.PaymentRequest) (ledger.Entry, error) {
+			p, err := rules.Payment(ctx, m, req)
+			if err != nil {
+				return ledger.Entry{}, err
+			}
+			return ledger.Payment(m.ID, p.OrderID, p.Payer, p.Currency, p.Amount, p.Fee, p.Description, ledger.Evidence{}), nil
+		},
+		claim: func(ctx context.Context, m policy.Merchant, req policy.PaymentRequest) ledger.Entry {
+			amount := claimedAmount(req.Amount, req.Currency)
+			fee := policy.ComputeFee(amount, m.FeeBps)
+			return ledger.Payment(m.ID, req.OrderID, rules.PayerSubject(ctx, req.PayerToken), req.Currency, amount, fee, req.Description, ledger.Evidence{})
+		},
+		id:       func(req policy.PaymentRequest) string { return req.OrderID },
+		recorded: entryOfKind(reader, ledger.KindPayment),
+		respond:  respondRecorded,
+	}
 }
 
-// retryOfRecorded answers a request that failed the field rules but whose
-// order id is already recorded: a retry of a payment that succeeded must not
-// be reported as failed because, meanwhile, the payer token expired or the
-// merchant's rules changed. If the recorded entry matches the request (same),
-// it is answered as an idempotent replay and nil returned; a different one is
-// ErrOrderConflict; with no such entry the rules' error (failed) stands.
-func retryOfRecorded(w http.ResponseWriter, r *http.Request, reader ledger.Reader, merchant, orderID string, kind ledger.Kind, failed error, same func(ledger.Recorded) bool) error {
-	if !plausibleID(orderID) {
-		return failed
+// depositKind is a deposit: a user's wallet is topped up from the settlement
+// account; only merchants allowed to deposit may call it.
+func depositKind(rules Rules, reader ledger.Reader) createKind[policy.DepositRequest] {
+	return createKind[policy.DepositRequest]{
+		build: func(ctx context.Context, m policy.Merchant, req policy.DepositRequest) (ledger.Entry, error) {
+			d, err := rules.Deposit(ctx, m, req)
+			if err != nil {
+				return ledger.Entry{}, err
+			}
+			return ledger.Deposit(m.ID, d.OrderID, d.User, d.Currency, d.Amount, ledger.Evidence{}), nil
+		},
+		claim: func(_ context.Context, m policy.Merchant, req policy.DepositRequest) ledger.Entry {
+			return ledger.Deposit(m.ID, req.OrderID, req.UserID, req.Currency, claimedAmount(req.Amount, req.Currency), ledger.Evidence{})
+		},
+		id:       func(req policy.DepositRequest) string { return req.OrderID },
+		recorded: entryOfKind(reader, ledger.KindDeposit),
+		respond:  respondRecorded,
 	}
-	rec, err := reader.Entry(r.Context(), merchant, orderID)
-	switch {
-	case err != nil || rec.Kind != kind:
-		return failed
-	case !same(rec):
-		return ledger.ErrOrderConflict
-	}
-	rec.Replayed = true
-	respondRecorded(w, rec)
-	return nil
-}
-
-// handleCreateDeposit tops up a user's wallet from the settlement account; only
-// merchants allowed to deposit may call it.
-func handleCreateDeposit(merchants policy.Directory, rules Rules, l ledger.Writer, reader ledger.Reader) http.Handler {
-	return handler(func(w http.ResponseWriter, r *http.Request) error {
-		v, _ := verifiedFrom(r.Context())
-		m, req, err := decodeFor[policy.DepositRequest](r, merchants, v)
-		if err != nil && !errors.Is(err, policy.ErrValidation) {
-			return err
-		}
-		d, rerr := rules.Deposit(r.Context(), m, req)
-		if err = mergeFieldErrors(err, rerr); err == nil {
-			entry := ledger.Deposit(m.ID, d.OrderID, d.User, d.Currency, d.Amount, evidenceOf(r, v))
-			return recordAndRespond(w, r, l, entry)
-		}
-		if !errors.Is(err, policy.ErrValidation) {
-			return err
-		}
-		return retryOfRecorded(w, r, reader, m.ID, req.OrderID, ledger.KindDeposit, err, func(rec ledger.Recorded) bool {
-			amount, aerr := policy.ParseAmount(req.Amount, rec.Currency)
-			return aerr == nil && amount == rec.Amount && req.Currency == rec.Currency && req.UserID == rec.Payer
-		})
-	})
 }
 
 // decodeFor loads the merchant's profile and strictly decodes the body into T.
@@ -197,15 +170,6 @@ func mergeFieldErrors(decodeErr, rulesErr error) error {
 		}
 	}
 	return merged
-}
-
-func recordAndRespond(w http.ResponseWriter, r *http.Request, l ledger.Writer, e ledger.Entry) error {
-	rec, err := l.Record(r.Context(), e)
-	if err != nil {
-		return err
-	}
-	respondRecorded(w, rec)
-	return nil
 }
 
 func respondRecorded(w http.ResponseWriter, rec ledger.Recorded) {

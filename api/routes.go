@@ -25,6 +25,13 @@ type Rules interface {
 	// Deposit is Payment's counterpart for deposits; it returns
 	// policy.ErrForbidden for a merchant that may not deposit.
 	Deposit(ctx context.Context, m policy.Merchant, req policy.DepositRequest) (policy.Deposit, error)
+	// PayerSubject returns whom a payer token names if Quill can vouch for
+	// its signature, even expired or revoked, and "" otherwise: only to
+	// compare a retry with the payment it repeats.
+	PayerSubject(ctx context.Context, token string) string
+	// Refund checks a refund request: its ids, amount and currency (whether
+	// the payment exists and has that much left is the ledger's to say).
+	Refund(ctx context.Context, m policy.Merchant, req policy.RefundRequest) (policy.Refund, error)
 }
 
 // PlatformKeys lists the platform keys clients may need to verify responses.
@@ -53,6 +60,11 @@ type Deps struct {
 	// Observe, if set, is called once per request from the access-log point
 	// with what was logged (metrics); it must not block.
 	Observe func(RequestRecord)
+	// Listings serves a merchant's listings and daily statements.
+	Listings ledger.Listings
+	// CursorKey seals listing cursors (at least 32 bytes, shared by every
+	// node); empty: a random key of this process.
+	CursorKey []byte
 }
 
 // NewHandler returns the merchant API. All routes are here.
@@ -60,17 +72,23 @@ func NewHandler(d Deps) http.Handler {
 	if d.MaxBody == 0 {
 		d.MaxBody = DefaultMaxBody
 	}
+	cursors := merchantCursors(d.CursorKey)
 	r := chi.NewRouter()
 	r.Use(envelope(newRequestIDs(), Signers{A: d.Signer, B: d.MessageSigner}, newThrottle(d.Failures, d.Identify, d.Signer), d.Log,
-		accessHooks{identify: d.Identify, observe: d.Observe}))
+		accessHooks{identify: d.Identify, observe: d.Observe}), limitHeaders(MaxHeaderBytes, writeError))
 	r.NotFound(handler(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound }).ServeHTTP)
-	r.MethodNotAllowed(handler(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }).ServeHTTP)
+	r.MethodNotAllowed(methodNotAllowed(r, writeError))
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate(d.Auth, d.Identify, d.MaxBody))
-		r.Method(http.MethodPost, "/v1/payments", handleCreatePayment(d.Merchants, d.Rules, d.Ledger, d.Reader))
+		r.Method(http.MethodPost, "/v1/payments", handleCreate(paymentKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
 		r.Method(http.MethodGet, "/v1/payments/{order_id}", handleGetPayment(d.Reader))
-		r.Method(http.MethodPost, "/v1/deposits", handleCreateDeposit(d.Merchants, d.Rules, d.Ledger, d.Reader))
+		r.Method(http.MethodPost, "/v1/deposits", handleCreate(depositKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
+		r.Method(http.MethodPost, "/v1/refunds", handleCreate(refundKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
+		r.Method(http.MethodGet, "/v1/refunds/{refund_id}", handleGetRefund(d.Reader))
 		r.Method(http.MethodGet, "/v1/certificates", handleCertificates(d.Platform))
+		r.Method(http.MethodGet, "/v1/payments", handleList(d.Listings, cursors, listing{
+			kind: ledger.KindPayment, cursor: cursorPayments, statuses: []string{"succeeded"}, item: paymentItem}))
+		r.Method(http.MethodGet, "/v1/statements/{date}", handleMerchantStatement(d.Listings))
 	})
 	return r
 }

@@ -96,10 +96,11 @@ func (d *Digester) ChainHash(prev [32]byte, r Recorded, postings []Posting, evid
 	return sha256.Sum256(d.e.b)
 }
 
-// Fingerprint returns the digest idempotency compares: SHA-256 of the
-// canonical encoding of e's content (see the package documentation). The
-// evidence is not part of it, so a retry signed with a fresh nonce has the
-// same fingerprint.
+// Fingerprint returns the digest of e's content: SHA-256 of its canonical
+// encoding (see the package documentation), stored with the entry and
+// covered by its chain hash. The evidence is not part of it, so a retry
+// signed with a fresh nonce has the same fingerprint. Idempotency compares
+// with Matches, which looks at fewer fields (not the derived fee).
 func Fingerprint(e Entry) [32]byte {
 	return sha256.Sum256(FingerprintInput(e))
 }

@@ -301,3 +301,39 @@ func FuzzValidate(f *testing.F) {
 		_ = ledger.Fingerprint(e)
 	})
 }
+
+// TestMatches pins the idempotency rule: every field the request determines
+// is compared, the derived fee and postings and the evidence are not.
+func TestMatches(t *testing.T) {
+	ev := ledger.Evidence{Scheme: "S", KeyID: "K", Authorization: "a", Method: "POST", Target: "/v1/payments", Body: []byte("{}")}
+	base := ledger.Payment("M1", "ORD1", "42", "CNY", 1000, 6, "tea", ev)
+	rec := ledger.Proposed(base)
+	rec.ID, rec.Hash = 7, [32]byte{1}
+	other := ev
+	other.Authorization = "b"
+	for _, c := range []struct {
+		name string
+		e    ledger.Entry
+		want bool
+	}{
+		{"identical", base, true},
+		{"signed anew", ledger.Payment("M1", "ORD1", "42", "CNY", 1000, 6, "tea", other), true},
+		{"fee rate changed since", ledger.Payment("M1", "ORD1", "42", "CNY", 1000, 30, "tea", ev), true},
+		{"other payer", ledger.Payment("M1", "ORD1", "43", "CNY", 1000, 6, "tea", ev), false},
+		{"payer unknown", ledger.Payment("M1", "ORD1", "", "CNY", 1000, 6, "tea", ev), false},
+		{"other amount", ledger.Payment("M1", "ORD1", "42", "CNY", 1001, 6, "tea", ev), false},
+		{"other currency", ledger.Payment("M1", "ORD1", "42", "USD", 1000, 6, "tea", ev), false},
+		{"other description", ledger.Payment("M1", "ORD1", "42", "CNY", 1000, 6, "", ev), false},
+		{"other order", ledger.Payment("M1", "ORD2", "42", "CNY", 1000, 6, "tea", ev), false},
+		{"other merchant", ledger.Payment("M2", "ORD1", "42", "CNY", 1000, 6, "tea", ev), false},
+		{"a deposit", ledger.Deposit("M1", "ORD1", "42", "CNY", 1000, ev), false},
+	} {
+		if got := ledger.Matches(rec, c.e); got != c.want {
+			t.Errorf("%s: Matches = %v, want %v", c.name, got, c.want)
+		}
+		// Equal fingerprints always match.
+		if ledger.Fingerprint(c.e) == rec.Fingerprint && !ledger.Matches(rec, c.e) {
+			t.Errorf("%s: same fingerprint but no match", c.name)
+		}
+	}
+}

@@ -84,6 +84,12 @@ type PayerVerifier interface {
 	// wrapping ErrPayerToken if the token is not acceptable, and one wrapping
 	// ErrUnavailable if the denylist cannot answer.
 	VerifyPayer(ctx context.Context, token string) (Payer, error)
+	// Subject returns the subject of a token whose signature, issuer and
+	// audience verify, even if it expired, is not yet valid or was revoked;
+	// an error wrapping ErrPayerToken otherwise (ErrUnavailable if the key
+	// store cannot answer). It identifies whom a retry names so it can be
+	// compared with a recorded payment; it never authorizes one.
+	Subject(ctx context.Context, token string) (string, error)
 }
 
 // maxCachedRules bounds the Checker's compiled-rules cache; it is cleared
@@ -212,6 +218,21 @@ func (c *Checker) Payment(ctx context.Context, m Merchant, req PaymentRequest) (
 		Amount:      amount,
 		Fee:         fee,
 	}, nil
+}
+
+// PayerSubject returns the subject payer token names (PayerVerifier.Subject),
+// or "" if it names none Quill can vouch for. A retry of a recorded payment
+// whose rules now fail is compared with it by this subject: a payer who is
+// not the recorded one makes the retry a conflict.
+func (c *Checker) PayerSubject(ctx context.Context, token string) string {
+	if c.Payers == nil || token == "" {
+		return ""
+	}
+	sub, err := c.Payers.Subject(ctx, token)
+	if err != nil {
+		return ""
+	}
+	return sub
 }
 
 // Deposit checks req for merchant m and returns the deposit to record. It

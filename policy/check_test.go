@@ -25,6 +25,14 @@ func (fakePayers) VerifyPayer(_ context.Context, token string) (Payer, error) {
 	}
 }
 
+func (f fakePayers) Subject(ctx context.Context, token string) (string, error) {
+	if sub, ok := strings.CutPrefix(token, "expired-"); ok {
+		return sub, nil
+	}
+	p, err := f.VerifyPayer(ctx, token)
+	return p.Subject, err
+}
+
 func validPayment() PaymentRequest {
 	return PaymentRequest{
 		OrderID:     "ORD202401010001",

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -63,40 +64,19 @@ func (v *TokenVerifier) VerifyPayer(ctx context.Context, token string) (Payer, e
 	if v.Algorithm == "" || v.Issuer == "" || v.Audience == "" || v.Keys == nil || v.Denylist == nil {
 		return Payer{}, errors.New("policy: token verifier is not fully configured")
 	}
-	if len(token) > maxTokenLen {
-		return Payer{}, fmt.Errorf("%w: token longer than %d bytes", ErrPayerToken, maxTokenLen)
-	}
 	now := v.Now
 	if now == nil {
 		now = time.Now
 	}
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{v.Algorithm}),
+	claims, err := v.parse(ctx, token,
 		jwt.WithIssuer(v.Issuer),
 		jwt.WithAudience(v.Audience),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(now),
 		jwt.WithLeeway(v.Leeway),
 	)
-	var claims jwt.RegisteredClaims
-	var keyErr error
-	_, err := p.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			return nil, errors.New("missing kid header")
-		}
-		k, err := v.Keys.TokenKey(ctx, kid)
-		if err != nil {
-			keyErr = err
-			return nil, fmt.Errorf("key %q: %w", kid, err)
-		}
-		return k, nil
-	})
 	if err != nil {
-		if keyErr != nil && errors.Is(keyErr, ErrUnavailable) {
-			return Payer{}, fmt.Errorf("policy: payer token keys: %w", keyErr)
-		}
-		return Payer{}, fmt.Errorf("%w: %v", ErrPayerToken, err)
+		return Payer{}, err
 	}
 	if claims.Subject == "" {
 		return Payer{}, fmt.Errorf("%w: missing sub", ErrPayerToken)
@@ -115,6 +95,61 @@ func (v *TokenVerifier) VerifyPayer(ctx context.Context, token string) (Payer, e
 		return Payer{}, fmt.Errorf("%w: revoked", ErrPayerToken)
 	}
 	return Payer{Subject: claims.Subject, TokenID: claims.ID}, nil
+}
+
+// Subject returns the subject of token if its signature, algorithm, issuer
+// and audience verify, ignoring exp, nbf and the denylist: see
+// PayerVerifier.Subject. It returns an error wrapping ErrPayerToken for any
+// other token, and one wrapping ErrUnavailable if the key store cannot answer.
+func (v *TokenVerifier) Subject(ctx context.Context, token string) (string, error) {
+	if v.Algorithm == "" || v.Issuer == "" || v.Audience == "" || v.Keys == nil {
+		return "", errors.New("policy: token verifier is not fully configured")
+	}
+	claims, err := v.parse(ctx, token, jwt.WithoutClaimsValidation())
+	if err != nil {
+		return "", err
+	}
+	// WithoutClaimsValidation skips iss and aud too: check them here.
+	if claims.Issuer != v.Issuer {
+		return "", fmt.Errorf("%w: issuer", ErrPayerToken)
+	}
+	if aud, _ := claims.GetAudience(); !slices.Contains(aud, v.Audience) {
+		return "", fmt.Errorf("%w: audience", ErrPayerToken)
+	}
+	if claims.Subject == "" {
+		return "", fmt.Errorf("%w: missing sub", ErrPayerToken)
+	}
+	return claims.Subject, nil
+}
+
+// parse checks token's size, algorithm, key and signature and, with the
+// options given, its claims.
+func (v *TokenVerifier) parse(ctx context.Context, token string, opts ...jwt.ParserOption) (jwt.RegisteredClaims, error) {
+	var claims jwt.RegisteredClaims
+	if len(token) > maxTokenLen {
+		return claims, fmt.Errorf("%w: token longer than %d bytes", ErrPayerToken, maxTokenLen)
+	}
+	p := jwt.NewParser(append([]jwt.ParserOption{jwt.WithValidMethods([]string{v.Algorithm})}, opts...)...)
+	var keyErr error
+	_, err := p.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, errors.New("missing kid header")
+		}
+		k, err := v.Keys.TokenKey(ctx, kid)
+		if err != nil {
+			keyErr = err
+			return nil, fmt.Errorf("key %q: %w", kid, err)
+		}
+		return k, nil
+	})
+	if err != nil {
+		if keyErr != nil && errors.Is(keyErr, ErrUnavailable) {
+			return claims, fmt.Errorf("policy: payer token keys: %w", keyErr)
+		}
+		return claims, fmt.Errorf("%w: %v", ErrPayerToken, err)
+	}
+	return claims, nil
 }
 
 // IssuePayerToken signs a payer token the way the platform's login service

@@ -250,3 +250,53 @@ func TestIssuePayerToken(t *testing.T) {
 		})
 	}
 }
+
+// TestSubjectIgnoresOnlyTimeAndRevocation: Subject names the payer of an
+// expired, not yet valid or revoked token (a retry may carry one), and of no
+// token whose signature, algorithm, issuer or audience fails.
+func TestSubjectIgnoresOnlyTimeAndRevocation(t *testing.T) {
+	f := newTokenFixture(t)
+	edit := func(k string, v any) jwt.MapClaims {
+		c := f.claims()
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	for _, tt := range []struct {
+		name  string
+		token string
+		want  string // "" means refused
+	}{
+		{"valid", sign(t, jwt.SigningMethodEdDSA, f.priv, "k1", f.claims()), "user42"},
+		{"expired", sign(t, jwt.SigningMethodEdDSA, f.priv, "k1", edit("exp", tokenNow.Add(-time.Hour).Unix())), "user42"},
+		{"not yet valid", sign(t, jwt.SigningMethodEdDSA, f.priv, "k1", edit("nbf", tokenNow.Add(time.Hour).Unix())), "user42"},
+		{"revoked jti", sign(t, jwt.SigningMethodEdDSA, f.priv, "k1", edit("jti", "revoked-jti")), "user42"},
+		{"other key", sign(t, jwt.SigningMethodEdDSA, other, "k1", f.claims()), ""},
+		{"unknown kid", sign(t, jwt.SigningMethodEdDSA, f.priv, "k9", f.claims()), ""},
+		{"HMAC with the public key", sign(t, jwt.SigningMethodHS256, []byte(f.priv.Public().(ed25519.PublicKey)), "raw", f.claims()), ""},
+		{"wrong issuer", sign(t, jwt.SigningMethodEdDSA, f.priv, "k1", edit("iss", "https://evil.example")), ""},
+		{"wrong audience", sign(t, jwt.SigningMethodEdDSA, f.priv, "k1", edit("aud", "other")), ""},
+		{"no subject", sign(t, jwt.SigningMethodEdDSA, f.priv, "k1", edit("sub", nil)), ""},
+		{"garbage", "not.a.token", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := f.v.Subject(context.Background(), tt.token)
+			if tt.want == "" {
+				if !errors.Is(err, ErrPayerToken) || got != "" {
+					t.Fatalf("Subject = %q, %v; want ErrPayerToken", got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Subject = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := f.v.Subject(context.Background(), sign(t, jwt.SigningMethodEdDSA, f.priv, "vault-down", f.claims())); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("key store down: %v, want ErrUnavailable", err)
+	}
+}

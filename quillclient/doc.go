@@ -80,6 +80,18 @@
 //   - Scheme B covers only the listed components: headers other than
 //     Content-Type (e.g. Idempotency-Key) are not signed.
 //
+// # Listings and statements
+//
+// Client (NewClient over a Transport) reads the routes that return many
+// records: ListPayments returns a page of the merchant's own payments and
+// Payments iterates over a whole listing, following its sealed cursors;
+// Statement writes a daily statement (CSV) to an io.Writer as it arrives, in
+// constant memory, checking the platform signature over every byte (scheme
+// A: the SHA-256 of TIMESTAMP\nNONCE\nBODY\n, scheme B: Content-Digest) and
+// failing with ErrUnverified at the end if it does not hold. Until Statement
+// returns nil, what it wrote is unverified: write to a temporary file and
+// rename it on success. Refusals are *APIError (code, reason, detail).
+//
 // The protocol is described in docs/PROTOCOL.md; the same signing for Node.js
 // is in clients/js, and testdata/vectors/scheme-a.json and scheme-b.json hold
 // the vectors both are checked against.

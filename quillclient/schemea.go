@@ -112,6 +112,16 @@ func (s *SchemeA) SignRequest(req *http.Request, body []byte) error {
 // and that Wechatpay-Timestamp is within the window of the clock. It does not
 // remember response nonces.
 func (s *SchemeA) VerifyResponse(ctx context.Context, _ *http.Request, res *http.Response, body []byte, keys KeySource) error {
+	sig, k, err := s.responseKey(ctx, res, keys)
+	if err != nil {
+		return err
+	}
+	return signing.VerifyResponse(k.Public, sig, body)
+}
+
+// responseKey reads res's Wechatpay-* signature, checks its timestamp is in
+// the window and finds the platform key it names.
+func (s *SchemeA) responseKey(ctx context.Context, res *http.Response, keys KeySource) (signing.ResponseSignature, PlatformKey, error) {
 	sig := signing.ResponseSignature{
 		Timestamp: res.Header.Get("Wechatpay-Timestamp"),
 		Nonce:     res.Header.Get("Wechatpay-Nonce"),
@@ -119,20 +129,17 @@ func (s *SchemeA) VerifyResponse(ctx context.Context, _ *http.Request, res *http
 		Signature: res.Header.Get("Wechatpay-Signature"),
 	}
 	if sig.Signature == "" || sig.Serial == "" || sig.Timestamp == "" || sig.Nonce == "" {
-		return errors.New("response has no complete Wechatpay-* signature headers")
+		return sig, PlatformKey{}, errors.New("response has no complete Wechatpay-* signature headers")
 	}
 	ts, err := strconv.ParseInt(sig.Timestamp, 10, 64)
 	if err != nil {
-		return errors.New("Wechatpay-Timestamp is not decimal Unix seconds")
+		return sig, PlatformKey{}, errors.New("Wechatpay-Timestamp is not decimal Unix seconds")
 	}
 	if skew := s.now().Unix() - ts; skew > int64(s.window/time.Second) || -skew > int64(s.window/time.Second) {
-		return fmt.Errorf("%w: %d s from the client clock", ErrStaleResponse, skew)
+		return sig, PlatformKey{}, fmt.Errorf("%w: %d s from the client clock", ErrStaleResponse, skew)
 	}
 	k, err := keys.PlatformKey(ctx, sig.Serial)
-	if err != nil {
-		return err
-	}
-	return signing.VerifyResponse(k.Public, sig, body)
+	return sig, k, err
 }
 
 // Format prints s without its key, whatever the verb.

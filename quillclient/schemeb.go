@@ -168,6 +168,12 @@ func messageRequest(req *http.Request, body []byte) signing.MessageRequest {
 // algorithm, and an alg parameter must agree); and created is within the
 // window of the clock. Response nonces are not remembered.
 func (s *SchemeB) VerifyResponse(ctx context.Context, req *http.Request, res *http.Response, body []byte, keys KeySource) error {
+	return s.verify(ctx, req, res, body, nil, keys)
+}
+
+// verify is VerifyResponse for a body held in body or, when sum is not nil,
+// known by its SHA-256 only (a streamed body).
+func (s *SchemeB) verify(ctx context.Context, req *http.Request, res *http.Response, body, sum []byte, keys KeySource) error {
 	var unknown error // the KeySource's own ErrUnknownKey, more precise than signing's
 	lookup := func(id string) (signing.RegisteredKey, error) {
 		k, err := keys.PlatformKey(ctx, id)
@@ -185,7 +191,7 @@ func (s *SchemeB) VerifyResponse(ctx context.Context, req *http.Request, res *ht
 		return signing.RegisteredKey{Public: k.Public, Algorithm: alg}, nil
 	}
 	v, err := signing.VerifyMessageResponse(
-		signing.MessageResponse{Status: res.StatusCode, Header: res.Header, Body: body},
+		signing.MessageResponse{Status: res.StatusCode, Header: res.Header, Body: body, BodySHA256: sum},
 		messageRequest(req, nil), lookup)
 	if err != nil {
 		if unknown != nil && errors.Is(err, signing.ErrUnknownKey) {

@@ -56,6 +56,16 @@ QUILL_DEVVAULT=$(mktemp -d)/devvault
 export QUILL_DEVVAULT
 trap 'rm -rf "$(dirname "$QUILL_DEVVAULT")"' EXIT
 go test -race -count=1 -timeout 9m "$@" ./...
+# --- auditor console browser test (issue 10; docs/CONSOLE.md) ---------------
+# console/browsertest is its own Go module (chromedp stays out of go.mod); it
+# drives Debian's chromium against a real quill.
+if command -v chromium >/dev/null 2>&1 || _apt_install chromium; then
+  (cd console/browsertest && GOWORK=off go vet ./... && GOWORK=off go test -count=1 -timeout 5m ./...)
+else
+  echo "WARNING: no chromium and could not install it: SKIPPING the auditor console browser test" >&2
+  export QUILL_SKIP_CONSOLE=1
+fi
+# --- end of the auditor console block ----------------------------------------
 # Every fuzz target for a few seconds (seed corpora in testdata/fuzz).
 scripts/fuzz.sh
 # Without cgo the OpenSSL backend compiles to an "unavailable" stub and Go

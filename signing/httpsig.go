@@ -54,6 +54,11 @@ type MessageResponse struct {
 	Status int
 	Header map[string][]string
 	Body   []byte
+	// BodySHA256, when not nil, stands for a body too large to hold (a
+	// streamed response; Body is then ignored): the signer puts it in
+	// Content-Digest, and VerifyMessageResponse checks Content-Digest's
+	// sha-256 member against it (one with sha-512 only is refused).
+	BodySHA256 []byte
 }
 
 // MessageHeaders are the header values a scheme B signer produces; set each

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -87,6 +88,12 @@ func signResponse(resp MessageResponse, req Verified, key crypto.Signer, keyID s
 		covered = append(covered, sfItem{bare: sfStr("content-type")})
 	}
 	out := MessageHeaders{ContentDigest: ContentDigest(resp.Body)}
+	if resp.BodySHA256 != nil {
+		if len(resp.BodySHA256) != sha256.Size {
+			return MessageHeaders{}, errors.New("signing: BodySHA256 is not a SHA-256")
+		}
+		out.ContentDigest = ContentDigestOf([sha256.Size]byte(resp.BodySHA256))
+	}
 	setHeader(h, "Content-Digest", out.ContentDigest)
 	covered = append(covered, sfItem{bare: sfStr("content-digest")})
 	switch {
@@ -223,7 +230,7 @@ func VerifyMessageResponse(resp MessageResponse, req MessageRequest, key func(ke
 		return fail(&Failure{Err: be.err, Hint: be.hint})
 	}
 	cd, _ := headerLines(resp.Header, "content-digest")
-	if err := checkContentDigest(cd, resp.Body); err != nil {
+	if err := checkDigestOf(cd, resp.Body, resp.BodySHA256); err != nil {
 		var se *sfError
 		if errors.As(err, &se) {
 			return fail(&Failure{Err: ErrMalformed, Hint: "Content-Digest " + se.Error()})

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 	"time"
@@ -69,19 +70,10 @@ func (s *ResponseSigner) Prepare(ctx context.Context) (func(body []byte) (Respon
 		return nil, fmt.Errorf("signing: unsupported platform key type %T", pub)
 	}
 	return func(body []byte) (ResponseSignature, error) {
-		r := s.Rand
-		if r == nil {
-			r = rand.Reader
-		}
-		nonce, err := NewNonce(r)
+		ts, nonce, err := s.stamp()
 		if err != nil {
 			return ResponseSignature{}, err
 		}
-		now := time.Now
-		if s.Now != nil {
-			now = s.Now
-		}
-		ts := strconv.FormatInt(now().Unix(), 10)
 		d, opts := digest(responseMessage(ts, nonce, body))
 		sig, err := key.Sign(rand.Reader, d, opts)
 		if err != nil {
@@ -94,6 +86,122 @@ func (s *ResponseSigner) Prepare(ctx context.Context) (func(body []byte) (Respon
 			Signature: base64.StdEncoding.EncodeToString(sig),
 		}, nil
 	}, nil
+}
+
+// ResponseStream signs one response whose body it is given in pieces
+// (Write), for a body too large to hold: Sign then returns the signature
+// ResponseSigner.Sign would make over the whole body. Get one from
+// PrepareStream; it is not safe for concurrent use.
+type ResponseStream struct {
+	sig ResponseSignature
+	h   hash.Hash
+	key crypto.Signer
+}
+
+// PrepareStream is Prepare for streamed bodies: it fetches the current
+// platform key and returns the function that starts one response's
+// signature, timestamp and nonce drawn now. Only a key that signs a digest
+// can sign a body it never holds: RSA (what WeChat-style clients verify) or
+// ECDSA P-256; an Ed25519 platform key is an error, as are the errors of
+// Prepare.
+func (s *ResponseSigner) PrepareStream(ctx context.Context) (func() (*ResponseStream, error), error) {
+	serial, key, err := s.Keys.SigningKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("signing: platform key: %w", err)
+	}
+	switch pub := key.Public().(type) {
+	case *rsa.PublicKey:
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return nil, errors.New("signing: platform ECDSA key must be P-256")
+		}
+	default:
+		return nil, fmt.Errorf("signing: a streamed response needs an RSA or ECDSA P-256 platform key, not %T", pub)
+	}
+	return func() (*ResponseStream, error) {
+		ts, nonce, err := s.stamp()
+		if err != nil {
+			return nil, err
+		}
+		st := &ResponseStream{sig: ResponseSignature{Timestamp: ts, Nonce: nonce, Serial: serial}, h: sha256.New(), key: key}
+		st.h.Write([]byte(ts + "\n" + nonce + "\n"))
+		return st, nil
+	}, nil
+}
+
+// Write adds p to the body; it never fails.
+func (st *ResponseStream) Write(p []byte) (int, error) { return st.h.Write(p) }
+
+// Sign returns the signature over the body written so far. Call it once.
+func (st *ResponseStream) Sign() (ResponseSignature, error) {
+	st.h.Write([]byte{'\n'})
+	sig, err := st.key.Sign(rand.Reader, st.h.Sum(nil), crypto.SHA256)
+	if err != nil {
+		return ResponseSignature{}, fmt.Errorf("signing: sign response: %w", err)
+	}
+	st.sig.Signature = base64.StdEncoding.EncodeToString(sig)
+	return st.sig, nil
+}
+
+// ResponseCheck verifies a scheme A response signature over a body it is
+// given in pieces (Write), as a client streaming a large response does: the
+// same check as VerifyResponse, in constant memory. Only RSA and ECDSA
+// platform keys can be checked this way.
+type ResponseCheck struct {
+	sig ResponseSignature
+	h   hash.Hash
+}
+
+// NewResponseCheck starts checking sig over a body to be written.
+func NewResponseCheck(sig ResponseSignature) *ResponseCheck {
+	c := &ResponseCheck{sig: sig, h: sha256.New()}
+	c.h.Write([]byte(sig.Timestamp + "\n" + sig.Nonce + "\n"))
+	return c
+}
+
+// Write adds p to the body; it never fails.
+func (c *ResponseCheck) Write(p []byte) (int, error) { return c.h.Write(p) }
+
+// Verify checks the signature over the body written, with pub (the platform
+// key selected by the signature's serial). It returns an error wrapping
+// ErrBadSignature as VerifyResponse does. Call it once.
+func (c *ResponseCheck) Verify(pub crypto.PublicKey) error {
+	raw, err := base64.StdEncoding.DecodeString(c.sig.Signature)
+	if err != nil {
+		return fmt.Errorf("%w: signature is not base64", ErrBadSignature)
+	}
+	c.h.Write([]byte{'\n'})
+	d := c.h.Sum(nil)
+	var ok bool
+	switch pub := pub.(type) {
+	case *rsa.PublicKey:
+		ok = rsa.VerifyPKCS1v15(pub, crypto.SHA256, d, raw) == nil
+	case *ecdsa.PublicKey:
+		ok = ecdsa.VerifyASN1(pub, d, raw)
+	default:
+		return fmt.Errorf("%w: a streamed response cannot be checked with a %T key", ErrBadSignature, pub)
+	}
+	if !ok {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// stamp draws a response's timestamp and nonce.
+func (s *ResponseSigner) stamp() (string, string, error) {
+	r := s.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	nonce, err := NewNonce(r)
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	return strconv.FormatInt(now().Unix(), 10), nonce, nil
 }
 
 func sha256Digest(msg []byte) ([]byte, crypto.SignerOpts) {

@@ -175,6 +175,7 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store, reports *post
 		Events:         events,
 		CursorKey:      key,
 		Log:            log,
+		MerchantKeys:   ks,
 	})
 	if err != nil {
 		stopCheckpointer()
@@ -191,11 +192,11 @@ func serveAudit(c config, log zerolog.Logger, o runOptions, store, reports *post
 	// certificate, so this listener never asks for one.
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: tlsOpts.Certificate, NextProtos: []string{"h2", "http/1.1"}}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           withConsole(c, handler, ln.Addr(), log, o.now), // console.go
 		TLSConfig:         conf,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    api.ServerMaxHeaderBytes, // a signed 431 past api.MaxHeaderBytes; net/http's own beyond this
 		// No WriteTimeout: an export streams for as long as it takes.
 		ErrorLog: stdLogger(log.With().Str("component", "audit-http").Logger()),
 	}

@@ -308,6 +308,7 @@ func TestConcurrentIdenticalPayments(t *testing.T) {
 	body := paymentBody(order, "10.00", h.token(user))
 	statuses := make([]int, 50)
 	replayed := make([]bool, 50)
+	bodies := make([]string, 50)
 	var wg sync.WaitGroup
 	for i := range statuses {
 		wg.Add(1)
@@ -318,14 +319,14 @@ func TestConcurrentIdenticalPayments(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			statuses[i], replayed[i] = r.Status, r.Header.Get("Idempotent-Replayed") == "true"
+			statuses[i], replayed[i], bodies[i] = r.Status, r.Header.Get("Idempotent-Replayed") == "true", string(r.Body)
 		}()
 	}
 	wg.Wait()
 	fresh := 0
 	for i, s := range statuses {
 		if s != http.StatusOK {
-			t.Fatalf("request %d: status %d", i, s)
+			t.Fatalf("request %d: status %d %s", i, s, bodies[i])
 		}
 		if !replayed[i] {
 			fresh++

@@ -112,7 +112,17 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	if _, _, err := platformB.SigningKey(ctx); err != nil {
 		log.Warn().Err(err).Msg("no usable scheme B (Ed25519) platform key: scheme B requests are refused 503 until one is added (quillctl dev init creates it in dev)")
 	}
-	nonces := met.NonceStore(signingredis.NewNonceStore(rdb, c.RedisPrefix).WaitForReplicas(c.RedisWaitReplicas, c.RedisWaitTimeout))
+	nonceStore := signingredis.NewNonceStore(rdb, c.RedisPrefix).WaitForReplicas(c.RedisWaitReplicas, c.RedisWaitTimeout).
+		GuardEviction(evictionRecheck)
+	// A Redis that may evict keys would drop nonces without an error: refuse
+	// to start on one. One that cannot be asked now is checked again before
+	// the first claim (GuardEviction), which fails closed until then.
+	if err := nonceStore.CheckEviction(ctx); errors.Is(err, signingredis.ErrEvictingPolicy) {
+		return fmt.Errorf("redis: %w", err)
+	} else if err != nil {
+		log.Warn().Err(err).Msg("redis eviction policy unknown at start: nonce claims are refused 503 until it can be checked")
+	}
+	nonces := met.NonceStore(nonceStore)
 	verifier := verifiers{
 		Verifier: &signing.Verifier{
 			Keys:             merchantKeys{ks},
@@ -158,6 +168,8 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		MaxBody:       c.MaxBody,
 		Failures:      failures,
 		Observe:       met.ObserveRequest,
+		Listings:      reads, // merchant listings and statements may lag like reports
+		CursorKey:     merchantCursorKey(c, log),
 	})
 	var draining atomic.Bool
 	ops := api.NewOpsHandler(buildinfo.Version(), 2*time.Second,
@@ -168,7 +180,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 			return nil
 		}},
 		api.ReadyCheck{Name: "postgres", Check: store.Ping},
-		api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		api.ReadyCheck{Name: "redis", Check: nonceStore.CheckEviction},
 		api.ReadyCheck{Name: "keys", Check: ks.ready},
 		api.ReadyCheck{Name: "tls", Check: liveTLS.Ready},
 		api.ReadyCheck{Name: "merchants", Check: merchants.Ready},
@@ -210,7 +222,7 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    api.ServerMaxHeaderBytes, // a signed 431 past api.MaxHeaderBytes; net/http's own beyond this
 		// OPTIONS * would otherwise be answered by net/http, unsigned.
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     stdLogger(errLog),
@@ -265,6 +277,11 @@ func run(ctx context.Context, c config, log zerolog.Logger, o runOptions) error 
 	log.Info().Err(err).Msg("stopped")
 	return err
 }
+
+// evictionRecheck is how often nonce claims re-check Redis's eviction policy
+// (signingredis.GuardEviction): a CONFIG SET to an evicting policy stops
+// claims within twice this.
+const evictionRecheck = 5 * time.Second
 
 // keyStore is what the server needs of a key backend (the dev file store, or
 // Vault through keys.Cache): lookups by owner and id, the platform keys to

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -35,7 +33,6 @@ import (
 	"github.com/quillpay/quill/keys"
 	"github.com/quillpay/quill/ledger"
 	"github.com/quillpay/quill/ledger/postgres"
-	"github.com/quillpay/quill/signing"
 )
 
 // auditFlags are how the auditor commands reach the auditor API.
@@ -388,95 +385,29 @@ func checkpointFromJSON(cj api.CheckpointJSON) (ledger.Checkpoint, error) {
 }
 
 // verifyEntry re-verifies an entry from its evidence alone, with the
-// merchant's key from ks.
+// merchant's key from ks: the same checks as the server's
+// GET /v1/audit/entries/{id}/verification (api.VerifyEntry), run here.
 func verifyEntry(ctx context.Context, e api.EntryJSON, ks keys.Store, w io.Writer) error {
-	body, err := base64.StdEncoding.DecodeString(e.Evidence.Body)
+	v, err := api.VerifyEntry(ctx, e, ks)
 	if err != nil {
-		return fmt.Errorf("entry %d: evidence body is not base64", e.ID)
-	}
-	ev := ledger.Evidence{Scheme: e.Evidence.Scheme, KeyID: e.Evidence.KeyID, Authorization: e.Evidence.Authorization,
-		Method: e.Evidence.Method, Target: e.Evidence.Target, Body: body}
-	var ps []ledger.Posting
-	for _, p := range e.Postings {
-		ps = append(ps, ledger.Posting{Account: p.Account, Currency: p.Currency, Amount: p.AmountMinor})
-	}
-	content := ledger.Entry{Kind: ledger.Kind(e.Kind), Merchant: e.Merchant, OrderID: e.OrderID, Payer: e.Payer,
-		Currency: e.Currency, Amount: e.AmountMinor, Fee: e.FeeMinor, Description: e.Description, Postings: ps}
-	rec := ledger.Recorded{ID: e.ID, Kind: content.Kind, Merchant: e.Merchant, OrderID: e.OrderID, Payer: e.Payer,
-		Currency: e.Currency, Amount: e.AmountMinor, Fee: e.FeeMinor, Description: e.Description,
-		Fingerprint: ledger.Fingerprint(content), CreatedAt: time.UnixMicro(e.CreatedMicros).UTC()}
-	var prev [32]byte
-	if b, err := hex.DecodeString(e.PrevHash); err != nil || len(b) != 32 {
-		return fmt.Errorf("entry %d: malformed prev_hash", e.ID)
-	} else {
-		copy(prev[:], b)
-	}
-	var fails []string
-	if hex.EncodeToString(rec.Fingerprint[:]) != e.Fingerprint {
-		fails = append(fails, "the content does not match its fingerprint")
-	}
-	if h := ledger.ChainHash(prev, rec, ps, ledger.EvidenceDigest(ev)); hex.EncodeToString(h[:]) != e.Hash {
-		fails = append(fails, "the entry and its evidence do not hash to its chain hash")
+		return err
 	}
 	fmt.Fprintf(w, "entry %d: %s %s order %s, %s %s, created %s\n", e.ID, e.Kind, e.Merchant, e.OrderID, e.Amount, e.Currency, e.CreatedAt)
-	fmt.Fprintf(w, "  request: %s %s, %d-byte body, body sha256 %x\n", ev.Method, ev.Target, len(body), sha256.Sum256(body))
-	if reason := verifySchemeA(ctx, ev, e.Merchant, rec.CreatedAt, ks, w); reason != "" {
-		fails = append(fails, reason)
+	fmt.Fprintf(w, "  request: %s %s, %d-byte body, body sha256 %s\n", v.Request.Method, v.Request.Target, v.Request.BodyBytes, v.Request.BodySHA256)
+	if s := v.Signature; s.KeyStatus != "" {
+		fmt.Fprintf(w, "  key %s of %s: %s, registered %s\n", s.KeyID, e.Merchant, s.KeyStatus, s.KeyRegistered)
 	}
-	if len(fails) > 0 {
-		for _, f := range fails {
+	if s := v.Signature; s.SignedAt != "" {
+		fmt.Fprintf(w, "  signed at %s, %s before it was recorded\n", s.SignedAt, s.SignedBefore)
+	}
+	if !v.OK {
+		for _, f := range v.Failures {
 			fmt.Fprintln(w, "  FAIL:", f)
 		}
-		return fmt.Errorf("entry %d: %s", e.ID, fails[0])
+		return fmt.Errorf("entry %d: %s", e.ID, v.Failures[0])
 	}
 	fmt.Fprintf(w, "  hash, fingerprint and signature verify: entry %d is authentic\n", e.ID)
 	return nil
-}
-
-// verifySchemeA checks a scheme A signature with the merchant's key version
-// ev.KeyID as it stood at t; it returns why it fails, or "".
-func verifySchemeA(ctx context.Context, ev ledger.Evidence, merchant string, at time.Time, ks keys.Store, w io.Writer) string {
-	if ev.Scheme != signing.SchemeWeChatPay {
-		return fmt.Sprintf("scheme %q is not verifiable by this tool", ev.Scheme)
-	}
-	cr, err := signing.ParseAuthorization(ev.Authorization)
-	if err != nil {
-		return "the stored Authorization header does not parse: " + err.Error()
-	}
-	if cr.Merchant != merchant || cr.Serial != ev.KeyID {
-		return fmt.Sprintf("the header names merchant %s key %s, the entry %s key %s", cr.Merchant, cr.Serial, merchant, ev.KeyID)
-	}
-	k, err := ks.PublicKey(ctx, merchant, ev.KeyID)
-	if err != nil {
-		return fmt.Sprintf("key %s of %s: %v", ev.KeyID, merchant, err)
-	}
-	fmt.Fprintf(w, "  key %s of %s: %s, registered %s\n", k.ID, merchant, k.Status, k.CreatedAt.UTC().Format(time.RFC3339))
-	switch {
-	case k.Algorithm != keys.RSAPKCS1SHA256:
-		return fmt.Sprintf("key %s is registered for %s, not scheme A", k.ID, k.Algorithm)
-	case k.CreatedAt.After(at.Add(time.Minute)):
-		return fmt.Sprintf("key %s was registered after the entry was written", k.ID)
-	case k.Status == keys.Retiring && !k.NotAfter.IsZero() && !at.Before(k.NotAfter):
-		return fmt.Sprintf("key %s had retired (%s) when the entry was written", k.ID, k.NotAfter.UTC().Format(time.RFC3339))
-	case k.Status == keys.Revoked:
-		return fmt.Sprintf("key %s has been revoked: its signatures are no longer trusted", k.ID)
-	}
-	pub, ok := k.Public.(*rsa.PublicKey)
-	if !ok {
-		return fmt.Sprintf("key %s is not an RSA key", k.ID)
-	}
-	sig, err := base64.StdEncoding.DecodeString(cr.Signature)
-	if err != nil {
-		return "the signature is not base64"
-	}
-	d := sha256.Sum256(signing.StringToSign(ev.Method, ev.Target, cr.Timestamp, cr.Nonce, ev.Body))
-	if rsa.VerifyPKCS1v15(pub, crypto.SHA256, d[:], sig) != nil {
-		return "the merchant's signature does not verify over the stored request"
-	}
-	if ts, err := strconv.ParseInt(cr.Timestamp, 10, 64); err == nil {
-		fmt.Fprintf(w, "  signed at %s, %s before it was recorded\n", time.Unix(ts, 0).UTC().Format(time.RFC3339), at.Sub(time.Unix(ts, 0)).Round(time.Second))
-	}
-	return ""
 }
 
 func reportCmd(a *app) *cobra.Command {

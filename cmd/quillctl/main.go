@@ -6,6 +6,7 @@
 //	quillctl events                   the operator audit log
 //	quillctl token --sub ID           issue a dev payer JWT
 //	quillctl request METHOD PATH      send a signed request over mTLS; exit non-zero unless a verified 2xx
+//	quillctl statement DATE           a merchant's daily statement (CSV), streamed and verified
 //	quillctl migrate                  apply database migrations
 //	quillctl certs issue|rotate-server|revoke|list   client and server certificates
 //	quillctl audit …                  auditor tokens (dev), verify-chain, verify-entry, checkpoint, events
@@ -83,5 +84,6 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "", "dev material directory (env QUILL_DATA_DIR, default var/dev)")
 	root.AddCommand(devCmd(a), merchantCmd(a), keysCmd(a), eventsCmd(a), tokenCmd(a), requestCmd(a), migrateCmd(a), configCmd(a))
 	root.AddCommand(auditCmd(a), reportCmd(a), certsCmd(a)) // audit.go, audit_events.go, certs.go
+	root.AddCommand(statementCmd(a))
 	return root
 }

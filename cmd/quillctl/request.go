@@ -47,7 +47,10 @@ Exit status:
 		Example: `  quillctl request GET /v1/certificates
   quillctl request POST /v1/payments --data @payment.json
   quillctl request POST /v1/payments --merchant M100 --data '{"order_id":"ORD000000000001",...}'
-  quillctl request GET /v1/payments/ORD000000000001 -q || echo "not found or not verified"`,
+  quillctl request GET /v1/payments/ORD000000000001 -q || echo "not found or not verified"
+  quillctl request GET '/v1/payments?limit=20&from=2026-12-04T00:00:00%2B08:00'
+  quillctl request GET '/v1/payments?cursor=<next_cursor of the previous page>'
+  quillctl request GET '/v1/statements/2026-12-04?tz=Z' -q   # small days; large ones: quillctl statement`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if merchantID == "" {
@@ -126,6 +129,15 @@ func readData(data string) ([]byte, error) {
 // newClient builds a signing, verifying mTLS client for merchant from the
 // dev material.
 func newClient(dir, merchantID string) (*http.Client, error) {
+	tr, err := newTransport(dir, merchantID)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// newTransport is newClient's signing, verifying transport.
+func newTransport(dir, merchantID string) (*quillclient.Transport, error) {
 	mc, err := devenv.LoadMerchant(dir, merchantID)
 	if err != nil {
 		return nil, err
@@ -142,16 +154,12 @@ func newClient(dir, merchantID string) (*http.Client, error) {
 		TLSClientConfig:   &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{mc.TLS}, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2: true,
 	}
-	tr, err := quillclient.NewTransport(
+	return quillclient.NewTransport(
 		quillclient.WithBase(base),
 		quillclient.WithMerchant(mc.ID),
 		quillclient.WithKeyID(mc.KeyID),
 		quillclient.WithPrivateKey(mc.SigningKey),
 	)
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
 }
 
 func printResponse(w io.Writer, r *http.Response, body []byte, quiet bool) {

@@ -21,6 +21,12 @@ var constraintErrors = map[string]error{
 	"entries_amount_positive":    ledger.ErrInvalidEntry,
 	"entries_fee_range":          ledger.ErrInvalidEntry,
 	"postings_amount_nonzero":    ledger.ErrInvalidEntry,
+	// Refunds (0011): a duplicate refund id, a refund that names no payment
+	// of its own, or refunds that would total more than the payment.
+	"entries_merchant_refund_key": ledger.ErrOrderConflict,
+	"entries_refund_columns":      ledger.ErrInvalidEntry,
+	"entries_refund_target":       ledger.ErrNotRefundable,
+	"entries_refund_total":        ledger.ErrRefundExceedsPayment,
 }
 
 // translate turns a driver error into a ledger error: a violated constraint

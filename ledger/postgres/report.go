@@ -477,10 +477,10 @@ func (s *Store) EntryEvidence(ctx context.Context, id int64, merchants []string)
 			fp, hash, prev []byte
 			bodySum        []byte
 		)
-		err := tx.QueryRow(ctx, `SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee, description,
+		err := tx.QueryRow(ctx, `SELECT id, kind, merchant_id, order_id, coalesce(refund_id, ''), payer, currency, amount, fee, description,
 			fingerprint, hash, prev_hash, created_at, evidence_scheme, evidence_key_id, authorization_header,
 			evidence_method, evidence_target, evidence_body, evidence_body_sha256
-			FROM entries WHERE id = $1`, id).Scan(&ee.ID, &kind, &ee.Merchant, &ee.OrderID, &ee.Payer, &ee.Currency,
+			FROM entries WHERE id = $1`, id).Scan(&ee.ID, &kind, &ee.Merchant, &ee.OrderID, &ee.RefundID, &ee.Payer, &ee.Currency,
 			&ee.Amount, &ee.Fee, &ee.Description, &fp, &hash, &prev, &ee.CreatedAt, &ee.Evidence.Scheme,
 			&ee.Evidence.KeyID, &ee.Evidence.Authorization, &ee.Evidence.Method, &ee.Evidence.Target,
 			&ee.Evidence.Body, &bodySum)

@@ -22,8 +22,12 @@
 //
 //   - This is not the durable replay stop. Redis loses keys on restart without
 //     persistence, on failover to a replica that had not received them, and on
-//     eviction under memory pressure (use a noeviction or volatile-* policy and
-//     size memory for the window). The ledger's unique constraint on (merchant,
+//     eviction under memory pressure. Nonce keys carry a TTL, so volatile-*
+//     policies evict them as readily as allkeys-*: only noeviction (or no
+//     maxmemory) is safe, and under it a full server refuses the SET, which
+//     fails closed. CheckEviction asks the servers (INFO memory) and
+//     GuardEviction makes claims fail closed until it passes, re-checking
+//     periodically. The ledger's unique constraint on (merchant,
 //     order id), checked in the same transaction as the postings, is what makes a
 //     replayed payment harmless.
 //   - SET NX is not idempotent. If a reply is lost after Redis stored the key, the

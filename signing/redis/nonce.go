@@ -19,6 +19,8 @@ type NonceStore struct {
 
 	waitReplicas int           // 0: acknowledge on the master's reply alone
 	waitTimeout  time.Duration // how long WAIT may block
+
+	guard *evictionGuard // nil: the eviction policy is not checked
 }
 
 var _ signing.NonceStore = (*NonceStore)(nil)
@@ -57,13 +59,19 @@ func (s *NonceStore) Key(merchant, nonce string) string {
 // error wrapping signing.ErrUnavailable on any Redis or context error. It
 // rejects an empty merchant or nonce, a merchant containing '{' or '}' (it would
 // break the hash tag and could collide with another merchant's keys), and a
-// non-positive ttl.
+// non-positive ttl. With GuardEviction, it also fails closed while the
+// server's eviction policy is not known to be safe.
 func (s *NonceStore) Claim(ctx context.Context, merchant, nonce string, ttl time.Duration) error {
 	if merchant == "" || nonce == "" || strings.ContainsAny(merchant, "{}") {
 		return fmt.Errorf("redis nonce store: unusable merchant %q or nonce", merchant)
 	}
 	if ttl <= 0 {
 		return fmt.Errorf("redis nonce store: ttl %v must be positive", ttl)
+	}
+	if s.guard != nil {
+		if err := s.guard.allow(ctx, s); err != nil {
+			return err
+		}
 	}
 	ms := (ttl + time.Millisecond - 1).Milliseconds()
 	key := s.Key(merchant, nonce)

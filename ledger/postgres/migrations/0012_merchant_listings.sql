@@ -1,0 +1,11 @@
+-- 0012: merchants list their own entries by kind (GET /v1/payments, refunds,
+-- the daily statement), a page at a time, in id order: this index serves
+-- every such query as one ordered range scan of that merchant's entries of
+-- one kind, whatever the ledger holds. Id order is commit order (every writer
+-- takes the chain head first), so keyset pages never skip an entry committed
+-- meanwhile. Like entries_created_at_idx it grows at the right edge of each
+-- (merchant, kind) and costs the write path one more index insert per entry.
+--
+-- CREATE INDEX (not CONCURRENTLY: migrations run in one transaction) blocks
+-- writes while it builds: seconds for a million entries.
+CREATE INDEX entries_merchant_kind_id_idx ON entries (merchant_id, kind, id);
