@@ -67,6 +67,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 		qdsn = "postgres://postgres@" + e.proxy.Addr + "/quill?sslmode=disable&connect_timeout=5"
 	}
 	e.q = sandbox.StartQuill(t, e.mat, sandbox.QuillOptions{DSN: qdsn, Redis: e.redis.Addr, Args: o.args})
+	// Each client fetches the platform keys once, now, rather than hundreds
+	// of concurrent first answers each fetching them.
+	for _, m := range append([]string{sandbox.TopUp}, e.mat.Payees...) {
+		if r := do(e.q, m, "GET", "/v1/certificates", nil); r.Status != http.StatusOK || r.Verified != nil {
+			t.Fatalf("GET /v1/certificates as %s: %d %s (%v)", m, r.Status, r.Body, r.Verified)
+		}
+	}
 	return e
 }
 
