@@ -61,6 +61,9 @@ type summary struct {
 	// its payments.
 	Audit  *auditResult `json:"audit,omitempty"`
 	CPU    *cpuUse      `json:"cpu,omitempty"`
+	// LoadAverage is the machine's 1-minute load average when the timed
+	// phase started and when it ended.
+	LoadAverage [2]float64 `json:"load_average_1m"`
 	Idle   *idleResult  `json:"idle,omitempty"`
 	Ledger *checkResult `json:"ledger_check,omitempty"`
 
@@ -199,6 +202,9 @@ func writeText(w io.Writer, s *summary) {
 			fmt.Fprintf(w, ", whole machine %.0f µs (all cores %.0f%% busy)", c.MachineUsPerOK, 100*c.MachineBusy)
 		}
 		fmt.Fprintln(w)
+	}
+	if s.LoadAverage[0] > 0 || s.LoadAverage[1] > 0 {
+		fmt.Fprintf(w, "  machine load average (1 min): %.2f at the start, %.2f at the end\n", s.LoadAverage[0], s.LoadAverage[1])
 	}
 	for _, k := range sortedKeys(s.Errors) {
 		fmt.Fprintf(w, "  error %-32s %d\n", k, s.Errors[k])

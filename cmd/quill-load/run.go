@@ -71,9 +71,11 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 		if err := snap(); err != nil {
 			return nil, err
 		}
+		load0 := loadAverage()
 		if err := g.idle(ctx, sum); err != nil {
 			return sum, err
 		}
+		sum.LoadAverage = [2]float64{load0, loadAverage()}
 		return sum, g.finishCheck(ctx, db, before, codes, nil, sum)
 	}
 
@@ -129,6 +131,7 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 		audited = make(chan *auditResult, 1)
 		go func() { audited <- g.audit.run(ctx, o.auditors(), stopAudit) }()
 	}
+	load0 := loadAverage()
 	c0 := sampleCPU(o.ServerPID)
 	d := g.run(ctx)
 	close(stopAudit)
@@ -136,6 +139,7 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 		sum.Audit = <-audited
 	}
 	sum.CPU = cpuBetween(c0, sampleCPU(o.ServerPID), d.ok)
+	sum.LoadAverage = [2]float64{load0, loadAverage()}
 	sum.fill(d, o)
 
 	var want []expected
