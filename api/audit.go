@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -593,33 +592,13 @@ func handleExport(rep ledger.Reports, cursors cursorSealer) http.HandlerFunc {
 		w.WriteHeader(http.StatusOK)
 		flusher, _ := w.(http.Flusher)
 		bw := bufio.NewWriterSize(w, 64<<10)
-		var enc func(ledger.JournalRow) error
-		if format == "csv" {
-			cw := csv.NewWriter(bw)
-			if q.Resume == nil || after == "" {
-				cw.Write(ExportColumns)
-			}
-			rec := make([]string, len(ExportColumns))
-			enc = func(j ledger.JournalRow) error {
-				rec[0], rec[1], rec[2] = strconv.FormatInt(j.EntryID, 10), strconv.Itoa(int(j.Seq)), utcTime(j.CreatedAt)
-				rec[3], rec[4], rec[5], rec[6], rec[7] = string(j.Kind), j.Merchant, j.OrderID, j.Payer, j.Description
-				rec[8], rec[9], rec[10] = j.Account, j.Currency, money(j.Amount, j.Currency)
-				rec[11], rec[12] = strconv.FormatInt(j.Amount, 10), hex.EncodeToString(j.Hash[:])
-				cw.Write(rec)
-				cw.Flush() // into bw: csv.Writer buffers too
-				return cw.Error()
-			}
-		} else {
-			je := json.NewEncoder(bw)
-			je.SetEscapeHTML(false)
-			enc = func(j ledger.JournalRow) error {
-				return je.Encode(JournalRowJSON{j.EntryID, j.Seq, utcTime(j.CreatedAt), string(j.Kind), j.Merchant, j.OrderID,
-					j.Payer, j.Description, j.Account, j.Currency, money(j.Amount, j.Currency), j.Amount, hex.EncodeToString(j.Hash[:])})
-			}
+		enc := newExportEncoder(bw, format == "csv") // audit_export.go
+		if format == "csv" && (q.Resume == nil || after == "") {
+			enc.header()
 		}
 		var n int64
 		err = rep.Export(r.Context(), pos, q.Merchants, func(j ledger.JournalRow) error {
-			if err := enc(j); err != nil {
+			if err := enc.encode(j); err != nil {
 				return err
 			}
 			if n++; n%exportFlushRows == 0 {
@@ -655,6 +634,7 @@ type EntryJSON struct {
 	Kind          string        `json:"kind"`
 	Merchant      string        `json:"merchant"`
 	OrderID       string        `json:"order_id"`
+	RefundID      string        `json:"refund_id,omitempty"` // refunds only: covered by the fingerprint and hash
 	Payer         string        `json:"payer"`
 	Currency      string        `json:"currency"`
 	Amount        string        `json:"amount"`
@@ -703,7 +683,7 @@ func handleEntry(rep ledger.Reports) http.HandlerFunc {
 			return
 		}
 		out := EntryJSON{
-			ID: ee.ID, Kind: string(ee.Kind), Merchant: ee.Merchant, OrderID: ee.OrderID, Payer: ee.Payer, Currency: ee.Currency,
+			ID: ee.ID, Kind: string(ee.Kind), Merchant: ee.Merchant, OrderID: ee.OrderID, RefundID: ee.RefundID, Payer: ee.Payer, Currency: ee.Currency,
 			Amount: money(ee.Amount, ee.Currency), AmountMinor: ee.Amount, Fee: money(ee.Fee, ee.Currency), FeeMinor: ee.Fee,
 			Description: ee.Description, CreatedAt: utcTime(ee.CreatedAt), CreatedMicros: ee.CreatedAt.UnixMicro(),
 			Fingerprint: hex.EncodeToString(ee.Fingerprint[:]), PrevHash: hex.EncodeToString(ee.PrevHash[:]), Hash: hex.EncodeToString(ee.Hash[:]),

@@ -95,7 +95,7 @@ func VerifyEntry(ctx context.Context, e EntryJSON, ks MerchantKeyHistory) (Entry
 		return EntryVerificationJSON{}, fmt.Errorf("%w: entry %d: evidence body is not base64", errBadEvidence, e.ID)
 	}
 	ee := ledger.EntryEvidence{
-		Recorded: ledger.Recorded{ID: e.ID, Kind: ledger.Kind(e.Kind), Merchant: e.Merchant, OrderID: e.OrderID, Payer: e.Payer,
+		Recorded: ledger.Recorded{ID: e.ID, Kind: ledger.Kind(e.Kind), Merchant: e.Merchant, OrderID: e.OrderID, RefundID: e.RefundID, Payer: e.Payer,
 			Currency: e.Currency, Amount: e.AmountMinor, Fee: e.FeeMinor, Description: e.Description,
 			CreatedAt: time.UnixMicro(e.CreatedMicros).UTC()},
 		Evidence: ledger.Evidence{Scheme: e.Evidence.Scheme, KeyID: e.Evidence.KeyID, Authorization: e.Evidence.Authorization,
@@ -122,10 +122,8 @@ func VerifyEntry(ctx context.Context, e EntryJSON, ks MerchantKeyHistory) (Entry
 // merchant's signature.
 func verifyEvidence(ctx context.Context, ee ledger.EntryEvidence, ks MerchantKeyHistory) (EntryVerificationJSON, error) {
 	ev := ee.Evidence
-	content := ledger.Entry{Kind: ee.Kind, Merchant: ee.Merchant, OrderID: ee.OrderID, Payer: ee.Payer,
-		Currency: ee.Currency, Amount: ee.Amount, Fee: ee.Fee, Description: ee.Description, Postings: ee.Postings}
 	rec := ee.Recorded
-	rec.Fingerprint = ledger.Fingerprint(content)
+	rec.Fingerprint = ledger.Fingerprint(rec.Content(ee.Postings))
 	hash := ledger.ChainHash(ee.PrevHash, rec, ee.Postings, ledger.EvidenceDigest(ev))
 	bodySum := sha256.Sum256(ev.Body)
 	out := EntryVerificationJSON{

@@ -29,6 +29,9 @@ type createKind[Req any] struct {
 	recorded func(ctx context.Context, merchant, id string) (ledger.Recorded, error)
 	// respond writes the answer for rec (a new entry or a replay).
 	respond func(w http.ResponseWriter, rec ledger.Recorded)
+	// failed, if set, names the kind's own errors: it maps every error
+	// recording (or the retry comparison) returns.
+	failed func(error) error
 }
 
 // handleCreate is the one create handler: decode strictly, apply the field
@@ -39,6 +42,10 @@ type createKind[Req any] struct {
 // be reported as failed because, meanwhile, the payer token expired or the
 // merchant's rules changed.
 func handleCreate[Req any](k createKind[Req], merchants policy.Directory, l ledger.Writer) http.Handler {
+	failed := k.failed
+	if failed == nil {
+		failed = func(err error) error { return err }
+	}
 	return handler(func(w http.ResponseWriter, r *http.Request) error {
 		v, _ := verifiedFrom(r.Context())
 		m, req, err := decodeFor[Req](r, merchants, v)
@@ -50,7 +57,7 @@ func handleCreate[Req any](k createKind[Req], merchants policy.Directory, l ledg
 			entry.Evidence = evidenceOf(r, v)
 			rec, err := l.Record(r.Context(), entry)
 			if err != nil {
-				return err
+				return failed(err)
 			}
 			k.respond(w, rec)
 			return nil
@@ -67,7 +74,7 @@ func handleCreate[Req any](k createKind[Req], merchants policy.Directory, l ledg
 			return err // not recorded (or unreadable): the rules' answer stands
 		}
 		if !ledger.Matches(rec, k.claim(r.Context(), m, req)) {
-			return ledger.ErrOrderConflict
+			return failed(ledger.ErrOrderConflict)
 		}
 		rec.Replayed = true
 		k.respond(w, rec)

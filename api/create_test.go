@@ -16,15 +16,21 @@ import (
 )
 
 // memLedger is an in-memory ledger.Writer and ledger.Reader that decides
-// idempotency as the real writer does, with ledger.Matches, and counts
-// Record calls so a test sees which path answered.
+// idempotency as the real writer does, with ledger.Matches, completes
+// refunds with ledger.CompleteRefund, and counts Record calls so a test sees
+// which path answered. It keeps no balances.
 type memLedger struct {
 	mu      sync.Mutex
-	entries map[[2]string]ledger.Recorded // (merchant, order id)
+	entries map[[2]string]ledger.Recorded // (merchant, order id): payments and deposits
+	refunds map[[2]string]ledger.Recorded // (merchant, refund id)
+	paid    map[[2]string]ledger.Refundable
+	n       int64
 	records int
 }
 
-func newMemLedger() *memLedger { return &memLedger{entries: map[[2]string]ledger.Recorded{}} }
+func newMemLedger() *memLedger {
+	return &memLedger{entries: map[[2]string]ledger.Recorded{}, refunds: map[[2]string]ledger.Recorded{}, paid: map[[2]string]ledger.Refundable{}}
+}
 
 func (l *memLedger) Record(_ context.Context, e ledger.Entry) (ledger.Recorded, error) {
 	if err := e.Validate(); err != nil {
@@ -33,17 +39,40 @@ func (l *memLedger) Record(_ context.Context, e ledger.Entry) (ledger.Recorded, 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.records++
-	k := [2]string{e.Merchant, e.OrderID}
-	if rec, ok := l.entries[k]; ok {
+	byID, k := l.entries, [2]string{e.Merchant, e.OrderID}
+	if e.Kind == ledger.KindRefund {
+		byID, k = l.refunds, [2]string{e.Merchant, e.RefundID}
+	}
+	if rec, ok := byID[k]; ok {
 		if !ledger.Matches(rec, e) {
 			return ledger.Recorded{}, ledger.ErrOrderConflict
 		}
 		rec.Replayed = true
 		return rec, nil
 	}
+	pk := [2]string{e.Merchant, e.OrderID}
+	if e.Kind == ledger.KindRefund {
+		t, ok := l.paid[pk]
+		if !ok {
+			if _, dep := l.entries[pk]; !dep {
+				return ledger.Recorded{}, ledger.ErrNotFound
+			}
+			t = ledger.Refundable{Payment: l.entries[pk]}
+		}
+		done, err := ledger.CompleteRefund(e, t)
+		if err != nil {
+			return ledger.Recorded{}, err
+		}
+		t.Refunded, t.RefundedFee, t.Refunds = t.Refunded+done.Amount, t.RefundedFee+done.Fee, t.Refunds+1
+		l.paid[pk], e = t, done
+	}
 	rec := ledger.Proposed(e)
-	rec.ID = int64(len(l.entries) + 1)
-	l.entries[k] = rec
+	l.n++
+	rec.ID = l.n
+	byID[k] = rec
+	if e.Kind == ledger.KindPayment {
+		l.paid[pk] = ledger.Refundable{Payment: rec}
+	}
 	return rec, nil
 }
 
@@ -51,6 +80,15 @@ func (l *memLedger) Entry(_ context.Context, merchant, orderID string) (ledger.R
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if rec, ok := l.entries[[2]string{merchant, orderID}]; ok {
+		return rec, nil
+	}
+	return ledger.Recorded{}, ledger.ErrNotFound
+}
+
+func (l *memLedger) Refund(_ context.Context, merchant, refundID string) (ledger.Recorded, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if rec, ok := l.refunds[[2]string{merchant, refundID}]; ok {
 		return rec, nil
 	}
 	return ledger.Recorded{}, ledger.ErrNotFound
@@ -116,15 +154,21 @@ func newCreateFixture() *createFixture {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/payments", handleCreate(paymentKind(f.rule, f.l), f.dir, f.l))
 	mux.Handle("POST /v1/deposits", handleCreate(depositKind(f.rule, f.l), f.dir, f.l))
+	mux.Handle("POST /v1/refunds", handleCreate(refundKind(f.rule, f.l), f.dir, f.l))
 	f.mux = mux
 	return f
 }
 
 func (f *createFixture) post(t *testing.T, target, body string) *httptest.ResponseRecorder {
 	t.Helper()
+	return f.postAs(t, "M1", target, body)
+}
+
+func (f *createFixture) postAs(t *testing.T, merchant, target, body string) *httptest.ResponseRecorder {
+	t.Helper()
 	r := httptest.NewRequest("POST", target, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
-	v := verifiedRequest{Verified: signing.Verified{Merchant: "M1", KeyID: "K1", Scheme: "WECHATPAY2-SHA256-RSA2048"}, body: []byte(body)}
+	v := verifiedRequest{Verified: signing.Verified{Merchant: merchant, KeyID: "K1", Scheme: "WECHATPAY2-SHA256-RSA2048"}, body: []byte(body)}
 	r = r.WithContext(context.WithValue(r.Context(), verifiedKey, v))
 	rec := httptest.NewRecorder()
 	f.mux.ServeHTTP(rec, r)
@@ -247,4 +291,9 @@ func TestDepositRetryDecidedOnce(t *testing.T) {
 	if r := f.post(t, "/v1/payments", payBody(order, "50.00", "expired-42", "")); r.Code != 422 {
 		t.Fatalf("payment retry naming a deposit: %d %s", r.Code, r.Body)
 	}
+}
+
+// withVerified returns r's context with merchant as the verified signer.
+func withVerified(r *http.Request, merchant string) context.Context {
+	return context.WithValue(r.Context(), verifiedKey, verifiedRequest{Verified: signing.Verified{Merchant: merchant, KeyID: "K1"}})
 }

@@ -20,6 +20,8 @@ var (
 	errMethodNotAllowed  = errors.New("api: method not allowed")
 	errNoClientIdentity  = errors.New("api: client certificate names no merchant")
 	errPaymentNotFound   = errors.New("api: payment not found")
+	errRefundNotFound    = errors.New("api: refund not found")
+	errRefundConflict    = errors.New("api: refund id already used with different content")
 	errSignerUnavailable = errors.New("api: response signer unavailable")
 	errTargetTooLong     = errors.New("api: request-target too long")
 	errMalformedRequest  = errors.New("api: malformed request")
@@ -100,7 +102,13 @@ var errorTable = []errorRule{
 	{policy.ErrValidation, nil, http.StatusUnprocessableEntity, "validation_failed", "validation_failed", "One or more fields are invalid", ""},
 	{ledger.ErrInsufficientFunds, nil, http.StatusUnprocessableEntity, "insufficient_funds", "insufficient_funds", "The payer's balance does not cover the amount", ""},
 	{ledger.ErrOrderConflict, nil, http.StatusConflict, "order_conflict", "order_conflict", "The order id was already used with different content", ""},
+	{errRefundConflict, nil, http.StatusConflict, "refund_conflict", "refund_conflict", "The refund id was already used with different content", ""},
+	{ledger.ErrRefundExceedsPayment, nil, http.StatusUnprocessableEntity, "refund_exceeds_payment", "refund_exceeds_payment", "The payment's refunds would total more than the payment", ""},
+	{ledger.ErrRefundCurrency, nil, http.StatusUnprocessableEntity, "refund_currency_mismatch", "refund_currency_mismatch", "The refund's currency is not the payment's", ""},
+	{ledger.ErrNotRefundable, nil, http.StatusUnprocessableEntity, "not_refundable", "not_refundable", "The order id names no refundable payment (a deposit)", ""},
+	{ledger.ErrMerchantFunds, nil, http.StatusUnprocessableEntity, "merchant_balance_insufficient", "merchant_balance_insufficient", "The merchant's balance does not cover the refund", ""},
 	{errPaymentNotFound, nil, http.StatusNotFound, "not_found", "payment_not_found", "No such payment", ""},
+	{errRefundNotFound, nil, http.StatusNotFound, "not_found", "refund_not_found", "No such refund", ""},
 	{ledger.ErrNotFound, nil, http.StatusNotFound, "not_found", "not_found", "Not found", ""},
 	{errRouteNotFound, nil, http.StatusNotFound, "not_found", "route_not_found", "No such route", ""},
 	{errMethodNotAllowed, nil, http.StatusMethodNotAllowed, "method_not_allowed", "method_not_allowed", "Method not allowed on this route", ""},

@@ -92,3 +92,14 @@ func (c *countingTokens) Verify(ctx context.Context, tok string) (audit.Auditor,
 	c.n++
 	return c.staticTokens.Verify(ctx, tok)
 }
+
+// TestOpenAPIListsHeadersTooLarge: every route sits behind limitHeaders, so
+// every operation documents its 431.
+func TestOpenAPIListsHeadersTooLarge(t *testing.T) {
+	d := loadOpenAPI(t)
+	for name, op := range d.operations(t) {
+		if _, ok := op.Responses["431"]; !ok {
+			t.Errorf("%s does not list 431", name)
+		}
+	}
+}

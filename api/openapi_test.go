@@ -426,6 +426,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"PaymentRequest", reflect.TypeFor[policy.PaymentRequest](), true},
 		{"DepositRequest", reflect.TypeFor[policy.DepositRequest](), true},
 		{"Payment", reflect.TypeFor[paymentResponse](), false},
+		{"RefundRequest", reflect.TypeFor[policy.RefundRequest](), true},
+		{"Refund", reflect.TypeFor[refundResponse](), false},
 		{"Certificate", reflect.TypeFor[certificate](), false},
 		{"PaymentList", reflect.TypeFor[listPage](), false},
 		{"Problem", reflect.TypeFor[Problem](), false},
@@ -478,12 +480,15 @@ func TestOpenAPIOperations(t *testing.T) {
 	bodies := map[string]string{
 		"POST /v1/payments": "PaymentRequest",
 		"POST /v1/deposits": "DepositRequest",
+		"POST /v1/refunds":  "RefundRequest",
 	}
 	okBodies := map[string]string{
 		"POST /v1/payments":           "Payment",
 		"GET /v1/payments/{order_id}": "Payment",
 		"POST /v1/deposits":           "Payment",
 		"GET /v1/certificates":        "CertificateList",
+		"POST /v1/refunds":            "Refund",
+		"GET /v1/refunds/{refund_id}": "Refund",
 		"GET /v1/payments":            "PaymentList",
 		"GET /v1/statements/{date}":   "", // text/csv
 	}

@@ -160,6 +160,11 @@ func (l *lookups) Entry(_ context.Context, _, orderID string) (ledger.Recorded, 
 	return ledger.Recorded{}, ledger.ErrNotFound
 }
 
+func (l *lookups) Refund(_ context.Context, _, refundID string) (ledger.Recorded, error) {
+	l.asked = append(l.asked, refundID)
+	return ledger.Recorded{}, ledger.ErrNotFound
+}
+
 func (l *lookups) Balance(context.Context, string, string) (int64, error) {
 	return 0, ledger.ErrNotFound
 }

@@ -29,6 +29,9 @@ type Rules interface {
 	// its signature, even expired or revoked, and "" otherwise: only to
 	// compare a retry with the payment it repeats.
 	PayerSubject(ctx context.Context, token string) string
+	// Refund checks a refund request: its ids, amount and currency (whether
+	// the payment exists and has that much left is the ledger's to say).
+	Refund(ctx context.Context, m policy.Merchant, req policy.RefundRequest) (policy.Refund, error)
 }
 
 // PlatformKeys lists the platform keys clients may need to verify responses.
@@ -80,6 +83,8 @@ func NewHandler(d Deps) http.Handler {
 		r.Method(http.MethodPost, "/v1/payments", handleCreate(paymentKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
 		r.Method(http.MethodGet, "/v1/payments/{order_id}", handleGetPayment(d.Reader))
 		r.Method(http.MethodPost, "/v1/deposits", handleCreate(depositKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
+		r.Method(http.MethodPost, "/v1/refunds", handleCreate(refundKind(d.Rules, d.Reader), d.Merchants, d.Ledger))
+		r.Method(http.MethodGet, "/v1/refunds/{refund_id}", handleGetRefund(d.Reader))
 		r.Method(http.MethodGet, "/v1/certificates", handleCertificates(d.Platform))
 		r.Method(http.MethodGet, "/v1/payments", handleList(d.Listings, cursors, listing{
 			kind: ledger.KindPayment, cursor: cursorPayments, statuses: []string{"succeeded"}, item: paymentItem}))

@@ -2,7 +2,8 @@
 // balances and the tamper-evident hash chain over entries.
 //
 // It declares the types and the Writer and Reader interfaces; storage lives in
-// adapters (ledger/postgres). It builds entries (Payment, Deposit), validates
+// adapters (ledger/postgres). It builds entries (Payment, Deposit, Refund,
+// completed against its payment by CompleteRefund), validates
 // them (Entry.Validate), classifies accounts (Classify) and defines the digests
 // an auditor recomputes (Fingerprint, EvidenceDigest, ChainHash).
 //
@@ -21,6 +22,12 @@
 //     one rule both the writer and the API's retry path apply: it compares
 //     what the client asked for, not the fee or postings Quill derived, nor
 //     the evidence (a retry carries a fresh nonce and signature).
+//   - A refund returns part or all of one payment: the payer's wallet is
+//     credited, the merchant debited, and the platform returns the floored
+//     proportional share of the payment's fee on the running total
+//     (RefundFee), so refunds never return more than the payment or its fee,
+//     and a payment refunded in full has returned all of both. Refunds are
+//     idempotent on (merchant, refund id), a namespace apart from order ids.
 //   - Entries are append-only and chained: hash = SHA-256(prev_hash ‖ canonical
 //     entry), the first entry's prev_hash being 32 zero bytes.
 //
@@ -41,7 +48,7 @@
 // Fingerprint = SHA-256 of:
 //
 //	"quill.ledger.fingerprint.v1", kind, merchant, order id, payer, currency,
-//	amount, fee, description, postings
+//	amount, fee, description, postings [, refund id — refunds only]
 //
 // EvidenceDigest = SHA-256 of:
 //
@@ -55,7 +62,11 @@
 //	amount, fee, description, fingerprint (32 bytes, length-prefixed),
 //	created_at (integer: microseconds since the Unix epoch, UTC — the
 //	precision PostgreSQL stores), postings, evidence digest (32 bytes,
-//	length-prefixed)
+//	length-prefixed) [, refund id — refunds only]
+//
+// The refund id is appended for entries of kind refund only, so every other
+// entry's bytes, including those written before refunds existed, are
+// unchanged. A refund's order id is its payment's.
 //
 // Entry ids are consecutive from 1, so a deleted entry shows as a gap and an
 // altered one as a hash mismatch from that entry on.

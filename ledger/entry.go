@@ -97,27 +97,35 @@ func NormalSign(t AccountType) int64 {
 const maxText = 4096
 
 // Validate reports whether e can be written: a known kind, a merchant, order
-// id and payer, a valid currency, 0 < Amount, 0 <= Fee < Amount, at least two
+// id and payer (and a refund id for a refund, none for the other kinds), a
+// valid currency, 0 < Amount, 0 <= Fee < Amount (Fee <= Amount for a refund,
+// whose share of a fee may be all of a one-unit refund), at least two
 // postings with non-zero amounts on known accounts, text that PostgreSQL can
 // store (UTF-8, no NUL), and per currency postings summing to zero (computed
-// without overflow). It returns an error wrapping ErrUnbalanced for the last
-// rule and ErrInvalidEntry for the others.
+// without overflow). A refund request not yet completed (see Refund: no
+// payer, fee or postings) is checked for the rest. It returns an error
+// wrapping ErrUnbalanced for the last rule and ErrInvalidEntry for the
+// others.
 func (e Entry) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidEntry}, a...)...)
 	}
-	if e.Kind != KindPayment && e.Kind != KindDeposit {
+	if e.Kind != KindPayment && e.Kind != KindDeposit && e.Kind != KindRefund {
 		return bad("unknown kind %q", e.Kind)
 	}
+	if (e.Kind == KindRefund) != (e.RefundID != "") {
+		return bad("a refund id belongs to refunds, and every refund has one")
+	}
+	request := e.refundRequest()
 	for _, f := range []struct{ name, v string }{
 		{"merchant", e.Merchant}, {"order id", e.OrderID}, {"payer", e.Payer},
 	} {
-		if f.v == "" {
+		if f.v == "" && !(request && f.name == "payer") {
 			return bad("empty %s", f.name)
 		}
 	}
 	for _, f := range []struct{ name, v string }{
-		{"merchant", e.Merchant}, {"order id", e.OrderID}, {"payer", e.Payer},
+		{"merchant", e.Merchant}, {"order id", e.OrderID}, {"refund id", e.RefundID}, {"payer", e.Payer},
 		{"description", e.Description}, {"evidence scheme", e.Evidence.Scheme},
 		{"evidence key id", e.Evidence.KeyID}, {"evidence authorization", e.Evidence.Authorization},
 		{"evidence method", e.Evidence.Method}, {"evidence target", e.Evidence.Target},
@@ -132,8 +140,11 @@ func (e Entry) Validate() error {
 	if e.Amount <= 0 {
 		return bad("amount %d is not positive", e.Amount)
 	}
-	if e.Fee < 0 || e.Fee >= e.Amount {
+	if e.Fee < 0 || e.Fee > e.Amount || (e.Fee == e.Amount && e.Kind != KindRefund) {
 		return bad("fee %d outside [0, amount)", e.Fee)
+	}
+	if request {
+		return nil
 	}
 	if len(e.Postings) < 2 {
 		return bad("%d postings, need at least 2", len(e.Postings))

@@ -7,7 +7,8 @@ package ledger
 // under the same id is ErrOrderConflict.
 //
 // It compares what the client's request determines: kind, merchant, order id,
-// payer, currency, amount and description. The fee and the postings are left
+// refund id, payer, currency, amount and description. A refund's payer is not
+// compared: it is its payment's, which the order id already names. The fee and the postings are left
 // out on purpose: Quill derives them from its own state when the entry is
 // first written (the merchant's fee rate), so a retry sent after that state
 // changed is still the same request and gets the original answer, fee
@@ -17,8 +18,8 @@ package ledger
 // entries with equal fingerprints always match.
 func Matches(rec Recorded, e Entry) bool {
 	return rec.Kind == e.Kind && rec.Merchant == e.Merchant && rec.OrderID == e.OrderID &&
-		rec.Payer == e.Payer && rec.Currency == e.Currency && rec.Amount == e.Amount &&
-		rec.Description == e.Description
+		rec.RefundID == e.RefundID && (rec.Payer == e.Payer || e.Kind == KindRefund) &&
+		rec.Currency == e.Currency && rec.Amount == e.Amount && rec.Description == e.Description
 }
 
 // Proposed returns e as it would be recorded, without the fields only the
@@ -26,7 +27,16 @@ func Matches(rec Recorded, e Entry) bool {
 // same id within one batch with.
 func Proposed(e Entry) Recorded {
 	return Recorded{
-		Kind: e.Kind, Merchant: e.Merchant, OrderID: e.OrderID, Payer: e.Payer, Currency: e.Currency,
+		Kind: e.Kind, Merchant: e.Merchant, OrderID: e.OrderID, RefundID: e.RefundID, Payer: e.Payer, Currency: e.Currency,
 		Amount: e.Amount, Fee: e.Fee, Description: e.Description, Fingerprint: Fingerprint(e),
+	}
+}
+
+// Content returns the entry r records with postings ps: what r.Fingerprint
+// is the digest of, for an auditor recomputing it from stored rows.
+func (r Recorded) Content(ps []Posting) Entry {
+	return Entry{
+		Kind: r.Kind, Merchant: r.Merchant, OrderID: r.OrderID, RefundID: r.RefundID, Payer: r.Payer,
+		Currency: r.Currency, Amount: r.Amount, Fee: r.Fee, Description: r.Description, Postings: ps,
 	}
 }

@@ -20,6 +20,17 @@ var (
 	// or may not be written. Retrying with the same (merchant, order id) is
 	// safe and settles it (idempotency).
 	ErrOutcomeUnknown = errors.New("ledger: commit outcome unknown; retry with the same order id")
+
+	// ErrNotRefundable means a refund names an order that is not a payment
+	// (a deposit).
+	ErrNotRefundable = errors.New("ledger: the order is not a refundable payment")
+	// ErrRefundExceedsPayment means the refunds of a payment would total
+	// more than it.
+	ErrRefundExceedsPayment = errors.New("ledger: refunds would exceed the payment")
+	// ErrRefundCurrency means a refund's currency is not its payment's.
+	ErrRefundCurrency = errors.New("ledger: refund currency differs from the payment's")
+	// ErrMerchantFunds means the merchant's balance cannot cover a refund.
+	ErrMerchantFunds = errors.New("ledger: merchant balance insufficient for the refund")
 )
 
 // Kind is what an entry records.
@@ -29,6 +40,7 @@ type Kind string
 const (
 	KindDeposit Kind = "deposit"
 	KindPayment Kind = "payment"
+	KindRefund  Kind = "refund"
 )
 
 // AccountType is the accounting class of an account.
@@ -73,8 +85,9 @@ type Evidence struct {
 type Entry struct {
 	Kind        Kind
 	Merchant    string
-	OrderID     string
-	Payer       string // user id for payments and deposits
+	OrderID     string // for a refund: the order id of the payment refunded
+	RefundID    string // a refund's own id (refunds only)
+	Payer       string // user id for payments and deposits; a refund's is its payment's
 	Currency    string
 	Amount      int64 // gross amount in minor units
 	Fee         int64
@@ -89,6 +102,7 @@ type Recorded struct {
 	Kind        Kind
 	Merchant    string
 	OrderID     string
+	RefundID    string // refunds only
 	Payer       string
 	Currency    string
 	Amount      int64
@@ -109,6 +123,12 @@ type Writer interface {
 	// debit would take an account that may not go negative below zero,
 	// ErrUnbalanced or ErrInvalidEntry for a malformed entry, and an error wrapping
 	// ErrUnavailable if the store cannot be reached. On any error nothing is written.
+	//
+	// A refund (see Refund) is idempotent on (merchant, refund id) instead and
+	// completed against its payment when it is written (CompleteRefund); it
+	// also returns ErrNotFound for an order that is not the merchant's,
+	// ErrNotRefundable, ErrRefundCurrency, ErrRefundExceedsPayment and
+	// ErrMerchantFunds.
 	Record(ctx context.Context, e Entry) (Recorded, error)
 }
 
@@ -116,6 +136,8 @@ type Writer interface {
 type Reader interface {
 	// Entry returns the entry of merchant's order id, or ErrNotFound.
 	Entry(ctx context.Context, merchant, orderID string) (Recorded, error)
+	// Refund returns merchant's refund refundID, or ErrNotFound.
+	Refund(ctx context.Context, merchant, refundID string) (Recorded, error)
 	// Balance returns the balance of account in currency in its normal sign
 	// (what a wallet holder sees), or ErrNotFound.
 	Balance(ctx context.Context, account, currency string) (int64, error)

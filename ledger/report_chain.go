@@ -24,6 +24,9 @@ func (c *encoder) fingerprintInput(e Entry) {
 	c.i64(e.Fee)
 	c.str(e.Description)
 	c.postings(e.Postings)
+	if e.Kind == KindRefund {
+		c.str(e.RefundID)
+	}
 }
 
 // EvidenceInput returns the bytes EvidenceDigest hashes.
@@ -67,4 +70,7 @@ func (c *encoder) chainInput(prev [32]byte, r Recorded, postings []Posting, evid
 	c.i64(r.CreatedAt.UnixMicro())
 	c.postings(postings)
 	c.bytes(evidenceDigest[:])
+	if r.Kind == KindRefund {
+		c.str(r.RefundID)
+	}
 }

@@ -142,8 +142,41 @@ func workedExample() string {
 	w("**Checkpoint** of this chain: seq 1, head = that hash, created at %s, key id `%s`.\n", cp.CreatedAt.Format(time.RFC3339Nano), cp.KeyID)
 	w("Signed message (%d bytes):\n\n```text\n%s```\n\n", len(CheckpointMessage(cp)), wrapHex(CheckpointMessage(cp)))
 	w("With the Ed25519 key whose seed is 32 bytes of `07` (public key `%x`),\n", key.Public())
-	w("the signature is `%x`.\n\n%s\n", cp.Signature, exampleEnd)
+	w("the signature is `%x`.\n\n", cp.Signature)
+
+	re, rrec, rprev := exampleRefund()
+	revd := EvidenceDigest(re.Evidence)
+	w("**A refund**, entry 2: refund `%s` of 5.00 CNY of that payment (amount 500; fee share floor(500 × 7 / 1234) = %d),\n", re.RefundID, re.Fee)
+	w("reason `%s`, created at %s, prev hash = the hash of entry 1. Its postings, as completed:\n\n", re.Description, rrec.CreatedAt.Format(time.RFC3339Nano))
+	w("| account | currency | amount |\n| --- | --- | --- |\n")
+	for _, p := range re.Postings {
+		w("| `%s` | %s | %d |\n", p.Account, p.Currency, p.Amount)
+	}
+	w("\nIts evidence: method `%s`, target `%s`, the same scheme and key id, Authorization\n\n```text\n%s\n```\n\nand body\n\n```json\n%s\n```\n\n",
+		re.Evidence.Method, re.Evidence.Target, re.Evidence.Authorization, re.Evidence.Body)
+	w("evidence digest = `%x`\n\n", revd)
+	w("**Fingerprint input** (%d bytes; a refund's ends with its refund id, `%s`):\n\n```text\n%s```\n\n", len(FingerprintInput(re)), re.RefundID, wrapHex(FingerprintInput(re)))
+	w("fingerprint = `%x`\n\n", rrec.Fingerprint)
+	w("**Chain input** of entry 2 (%d bytes; it too ends with the refund id):\n\n```text\n%s```\n\n", len(ChainInput(rprev, rrec, re.Postings, revd)), wrapHex(ChainInput(rprev, rrec, re.Postings, revd)))
+	w("hash of entry 2 = `%x`\n\n%s\n", ChainHash(rprev, rrec, re.Postings, revd), exampleEnd)
 	return b.String()
+}
+
+// exampleRefund is the documented refund: 5.00 CNY of the example payment,
+// entry 2 of the chain.
+func exampleRefund() (Entry, Recorded, [32]byte) {
+	pe, prec, prev := exampleEntry()
+	body := `{"refund_id":"ORD000000000002","order_id":"ORD000000000001","amount":"5.00","currency":"CNY","reason":"cold"}`
+	ev := pe.Evidence
+	ev.Authorization = `WECHATPAY2-SHA256-RSA2048 mchid="M100",nonce_str="7A5C2D1E0F9B8A7C6D5E4F3A2B1C0D9E",timestamp="1767225720",serial_no="5157F09EFDC096DE15EBE81A47057A72",signature="c2lnbmF0dXJl"`
+	ev.Target, ev.Body = "/v1/refunds", []byte(body)
+	e, err := CompleteRefund(Refund("M100", "ORD000000000002", "ORD000000000001", "CNY", 500, "cold", ev), Refundable{Payment: prec})
+	if err != nil {
+		panic(err)
+	}
+	rec := Proposed(e)
+	rec.ID, rec.CreatedAt = 2, time.Date(2026, 1, 1, 0, 2, 0, 654321000, time.UTC)
+	return e, rec, ChainHash(prev, prec, pe.Postings, EvidenceDigest(pe.Evidence))
 }
 
 // TestAuditDocExample checks that the worked example in docs/AUDIT.md is

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -319,6 +320,7 @@ func testAgainstQuill(t *testing.T, q *liveQuill, sc liveScheme) {
 			t.Fatalf("GET %s: %v %d %s", target, err, res.StatusCode, got)
 		}
 	}
+	testRefunds(t, q, c, order)
 	// An error answer is a verified response, not an error.
 	res, got, err = send(c, "GET", q.base+"/v1/payments/ORD999999999999", nil)
 	if err != nil || res.StatusCode != http.StatusNotFound {
@@ -369,4 +371,47 @@ func queryRow(tb testing.TB, dsn, sql string, arg any, dst any) error {
 	}
 	defer conn.Close(ctx)
 	return conn.QueryRow(ctx, sql, arg).Scan(dst)
+}
+
+// testRefunds refunds the 1.23 payment order through Client: a partial
+// refund, its replay, GetRefund, the rest, and the typed refusals.
+func testRefunds(t *testing.T, q *liveQuill, c *http.Client, order string) {
+	t.Helper()
+	ctx := context.Background()
+	qc, err := quillclient.NewClient(q.base, c.Transport.(*quillclient.Transport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := quillclient.RefundRequest{RefundID: orderID(), OrderID: order, Amount: "1.00", Currency: "CNY", Reason: "退款 partial"}
+	first, err := qc.Refund(ctx, req)
+	if err != nil || first.Replayed || first.Kind != "refund" || first.OrderID != order || first.Amount != "1.00" || first.Reason != req.Reason {
+		t.Fatalf("Refund = %+v, %v", first, err)
+	}
+	again, err := qc.Refund(ctx, req)
+	if err != nil || !again.Replayed || again.EntryID != first.EntryID || again.EntryHash != first.EntryHash {
+		t.Fatalf("replayed Refund = %+v, %v", again, err)
+	}
+	got, err := qc.GetRefund(ctx, req.RefundID)
+	if err != nil || got.EntryID != first.EntryID || got.Replayed {
+		t.Fatalf("GetRefund = %+v, %v", got, err)
+	}
+	var apiErr *quillclient.APIError
+	over := req
+	over.RefundID, over.Amount = orderID(), "0.24"
+	if _, err := qc.Refund(ctx, over); !errors.As(err, &apiErr) || apiErr.StatusCode != 422 || apiErr.Code != "refund_exceeds_payment" {
+		t.Fatalf("refund over the payment: %v", err)
+	}
+	changed := req
+	changed.Amount = "0.50"
+	if _, err := qc.Refund(ctx, changed); !errors.As(err, &apiErr) || apiErr.StatusCode != 409 || apiErr.Code != "refund_conflict" {
+		t.Fatalf("changed refund: %v", err)
+	}
+	if _, err := qc.GetRefund(ctx, "ORD000000000000"); !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
+		t.Fatalf("unknown refund: %v", err)
+	}
+	rest := req
+	rest.RefundID, rest.Amount = orderID(), "0.23"
+	if r, err := qc.Refund(ctx, rest); err != nil || r.Replayed {
+		t.Fatalf("the rest: %+v, %v", r, err)
+	}
 }

@@ -109,6 +109,10 @@ token=$(bin/quillctl token --sub 42)
 bin/quillctl request POST /v1/payments --merchant M100 \
   --data "{\"order_id\":\"ORD${stamp}1\",\"amount\":\"12.34\",\"currency\":\"CNY\",\"payer_token\":\"${token}\",\"description\":\"demo coffee\"}"
 
+echo; echo "== demo: refund 2.34 CNY of it to user:42 (signed by M100)"
+bin/quillctl request POST /v1/refunds --merchant M100 \
+  --data "{\"refund_id\":\"ORD${stamp}2\",\"order_id\":\"ORD${stamp}1\",\"amount\":\"2.34\",\"currency\":\"CNY\",\"reason\":\"demo refund\"}"
+
 echo; echo "== demo: query the payment"
 bin/quillctl request GET "/v1/payments/ORD${stamp}1" --merchant M100 --quiet
 

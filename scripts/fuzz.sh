@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a short fixed time (FUZZTIME, default 3s each;
-# 17 targets ≈ 55 s plus builds). scripts/test.sh calls it on every CI run.
+# 18 targets ≈ 60 s plus builds; the tests/attack target starts the real
+# server in each fuzzing process, which adds some 30 s). scripts/test.sh
+# calls it on every CI run.
 #
 # Seed corpora are committed under each package's testdata/fuzz/FuzzName/
 # (go test replays them in every plain `go test` run too); a failing input
@@ -37,6 +39,7 @@ TARGETS=(
   ./signing:FuzzParseAuthorization
   ./signing:FuzzParseSFDictionary
   ./signing:FuzzSignatureBase
+  ./tests/attack:FuzzTamperedRequestRefused
 )
 
 listed=$(printf '%s\n' "${TARGETS[@]}" | sort)

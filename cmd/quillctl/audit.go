@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -584,8 +585,12 @@ type exportState struct {
 	Rows   int64  `json:"rows"`
 }
 
-// stateEvery is how many rows pass between saves of the export state.
-const stateEvery = 5000
+// stateEvery is how often the export state is saved: each save is two
+// fsyncs, so by time (and after an interruption), not by rows.
+const stateEvery = time.Second
+
+// barEvery is how many rows pass between progress bar updates.
+const barEvery = 1000
 
 func runExport(ctx context.Context, c *auditClient, o exportOptions) error {
 	if o.format != "csv" && o.format != "ndjson" {
@@ -630,7 +635,13 @@ func runExport(ctx context.Context, c *auditClient, o exportOptions) error {
 	}
 	defer f.Close()
 	if resume {
-		// Drop whatever partial row followed the last saved position.
+		// Drop whatever partial row followed the last saved position. A file
+		// shorter than that (its tail lost in a system crash) cannot resume.
+		if fi, err := f.Stat(); err != nil {
+			return err
+		} else if fi.Size() < st.Offset {
+			return fmt.Errorf("%s has %d bytes but its state says %d were written: remove %s and export again", o.out, fi.Size(), st.Offset, statePath)
+		}
 		if err := f.Truncate(st.Offset); err != nil {
 			return err
 		}
@@ -658,15 +669,17 @@ func runExport(ctx context.Context, c *auditClient, o exportOptions) error {
 		b, _ := json.Marshal(st)
 		return atomicfile.Write(statePath, b, 0o600)
 	}
-	var row func() (entry int64, seq int32, n int, err error)
+	// row reads the next row; rows are copied to the file as received (the
+	// CSV reader reads through a tee into bw), and end is the input offset
+	// just past the row, so the state can name the last complete row.
+	var row func() (entry int64, seq int32, end int64, err error)
+	base := st.Offset
 	if o.format == "csv" {
-		cr := csv.NewReader(bufio.NewReaderSize(res.Body, 256<<10))
+		cr := csv.NewReader(io.TeeReader(bufio.NewReaderSize(res.Body, 256<<10), bw))
 		cr.ReuseRecord = true
-		// Count what the CSV writer emits per row (it flushes into bw).
-		cnt := &countingWriter{w: bw}
-		cw := csv.NewWriter(cnt)
+		cr.FieldsPerRecord = len(api.ExportColumns)
 		first := !resume
-		row = func() (int64, int32, int, error) {
+		row = func() (int64, int32, int64, error) {
 			rec, err := cr.Read()
 			if err != nil {
 				return 0, 0, 0, err
@@ -676,44 +689,46 @@ func runExport(ctx context.Context, c *auditClient, o exportOptions) error {
 				if strings.Join(rec, ",") != strings.Join(api.ExportColumns, ",") {
 					return 0, 0, 0, errors.New("unexpected CSV header")
 				}
-				before := cnt.n
-				cw.Write(rec)
-				cw.Flush()
-				return -1, 0, int(cnt.n - before), cw.Error()
+				return -1, 0, cr.InputOffset(), nil
 			}
 			e, err1 := strconv.ParseInt(rec[0], 10, 64)
 			s, err2 := strconv.ParseInt(rec[1], 10, 32)
 			if err1 != nil || err2 != nil {
 				return 0, 0, 0, errors.New("malformed row")
 			}
-			before := cnt.n
-			cw.Write(rec)
-			cw.Flush()
-			return e, int32(s), int(cnt.n - before), cw.Error()
+			return e, int32(s), cr.InputOffset(), nil
 		}
 	} else {
 		br := bufio.NewReaderSize(res.Body, 256<<10)
-		row = func() (int64, int32, int, error) {
-			line, err := br.ReadBytes('\n')
+		var off int64
+		row = func() (int64, int32, int64, error) {
+			line, err := br.ReadSlice('\n')
+			if err == bufio.ErrBufferFull {
+				var long []byte
+				long, err = br.ReadBytes('\n')
+				line = append(append([]byte(nil), line...), long...)
+			}
 			if err == io.EOF && len(line) > 0 {
 				err = io.ErrUnexpectedEOF // a row without its newline was cut
 			}
 			if err != nil {
 				return 0, 0, 0, err
 			}
-			var pos struct {
-				EntryID int64 `json:"entry_id"`
-				Seq     int32 `json:"seq"`
-			}
-			if err := json.Unmarshal(line, &pos); err != nil {
+			e, s, ok := ndjsonPosition(line)
+			if !ok {
 				return 0, 0, 0, errors.New("malformed row")
 			}
-			n, err := bw.Write(line)
-			return pos.EntryID, pos.Seq, n, err
+			if _, err := bw.Write(line); err != nil {
+				return 0, 0, 0, err
+			}
+			off += int64(len(line))
+			return e, s, off, nil
 		}
 	}
+	lastSave := time.Now()
+	pending := 0 // rows not yet shown on the bar
 	for {
-		e, s, n, err := row()
+		e, s, end, err := row()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -723,25 +738,27 @@ func runExport(ctx context.Context, c *auditClient, o exportOptions) error {
 			}
 			return fmt.Errorf("export interrupted after %d rows (rerun to resume): %w", st.Rows, err)
 		}
-		written += int64(n)
+		written = base + end
+		st.Offset = written
 		if e < 0 {
-			st.Offset = written
 			continue
 		}
 		st.Rows++
 		st.After = strconv.FormatInt(e, 10) + ":" + strconv.Itoa(int(s))
-		st.Offset = written
-		if bar != nil {
-			bar.Add(1)
-			if st.Rows%1000 == 0 {
-				bar.Describe(fmt.Sprintf("exporting (%.1f MB)", float64(written)/1e6))
-			}
+		if pending++; bar != nil && pending == barEvery {
+			bar.Add(pending)
+			pending = 0
+			bar.Describe(fmt.Sprintf("exporting (%.1f MB)", float64(written)/1e6))
 		}
-		if st.Rows%stateEvery == 0 {
+		if st.Rows%barEvery == 0 && time.Since(lastSave) >= stateEvery {
 			if err := save(); err != nil {
 				return err
 			}
+			lastSave = time.Now()
 		}
+	}
+	if bar != nil && pending > 0 {
+		bar.Add(pending)
 	}
 	if res.Trailer.Get(api.HeaderExportComplete) == "" {
 		if err := save(); err != nil {
@@ -765,6 +782,34 @@ func runExport(ctx context.Context, c *auditClient, o exportOptions) error {
 		return err
 	}
 	return nil
+}
+
+// ndjsonPosition reads entry_id and seq from an exported NDJSON row. Rows
+// start {"entry_id":N,"seq":M, as the server writes them; anything else goes
+// through the JSON decoder.
+func ndjsonPosition(line []byte) (int64, int32, bool) {
+	const p1, p2 = `{"entry_id":`, `,"seq":`
+	if rest, ok := bytes.CutPrefix(line, []byte(p1)); ok {
+		if i := bytes.IndexByte(rest, ','); i > 0 {
+			if after, ok := bytes.CutPrefix(rest[i:], []byte(p2)); ok {
+				if j := bytes.IndexByte(after, ','); j > 0 {
+					e, err1 := strconv.ParseInt(string(rest[:i]), 10, 64)
+					s, err2 := strconv.ParseInt(string(after[:j]), 10, 32)
+					if err1 == nil && err2 == nil && bytes.HasSuffix(line, []byte("}\n")) {
+						return e, int32(s), true
+					}
+				}
+			}
+		}
+	}
+	var pos struct {
+		EntryID *int64 `json:"entry_id"`
+		Seq     *int32 `json:"seq"`
+	}
+	if json.Unmarshal(line, &pos) != nil || pos.EntryID == nil || pos.Seq == nil {
+		return 0, 0, false
+	}
+	return *pos.EntryID, *pos.Seq, true
 }
 
 // countingWriter counts the bytes written through it.

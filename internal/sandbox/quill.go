@@ -125,6 +125,10 @@ type QuillOptions struct {
 	// NotReady: wait only until the process answers /healthz, not until
 	// /readyz says ready (a dependency is down at start on purpose).
 	NotReady bool
+	// ExitsAtStart: the process is expected to refuse to start; StartQuill
+	// waits until it has exited (see Exited and LogTail) and fails the test
+	// if it serves instead.
+	ExitsAtStart bool
 }
 
 // Quill is one `quill serve` process with its merchant API, ops and auditor
@@ -188,6 +192,21 @@ func StartQuill(tb testing.TB, m *Material, o QuillOptions) *Quill {
 func (q *Quill) Start(tb testing.TB) {
 	tb.Helper()
 	q.proc = cluster.Start(tb, q.mat.Dir, "quill", nil, QuillBinary(tb), q.args...)
+	if q.o.ExitsAtStart {
+		err := poll(2*time.Minute, 50*time.Millisecond, func() error {
+			if q.proc.Exited() {
+				return nil
+			}
+			if st, _, err := q.get("/healthz"); err == nil && st == http.StatusOK {
+				return fmt.Errorf("quill serves: %w", errStop)
+			}
+			return fmt.Errorf("quill still starting")
+		})
+		if err != nil {
+			tb.Fatalf("sandbox: quill did not refuse to start: %v", err)
+		}
+		return
+	}
 	path := "/readyz"
 	if q.o.NotReady {
 		path = "/healthz"
@@ -221,6 +240,9 @@ func (q *Quill) LogTail(n int) string {
 	b, _ := os.ReadFile(q.proc.Log)
 	return lastLines(b, n)
 }
+
+// Get is a GET of path on the ops listener.
+func (q *Quill) Get(path string) (int, []byte, error) { return q.get(path) }
 
 func (q *Quill) get(path string) (int, []byte, error) {
 	c := &http.Client{Timeout: 5 * time.Second}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,3 +87,33 @@ func (r *Redis) Client(tb testing.TB) *redis.Client {
 
 // errStop ends an Eventually poll that cannot succeed any more.
 var errStop = errors.New("stop")
+
+// Fill writes values under filler:* until the server refuses a write for
+// memory (set maxmemory first): large values, then small ones, so that less
+// is left than any key needs. It returns the keys written.
+func (r *Redis) Fill(tb testing.TB) []string {
+	tb.Helper()
+	// The connection stays open until the test ends: closing it would free
+	// its buffers and so room for a few more keys.
+	c := r.Client(tb)
+	ctx := context.Background()
+	var written []string
+	for _, size := range []int{64 << 10, 64} {
+		v := strings.Repeat("x", size)
+		for {
+			if len(written) > 1_000_000 {
+				tb.Fatal("sandbox: redis never refused a write for memory (is maxmemory set?)")
+			}
+			k := "filler:" + strconv.Itoa(len(written))
+			err := c.Set(ctx, k, v, 0).Err()
+			if err != nil && strings.Contains(err.Error(), "OOM") {
+				break
+			}
+			if err != nil {
+				tb.Fatal(err)
+			}
+			written = append(written, k)
+		}
+	}
+	return written
+}

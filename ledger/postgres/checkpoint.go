@@ -19,7 +19,7 @@ var _ ledger.Checkpoints = (*Store)(nil)
 
 // auditChunk is how many entries AuditChain reads per round trip (a variable
 // so tests can make every range span many chunks and both readers).
-var auditChunk int64 = 5000
+var auditChunk int64 = 2000
 
 // CreateCheckpoint implements ledger.Checkpoints. Before signing it recomputes
 // the chain from the newest checkpoint to the head (and checks that
@@ -379,6 +379,7 @@ type rawEntry struct {
 	description, scheme, keyID, auth       span
 	method, target, body, bodySum          span
 	fingerprint, hash, prevHash            span
+	refund                                 span // refund_id, empty for other kinds
 	null                                   bool
 }
 
@@ -389,7 +390,8 @@ type rawPosting struct{ entry, account, amount int64 }
 // since 2000-01-01, big-endian.
 const auditEntryColumns = `id, kind, merchant_id, order_id, payer, currency, amount, fee,
 	description, fingerprint, hash, created_at, prev_hash, evidence_scheme, evidence_key_id,
-	authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256`
+	authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256,
+	coalesce(refund_id, '')`
 
 // pgEpochMicros is 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch, in
 // Unix microseconds.
@@ -447,16 +449,12 @@ func (r *chunkReader) read(ctx context.Context, tx pgx.Tx, lo, hi int64) auditCh
 		e.bodyOK = bytes.Equal(sum[:], raw(row.bodySum))
 		rec := ledger.Recorded{
 			ID: row.id, Kind: ledger.Kind(str(row.kind)), Merchant: str(row.merchant), OrderID: str(row.order),
-			Payer: str(row.payer), Currency: str(row.currency), Amount: row.amount, Fee: row.fee,
+			RefundID: str(row.refund), Payer: str(row.payer), Currency: str(row.currency), Amount: row.amount, Fee: row.fee,
 			Description: str(row.description), CreatedAt: time.UnixMicro(row.createdMicros + pgEpochMicros).UTC(),
 		}
 		copy(rec.Fingerprint[:], raw(row.fingerprint))
 		postings := ps[start:len(ps):len(ps)]
-		e.fpOK = r.digest.Fingerprint(ledger.Entry{
-			Kind: rec.Kind, Merchant: rec.Merchant, OrderID: rec.OrderID, Payer: rec.Payer,
-			Currency: rec.Currency, Amount: rec.Amount, Fee: rec.Fee, Description: rec.Description,
-			Postings: postings,
-		}) == rec.Fingerprint
+		e.fpOK = r.digest.Fingerprint(rec.Content(postings)) == rec.Fingerprint
 		evd := r.digest.EvidenceDigest(ledger.Evidence{
 			Scheme: str(row.scheme), KeyID: str(row.keyID), Authorization: str(row.auth),
 			Method: str(row.method), Target: str(row.target), Body: raw(row.body),
@@ -479,7 +477,7 @@ func (r *chunkReader) readEntries(ctx context.Context, tx pgx.Tx, lo, hi int64) 
 	r.buf, r.rows = r.buf[:0], r.rows[:0]
 	for rows.Next() {
 		v := rows.RawValues()
-		if len(v) != 20 {
+		if len(v) != 21 {
 			return fmt.Errorf("ledger/postgres: chain audit: %d columns", len(v))
 		}
 		var e rawEntry
@@ -502,7 +500,7 @@ func (r *chunkReader) readEntries(ctx context.Context, tx pgx.Tx, lo, hi int64) 
 		e.kind, e.merchant, e.order, e.payer, e.currency = put(v[1]), put(v[2]), put(v[3]), put(v[4]), put(v[5])
 		e.description, e.fingerprint, e.hash, e.prevHash = put(v[8]), put(v[9]), put(v[10]), put(v[12])
 		e.scheme, e.keyID, e.auth, e.method, e.target = put(v[13]), put(v[14]), put(v[15]), put(v[16]), put(v[17])
-		e.body, e.bodySum = put(v[18]), put(v[19])
+		e.body, e.bodySum, e.refund = put(v[18]), put(v[19]), put(v[20])
 		r.rows = append(r.rows, e)
 	}
 	return translate(rows.Err())

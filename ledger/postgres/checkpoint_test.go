@@ -217,8 +217,7 @@ func rehash(t *testing.T, s *Store, dsn string, from int64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ee.Fingerprint = ledger.Fingerprint(ledger.Entry{Kind: ee.Kind, Merchant: ee.Merchant, OrderID: ee.OrderID, Payer: ee.Payer,
-			Currency: ee.Currency, Amount: ee.Amount, Fee: ee.Fee, Description: ee.Description, Postings: ee.Postings})
+		ee.Fingerprint = ledger.Fingerprint(ee.Content(ee.Postings))
 		next := ledger.ChainHash(h, ee.Recorded, ee.Postings, ledger.EvidenceDigest(ee.Evidence))
 		if _, err := conn.Exec(ctx, "UPDATE entries SET fingerprint = $2, prev_hash = $3, hash = $4 WHERE id = $1",
 			id, ee.Fingerprint[:], h[:], next[:]); err != nil {

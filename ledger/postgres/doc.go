@@ -11,13 +11,20 @@
 //
 //  1. lock the chain head (SELECT … FROM ledger_head FOR UPDATE), which orders
 //     all writers, in this and in other processes;
-//  2. look up the batch's (merchant, order id) pairs: the same fingerprint is a
-//     replay, a different one ErrOrderConflict; within a batch the first of a
-//     pair wins and identical later ones share its result;
+//  2. look up the batch's (merchant, order id) pairs and, for refunds,
+//     (merchant, refund id) pairs: a request that ledger.Matches the stored
+//     entry is a replay, a different one ErrOrderConflict; within a batch the
+//     first of a key wins and matching later ones share its result; and read
+//     the payments the batch's refunds name with what their refunds so far
+//     returned (then, in a second round trip, the refunds' accounts);
 //  3. create missing accounts and lock the touched balances;
-//  4. apply the entries in order in memory: one that would take a wallet,
-//     merchant or fee account below zero gets ErrInsufficientFunds and is left
-//     out, the others go on;
+//  4. apply the entries in order in memory: a refund is first completed
+//     against its payment and the refunds before it, in the database and
+//     earlier in the batch (ledger.CompleteRefund: payer, fee share,
+//     postings; over the payment is ErrRefundExceedsPayment); one that would
+//     take a wallet, merchant or fee account below zero gets
+//     ErrInsufficientFunds (ErrMerchantFunds for a refund) and is left out,
+//     the others go on;
 //  5. assign ids (the chain sequence), created_at and chain hashes, and write
 //     all entries, postings, balance deltas and the new head in one pipelined
 //     round trip of multi-row INSERT … SELECT FROM unnest(…);
@@ -59,7 +66,14 @@
 // UPDATE, DELETE and
 // TRUNCATE on entries, postings and accounts; CHECK balances_non_negative
 // stops a wallet, merchant or fee balance going negative; UNIQUE
-// entries_merchant_order_key makes (merchant, order id) idempotent. Errors
+// entries_merchant_order_key makes (merchant, order id) idempotent (for every
+// kind but refunds, which carry their payment's order id) and
+// entries_merchant_refund_key (merchant, refund id); and a refund's place
+// among its payment's refunds is unique (entries_refund_seq_key) and checked
+// by a trigger against the refunds visible before it and the payment's
+// amount and fee (entries_refund_total), so refunds never exceed their
+// payment whoever writes them, at any isolation level (migration 0011).
+// Errors
 // are translated by constraint name into the ledger package's sentinels, so
 // nothing above this package sees pgx.
 //

@@ -25,8 +25,8 @@ var constraintErrors = map[string]error{
 	// of its own, or refunds that would total more than the payment.
 	"entries_merchant_refund_key": ledger.ErrOrderConflict,
 	"entries_refund_columns":      ledger.ErrInvalidEntry,
-	"entries_refund_target":       ledger.ErrInvalidEntry,
-	"entries_refund_total":        ledger.ErrInvalidEntry,
+	"entries_refund_target":       ledger.ErrNotRefundable,
+	"entries_refund_total":        ledger.ErrRefundExceedsPayment,
 }
 
 // translate turns a driver error into a ledger error: a violated constraint

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +34,7 @@ func (b book) snapshot(tb testing.TB, existing ...ledger.Recorded) snapshot {
 		s.balances[k] = bal
 	}
 	for _, r := range existing {
-		s.existing[orderKey{r.Merchant, r.OrderID}] = r
+		s.existing[recordKey(r)] = r
 	}
 	return s
 }
@@ -234,6 +236,83 @@ func lenOf(col any) int {
 		return len(c)
 	case []time.Time:
 		return len(c)
+	case []*string:
+		return len(c)
+	case []*int64:
+		return len(c)
+	case []*int32:
+		return len(c)
 	}
 	panic("unknown column type")
+}
+
+// TestDecideRefunds pins how a batch decides refunds: against the payment's
+// refunds in the snapshot and earlier in the batch, with the fee share, the
+// place among the payment's refunds, and the merchant's balance.
+func TestDecideRefunds(t *testing.T) {
+	paid := ledger.Proposed(payment("ORD1", "42", 1_000, 6))
+	paid.ID = 7
+	rf := func(id, order string, amount int64) ledger.Entry {
+		return ledger.Refund("M1", id, order, "CNY", amount, "", ev(id))
+	}
+	reqs := []*request{}
+	for _, e := range []ledger.Entry{
+		rf("A", "ORD1", 600), rf("B", "ORD1", 600), rf("C", "ORD1", 400), rf("A", "ORD1", 600), rf("A", "ORD1", 601),
+		rf("D", "ORD9", 1), payment("ORD5", "42", 100, 1), rf("E", "ORD5", 50),
+	} {
+		reqs = append(reqs, newRequest(e))
+	}
+	snap := book{"user:42": 0, "merchant:M1": 994, "platform:fees": 6}.snapshot(t)
+	snap.targets = map[orderKey]ledger.Refundable{{merchant: "M1", order: "ORD1"}: {Payment: paid}}
+	k := keys(reqs)
+	if len(k.refunds) != 5 || len(k.targets) != 3 {
+		t.Fatalf("keys: %d refund keys, %d targets; want 5 and 3", len(k.refunds), len(k.targets))
+	}
+	p := decide(reqs, k, snap, time.Now)
+	type want struct {
+		err error
+		id  int64
+		fee int64
+	}
+	for i, w := range []want{{nil, 42, 3}, {ledger.ErrRefundExceedsPayment, 0, 0}, {nil, 43, 3}, {nil, 42, 3},
+		{ledger.ErrOrderConflict, 0, 0}, {ledger.ErrNotFound, 0, 0}, {nil, 44, 1}, {nil, 45, 0}} {
+		r := p.results[i]
+		if !errors.Is(r.err, w.err) || (w.err == nil) != (r.err == nil) || r.rec.ID != w.id || r.rec.Fee != w.fee {
+			t.Errorf("request %d: %+v, %v; want id %d fee %d, %v", i, r.rec, r.err, w.id, w.fee, w.err)
+		}
+	}
+	if !p.results[3].rec.Replayed || p.results[0].rec.Replayed || p.results[0].rec.Payer != "42" {
+		t.Errorf("replay flags or payer wrong: %+v / %+v", p.results[0].rec, p.results[3].rec)
+	}
+	// Places and payments of the written refunds: 1 and 2 of entry 7, 1 of
+	// entry 44 (paid in this batch).
+	var places []string
+	for j := range p.entries.ids {
+		if p.entries.refundSeqs[j] == nil {
+			places = append(places, "-")
+			continue
+		}
+		places = append(places, fmt.Sprintf("%s:%d@%d", *p.entries.refundIDs[j], *p.entries.refundSeqs[j], *p.entries.refundOfs[j]))
+	}
+	if got := strings.Join(places, " "); got != "A:1@7 C:2@7 - E:1@44" {
+		t.Errorf("refund places %q", got)
+	}
+	got := map[int64]int64{}
+	for i, id := range p.deltaIDs {
+		got[id] += p.deltas[i]
+	}
+	for code, want := range map[string]int64{"user:42": 1_000 - 100 + 50, "merchant:M1": 994 - 597 - 397 + 99 - 50, "platform:fees": 1} { // fees: ORD1's 6 all returned, ORD5's 1 taken
+		k := accountKey{code, "CNY"}
+		if b := snap.balances[k] + got[snap.accounts[k].id]; b != want {
+			t.Errorf("%s: %d after the batch, want %d", code, b, want)
+		}
+	}
+
+	// A merchant whose balance cannot cover the refund.
+	poor := book{"user:42": 0, "merchant:M1": 100, "platform:fees": 6}.snapshot(t)
+	poor.targets = snap.targets
+	reqs = []*request{newRequest(rf("A", "ORD1", 600))}
+	if p := decide(reqs, keys(reqs), poor, time.Now); !errors.Is(p.results[0].err, ledger.ErrMerchantFunds) || p.written() != 0 {
+		t.Errorf("refund beyond the merchant's balance: %v, %d written", p.results[0].err, p.written())
+	}
 }

@@ -51,18 +51,21 @@ func TestWritePathPlans(t *testing.T) {
 	t.Run("prepared statements", func(t *testing.T) {
 		// Arguments for EXPLAIN EXECUTE; their values do not shape a generic plan.
 		args := map[string]string{
-			sqlLockHead:       "",
-			sqlExisting:       "('{M1,M2}', '{SEED000000000001,ORD1}')",
-			sqlEnsureAccounts: "('{user:x}', '{CNY}', '{liability}', '{f}')",
-			sqlBalancesByCode: "('{user:1,merchant:M1}', '{CNY,CNY}')",
-			sqlBalancesByID:   "('{1,2,3}')",
+			sqlLockHead:        "",
+			sqlExisting:        "('{M1,M2}', '{SEED000000000001,ORD1}')",
+			sqlExistingRefunds: "('{M1,M2}', '{R1,R2}')",
+			sqlRefundTargets:   "('{M1,M2}', '{SEED000000000001,ORD1}')",
+			sqlEnsureAccounts:  "('{user:x}', '{CNY}', '{liability}', '{f}')",
+			sqlBalancesByCode:  "('{user:1,merchant:M1}', '{CNY,CNY}')",
+			sqlBalancesByID:    "('{1,2,3}')",
 			sqlInsertEntries: `('{1}', '{payment}', '{M1}', '{O}', '{1}', '{CNY}', '{10}', '{0}', '{d}',
 				'{"\\x00"}', '{"\\x00"}', '{"\\x00"}', '{2025-01-01T00:00:00Z}', '{s}', '{k}', '{a}', '{POST}', '{/}',
-				'{"\\x00"}', '{"\\x00"}', '{2}')`,
+				'{"\\x00"}', '{"\\x00"}', '{2}', '{R1}', '{7}', '{1}')`,
 			sqlInsertPostings: "('{1,1}', '{0,1}', '{2,2}', '{1,2}', '{10,-10}')",
 			sqlUpdateBalances: "('{1,2}', '{10,-10}')",
 			sqlUpdateHead:     `(1, '\x00')`,
 			sqlEntry:          "('M1', 'SEED000000000001')",
+			sqlRefund:         "('M1', 'R1')",
 			sqlBalance:        "('merchant:M1', 'CNY')",
 			sqlListRecords:    "('M1', 'merchant:', 'payment', 1, 100000, NULL, '2030-01-01T00:00:00Z', 0, 101)",
 			sqlEachRecord:     "('M1', 'merchant:', 1, 100000, '2020-01-01T00:00:00Z', NULL, 'payment', 'deposit')",
@@ -142,6 +145,10 @@ func TestWritePathPlans(t *testing.T) {
 						e = ledger.Payment("M3", "SEED000000010002", "2", "CNY", 5, 0, "conflict", ev("c"))
 					case i == 3:
 						e = payment(fmt.Sprint("BROKE", round), fmt.Sprint("new", round), 1<<50, 0)
+					case i == 4: // a refund of the seeded payment n=1, one unit a round
+						e = ledger.Refund("M2", fmt.Sprint("R", round), "SEED000000010001", "CNY", 1, "", ev("rf"))
+					case i == 5:
+						e = ledger.Refund("M2", fmt.Sprint("RX", round), "NO-SUCH-ORDER", "CNY", 1, "", ev("rx"))
 					default:
 						e = ledger.Payment("M1", fmt.Sprintf("P%d-%d", round, i), fmt.Sprint(i*97), "CNY", 500, 5, "", ev("p"))
 					}
@@ -151,6 +158,8 @@ func TestWritePathPlans(t *testing.T) {
 						want = ledger.ErrOrderConflict
 					case 3:
 						want = ledger.ErrInsufficientFunds
+					case 5:
+						want = ledger.ErrNotFound
 					}
 					rec, err := s.Record(ctx, e)
 					if !errors.Is(err, want) {
@@ -166,6 +175,9 @@ func TestWritePathPlans(t *testing.T) {
 		if _, err := s.Entry(ctx, "M1", "P0-10"); err != nil {
 			t.Error(err)
 		}
+		if _, err := s.Refund(ctx, "M2", "R0"); err != nil {
+			t.Error(err)
+		}
 		if _, err := s.Balance(ctx, "merchant:M1", "CNY"); err != nil {
 			t.Error(err)
 		}
@@ -178,8 +190,7 @@ func TestWritePathPlans(t *testing.T) {
 			if strings.Contains(p, "VerifyChain") || strings.Contains(p, "evidence_body_sha256\n\t\tFROM entries WHERE id BETWEEN") {
 				continue
 			}
-			for _, mark := range []string{"INSERT INTO entries", "p.seq < NEW.posting_count", `"public"."accounts"`,
-				`"public"."entries"`, "FROM unnest($1::text[], $2::text[]) AS u(m, o)", "UPDATE balances"} {
+			for _, mark := range planMarks {
 				if strings.Contains(p, mark) {
 					seen[mark] = true
 				}
@@ -188,14 +199,20 @@ func TestWritePathPlans(t *testing.T) {
 				t.Errorf("a query of the write or read path scans a whole table:\n%s", p)
 			}
 		}
-		for _, mark := range []string{"INSERT INTO entries", "p.seq < NEW.posting_count", `"public"."accounts"`,
-			`"public"."entries"`, "FROM unnest($1::text[], $2::text[]) AS u(m, o)", "UPDATE balances"} {
+		for _, mark := range planMarks {
 			if !seen[mark] {
 				t.Errorf("no plan containing %q was reported: auto_explain did not see every query", mark)
 			}
 		}
 	})
 }
+
+// planMarks are texts that the plans of a workload's statements must show,
+// so the test knows auto_explain saw them: the entry insert, the commit-time
+// balance check, the refund check, the lookups and the balance update.
+var planMarks = []string{"INSERT INTO entries", "p.seq < NEW.posting_count", "r.refund_seq <= NEW.refund_seq",
+	`"public"."accounts"`, `"public"."entries"`, "FROM unnest($1::text[], $2::text[]) AS u(m, o)",
+	"FROM unnest($1::text[], $2::text[]) AS u(m, r)", "UPDATE balances"}
 
 // auditQuery reports whether plan belongs to the integrity checks the test
 // runs itself (CheckBalances, VerifyChain), which read whole tables by design.

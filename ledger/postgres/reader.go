@@ -11,23 +11,34 @@ import (
 	"github.com/quillpay/quill/ledger"
 )
 
-// The read path of a request: both look one row up by a unique key, which a
+// The read path of a request: each looks one row up by a unique key, which a
 // generic plan does by index whatever the statistics (TestWritePathPlans).
 const (
-	sqlEntry = `SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee,
-		description, fingerprint, hash, created_at FROM entries WHERE merchant_id = $1 AND order_id = $2 AND refund_id IS NULL`
+	sqlEntry = `SELECT ` + recordedColumns + ` FROM entries e
+		WHERE e.merchant_id = $1 AND e.order_id = $2 AND e.refund_id IS NULL`
+	sqlRefund = `SELECT ` + recordedColumns + ` FROM entries e
+		WHERE e.merchant_id = $1 AND e.refund_id = $2 AND e.refund_id IS NOT NULL`
 	sqlBalance = `SELECT b.balance FROM accounts a
 		CROSS JOIN LATERAL (SELECT balance FROM balances b WHERE b.account_id = a.id LIMIT 1) b
 		WHERE a.code = $1 AND a.currency = $2`
 )
 
 // readPathSQL lists the statements a request's reads send.
-var readPathSQL = []string{sqlEntry, sqlBalance}
+var readPathSQL = []string{sqlEntry, sqlRefund, sqlBalance}
 
 // Entry returns the entry of merchant's order id, or ledger.ErrNotFound.
 func (s *Store) Entry(ctx context.Context, merchant, orderID string) (ledger.Recorded, error) {
 	row := s.pool.QueryRow(ctx, sqlEntry, merchant, orderID)
 	r, err := scanRecorded(row)
+	if err != nil {
+		return ledger.Recorded{}, translate(err)
+	}
+	return r, nil
+}
+
+// Refund returns merchant's refund refundID, or ledger.ErrNotFound.
+func (s *Store) Refund(ctx context.Context, merchant, refundID string) (ledger.Recorded, error) {
+	r, err := scanRecorded(s.pool.QueryRow(ctx, sqlRefund, merchant, refundID))
 	if err != nil {
 		return ledger.Recorded{}, translate(err)
 	}
@@ -112,7 +123,7 @@ type storedEntry struct {
 }
 
 func verifyRange(ctx context.Context, tx pgx.Tx, lo, hi int64, prev [32]byte) ([32]byte, error) {
-	rows, err := tx.Query(ctx, `SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee,
+	rows, err := tx.Query(ctx, `SELECT id, kind, merchant_id, order_id, coalesce(refund_id, ''), payer, currency, amount, fee,
 		description, fingerprint, hash, created_at, prev_hash, evidence_scheme, evidence_key_id,
 		authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256
 		FROM entries WHERE id BETWEEN $1 AND $2 ORDER BY id`, lo, hi)
@@ -126,7 +137,7 @@ func verifyRange(ctx context.Context, tx pgx.Tx, lo, hi int64, prev [32]byte) ([
 			kind     string
 			fp, hash []byte
 		)
-		if err := rows.Scan(&e.rec.ID, &kind, &e.rec.Merchant, &e.rec.OrderID, &e.rec.Payer, &e.rec.Currency,
+		if err := rows.Scan(&e.rec.ID, &kind, &e.rec.Merchant, &e.rec.OrderID, &e.rec.RefundID, &e.rec.Payer, &e.rec.Currency,
 			&e.rec.Amount, &e.rec.Fee, &e.rec.Description, &fp, &hash, &e.rec.CreatedAt, &e.prevHash,
 			&e.ev.Scheme, &e.ev.KeyID, &e.ev.Authorization, &e.ev.Method, &e.ev.Target, &e.ev.Body, &e.bodySum); err != nil {
 			rows.Close()
@@ -183,12 +194,7 @@ func verifyRange(ctx context.Context, tx pgx.Tx, lo, hi int64, prev [32]byte) ([
 		if sum := sha256.Sum256(body); string(sum[:]) != string(e.bodySum) {
 			return prev, fmt.Errorf("%w: entry %d: evidence body does not match its digest", ledger.ErrIntegrity, id)
 		}
-		content := ledger.Entry{
-			Kind: e.rec.Kind, Merchant: e.rec.Merchant, OrderID: e.rec.OrderID, Payer: e.rec.Payer,
-			Currency: e.rec.Currency, Amount: e.rec.Amount, Fee: e.rec.Fee, Description: e.rec.Description,
-			Postings: e.postings,
-		}
-		if ledger.Fingerprint(content) != e.rec.Fingerprint {
+		if ledger.Fingerprint(e.rec.Content(e.postings)) != e.rec.Fingerprint {
 			return prev, fmt.Errorf("%w: entry %d: content does not match its fingerprint", ledger.ErrIntegrity, id)
 		}
 		h := ledger.ChainHash(prev, e.rec, e.postings, ledger.EvidenceDigest(e.ev))

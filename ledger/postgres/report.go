@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -182,16 +183,22 @@ func unscopedTotals(ctx context.Context, tx pgx.Tx, tb *ledger.TrialBalance, che
 	if err != nil {
 		return err
 	}
+	// The accounts that moved in the last full block have their running
+	// totals in that block's rows (one range scan); the others, in their
+	// latest earlier row (one probe each, skipped for the first kind).
 	rows, err := tx.Query(ctx, `WITH tail AS (
 			SELECT account_id, coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS debit,
 				coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS credit
-			FROM postings WHERE entry_id > $3::bigint * $2::bigint AND entry_id <= $1 GROUP BY account_id)
-		SELECT a.code, a.currency, a.type, c.debit IS NOT NULL OR t.account_id IS NOT NULL,
-			(coalesce(c.debit, 0) + coalesce(t.debit, 0))::bigint, (coalesce(c.credit, 0) + coalesce(t.credit, 0))::bigint,
+			FROM postings WHERE entry_id > $3::bigint * $2::bigint AND entry_id <= $1 GROUP BY account_id),
+		last AS (SELECT account_id, debit, credit FROM posting_totals WHERE size = $2 AND block = $3 - 1)
+		SELECT a.code, a.currency, a.type, coalesce(l.debit, c.debit) IS NOT NULL OR t.account_id IS NOT NULL,
+			(coalesce(l.debit, c.debit, 0) + coalesce(t.debit, 0))::bigint, (coalesce(l.credit, c.credit, 0) + coalesce(t.credit, 0))::bigint,
 			b.balance
 		FROM accounts a
+		LEFT JOIN last l ON l.account_id = a.id
 		LEFT JOIN LATERAL (SELECT debit, credit FROM posting_totals pt
-			WHERE pt.size = $2 AND pt.account_id = a.id AND pt.block < $3 ORDER BY pt.block DESC LIMIT 1) c ON true
+			WHERE l.account_id IS NULL AND pt.size = $2 AND pt.account_id = a.id AND pt.block < $3 - 1
+			ORDER BY pt.block DESC LIMIT 1) c ON true
 		LEFT JOIN tail t ON t.account_id = a.id
 		LEFT JOIN balances b ON b.account_id = a.id
 		ORDER BY a.code, a.currency`, tb.AsOfEntry, blockSize, nb)
@@ -396,7 +403,10 @@ func (s *Store) ExportRange(ctx context.Context, q ledger.JournalQuery) (ledger.
 }
 
 // Export implements ledger.Reports: one query whose rows are read off the
-// connection as they arrive, so memory does not grow with the range.
+// connection as they arrive, so memory does not grow with the range. Rows
+// come in binary and are decoded in place; an entry's text is decoded once
+// for all its postings, and repeated names (kinds, merchants, accounts) are
+// shared, up to maxInterned of them.
 func (s *Store) Export(ctx context.Context, pos ledger.JournalPosition, merchants []string, emit func(ledger.JournalRow) error) error {
 	const cols = `SELECT e.id, p.seq, e.created_at, e.kind, e.merchant_id, e.order_id, e.payer, e.description,
 		a.code, a.currency, p.amount, e.hash
@@ -407,32 +417,55 @@ func (s *Store) Export(ctx context.Context, pos ledger.JournalPosition, merchant
 		err  error
 	)
 	if merchants == nil {
-		rows, err = s.pool.Query(ctx, cols+` ORDER BY p.entry_id, p.seq`, pos.ToEntry, pos.AfterEntry, pos.AfterSeq)
+		rows, err = s.pool.Query(ctx, cols+` ORDER BY p.entry_id, p.seq`, binaryResults, pos.ToEntry, pos.AfterEntry, pos.AfterSeq)
 	} else {
 		rows, err = s.pool.Query(ctx, cols+` AND e.merchant_id = ANY($4) ORDER BY p.entry_id, p.seq`,
-			pos.ToEntry, pos.AfterEntry, pos.AfterSeq, merchants)
+			binaryResults, pos.ToEntry, pos.AfterEntry, pos.AfterSeq, merchants)
 	}
 	if err != nil {
 		return translate(err)
 	}
 	defer rows.Close()
-	var (
-		r    ledger.JournalRow
-		kind string
-		hash []byte
-	)
+	names := interner{}
+	r := ledger.JournalRow{EntryID: -1}
 	for rows.Next() {
-		if err := rows.Scan(&r.EntryID, &r.Seq, &r.CreatedAt, &kind, &r.Merchant, &r.OrderID, &r.Payer, &r.Description,
-			&r.Account, &r.Currency, &r.Amount, &hash); err != nil {
-			return translate(err)
+		v := rows.RawValues()
+		if len(v) != 12 || len(v[0]) != 8 || len(v[1]) != 4 || len(v[2]) != 8 || len(v[10]) != 8 {
+			return fmt.Errorf("%w: export: a NULL or malformed column", ledger.ErrIntegrity)
 		}
-		r.Kind, r.CreatedAt = ledger.Kind(kind), r.CreatedAt.UTC()
-		copy(r.Hash[:], hash)
+		if id := int64(binary.BigEndian.Uint64(v[0])); id != r.EntryID {
+			r.EntryID = id
+			r.CreatedAt = time.UnixMicro(int64(binary.BigEndian.Uint64(v[2])) + pgEpochMicros).UTC()
+			r.Kind, r.Merchant = ledger.Kind(names.get(v[3])), names.get(v[4])
+			r.OrderID, r.Payer, r.Description = string(v[5]), string(v[6]), string(v[7])
+			copy(r.Hash[:], v[11])
+		}
+		r.Seq = int32(binary.BigEndian.Uint32(v[1]))
+		r.Account, r.Currency = names.get(v[8]), names.get(v[9])
+		r.Amount = int64(binary.BigEndian.Uint64(v[10]))
 		if err := emit(r); err != nil {
 			return err
 		}
 	}
 	return translate(rows.Err())
+}
+
+// maxInterned bounds an interner: memory stays constant however many
+// accounts a ledger has.
+const maxInterned = 1 << 16
+
+// interner returns one string for each distinct byte string it is given.
+type interner map[string]string
+
+func (n interner) get(b []byte) string {
+	if s, ok := n[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(n) < maxInterned {
+		n[s] = s
+	}
+	return s
 }
 
 // EntryEvidence implements ledger.Reports.
@@ -444,10 +477,10 @@ func (s *Store) EntryEvidence(ctx context.Context, id int64, merchants []string)
 			fp, hash, prev []byte
 			bodySum        []byte
 		)
-		err := tx.QueryRow(ctx, `SELECT id, kind, merchant_id, order_id, payer, currency, amount, fee, description,
+		err := tx.QueryRow(ctx, `SELECT id, kind, merchant_id, order_id, coalesce(refund_id, ''), payer, currency, amount, fee, description,
 			fingerprint, hash, prev_hash, created_at, evidence_scheme, evidence_key_id, authorization_header,
 			evidence_method, evidence_target, evidence_body, evidence_body_sha256
-			FROM entries WHERE id = $1`, id).Scan(&ee.ID, &kind, &ee.Merchant, &ee.OrderID, &ee.Payer, &ee.Currency,
+			FROM entries WHERE id = $1`, id).Scan(&ee.ID, &kind, &ee.Merchant, &ee.OrderID, &ee.RefundID, &ee.Payer, &ee.Currency,
 			&ee.Amount, &ee.Fee, &ee.Description, &fp, &hash, &prev, &ee.CreatedAt, &ee.Evidence.Scheme,
 			&ee.Evidence.KeyID, &ee.Evidence.Authorization, &ee.Evidence.Method, &ee.Evidence.Target,
 			&ee.Evidence.Body, &bodySum)

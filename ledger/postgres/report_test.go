@@ -16,15 +16,41 @@ import (
 type model struct {
 	entries []ledger.Entry
 	recs    []ledger.Recorded
+	paid    map[[2]string]ledger.Refundable // payments by (merchant, order id), with their refunds
+	after   func()                          // if set, called after each entry is recorded
 }
 
+// record writes e and adds it to the model; a refund is completed by the
+// model itself, from the payments and refunds it recorded.
 func (m *model) record(tb testing.TB, s *Store, e ledger.Entry) {
 	tb.Helper()
 	r := mustRecord(tb, s, e)
 	if r.ID != int64(len(m.recs)+1) {
 		tb.Fatalf("entry %s got id %d", e.OrderID, r.ID)
 	}
+	if m.paid == nil {
+		m.paid = map[[2]string]ledger.Refundable{}
+	}
+	key := [2]string{e.Merchant, e.OrderID}
+	switch e.Kind {
+	case ledger.KindPayment:
+		m.paid[key] = ledger.Refundable{Payment: r}
+	case ledger.KindRefund:
+		t := m.paid[key]
+		done, err := ledger.CompleteRefund(e, t)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if r.Fee != done.Fee || r.Payer != done.Payer {
+			tb.Fatalf("refund %s recorded fee %d payer %s, the model says %d %s", e.RefundID, r.Fee, r.Payer, done.Fee, done.Payer)
+		}
+		t.Refunded, t.RefundedFee, t.Refunds = t.Refunded+e.Amount, t.RefundedFee+done.Fee, t.Refunds+1
+		m.paid[key], e = t, done
+	}
 	m.entries, m.recs = append(m.entries, e), append(m.recs, r)
+	if m.after != nil {
+		m.after()
+	}
 }
 
 type acctKey struct{ code, cur string }
@@ -60,7 +86,12 @@ func normal(code string, net int64) int64 {
 // seed writes a mixed ledger for two merchants and returns its model.
 func seed(tb testing.TB, s *Store) *model {
 	tb.Helper()
-	m := &model{}
+	return seedInto(tb, s, &model{})
+}
+
+// seedInto is seed recording into m (whose after hook may watch each entry).
+func seedInto(tb testing.TB, s *Store, m *model) *model {
+	tb.Helper()
 	m.record(tb, s, deposit("D1", "42", 10_000))
 	m.record(tb, s, deposit("D2", "43", 5_000))
 	for i := 0; i < 7; i++ {
@@ -68,6 +99,10 @@ func seed(tb testing.TB, s *Store) *model {
 		m.record(tb, s, ledger.Payment("M2", fmt.Sprintf("Q%d", i), "43", "CNY", int64(50+i), 1, "m2", ev(fmt.Sprintf("q%d", i))))
 	}
 	m.record(tb, s, deposit("D3", "42", 1))
+	// Refunds: two partial ones of P3 and a full one of M2's Q2.
+	m.record(tb, s, refund("RF1", "P3", 100))
+	m.record(tb, s, refund("RF2", "P3", 111))
+	m.record(tb, s, ledger.Refund("M2", "RF1", "Q2", "CNY", 52, "", ev("rq2")))
 	return m
 }
 
@@ -260,7 +295,7 @@ func TestStatementPages(t *testing.T) {
 			t.Errorf("Statement(%s %v) = %v, want ErrNotFound", q.Account, q.Merchants, err)
 		}
 	}
-	if st, err := s.Statement(ctx, ledger.StatementQuery{Account: "merchant:M2", Currency: "CNY", Merchants: []string{"M2"}}); err != nil || len(st.Lines) != 7 {
+	if st, err := s.Statement(ctx, ledger.StatementQuery{Account: "merchant:M2", Currency: "CNY", Merchants: []string{"M2"}}); err != nil || len(st.Lines) != 8 { // 7 payments, 1 refund
 		t.Errorf("own merchant account in scope: %d lines, %v", len(st.Lines), err)
 	}
 }

@@ -26,13 +26,27 @@ const (
 const (
 	sqlLockHead = `SELECT seq, hash FROM ledger_head FOR UPDATE`
 
-	sqlExisting = `SELECT e.id, e.kind, e.merchant_id, e.order_id, e.payer, e.currency, e.amount, e.fee,
-		e.description, e.fingerprint, e.hash, e.created_at
-	FROM unnest($1::text[], $2::text[]) AS u(m, o)
+	sqlExisting = `SELECT e.* FROM unnest($1::text[], $2::text[]) AS u(m, o)
 	CROSS JOIN LATERAL (
-		SELECT e.id, e.kind, e.merchant_id, e.order_id, e.payer, e.currency, e.amount, e.fee,
-			e.description, e.fingerprint, e.hash, e.created_at
+		SELECT ` + recordedColumns + `
 		FROM entries e WHERE e.merchant_id = u.m AND e.order_id = u.o AND e.refund_id IS NULL LIMIT 1) e`
+
+	// The refunds already written under the batch's refund keys.
+	sqlExistingRefunds = `SELECT e.* FROM unnest($1::text[], $2::text[]) AS u(m, r)
+	CROSS JOIN LATERAL (
+		SELECT ` + recordedColumns + `
+		FROM entries e WHERE e.merchant_id = u.m AND e.refund_id = u.r AND e.refund_id IS NOT NULL LIMIT 1) e`
+
+	// The payments the batch's refunds name, each with what its refunds so
+	// far returned (read from entries_refund_seq_key alone). Read under the
+	// head lock, so exact until the batch commits.
+	sqlRefundTargets = `SELECT p.*, t.n, t.refunded, t.fees FROM unnest($1::text[], $2::text[]) AS u(m, o)
+	CROSS JOIN LATERAL (
+		SELECT ` + recordedColumns + `
+		FROM entries e WHERE e.merchant_id = u.m AND e.order_id = u.o AND e.refund_id IS NULL LIMIT 1) p
+	CROSS JOIN LATERAL (
+		SELECT count(*)::int AS n, coalesce(sum(r.amount), 0)::bigint AS refunded, coalesce(sum(r.fee), 0)::bigint AS fees
+		FROM entries r WHERE r.refund_of = p.id AND r.refund_of IS NOT NULL) t`
 
 	sqlEnsureAccounts = `WITH ins AS (
 		INSERT INTO accounts (code, currency, type, allow_negative)
@@ -56,11 +70,12 @@ const (
 
 	sqlInsertEntries = `INSERT INTO entries (id, kind, merchant_id, order_id, payer, currency, amount, fee,
 		description, fingerprint, prev_hash, hash, created_at, evidence_scheme, evidence_key_id,
-		authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256, posting_count)
+		authorization_header, evidence_method, evidence_target, evidence_body, evidence_body_sha256, posting_count,
+		refund_id, refund_of, refund_seq)
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
 		$7::bigint[], $8::bigint[], $9::text[], $10::bytea[], $11::bytea[], $12::bytea[],
 		$13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
-		$19::bytea[], $20::bytea[], $21::int[])`
+		$19::bytea[], $20::bytea[], $21::int[], $22::text[], $23::bigint[], $24::int[])`
 
 	sqlInsertPostings = `INSERT INTO postings (entry_id, seq, entry_postings, account_id, amount)
 	SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bigint[], $5::bigint[])`
@@ -74,10 +89,14 @@ const (
 	sqlUpdateHead = `UPDATE ledger_head SET seq = $1, hash = $2`
 )
 
+// recordedColumns are the columns scanRecorded reads, from entries e.
+const recordedColumns = `e.id, e.kind, e.merchant_id, e.order_id, coalesce(e.refund_id, '') AS refund_id, e.payer,
+		e.currency, e.amount, e.fee, e.description, e.fingerprint, e.hash, e.created_at`
+
 // writePathSQL lists every statement a batch may send, for TestWritePathPlans.
 var writePathSQL = []string{
-	sqlLockHead, sqlExisting, sqlEnsureAccounts, sqlBalancesByCode, sqlBalancesByID,
-	sqlInsertEntries, sqlInsertPostings, sqlUpdateBalances, sqlUpdateHead,
+	sqlLockHead, sqlExisting, sqlExistingRefunds, sqlRefundTargets, sqlEnsureAccounts, sqlBalancesByCode,
+	sqlBalancesByID, sqlInsertEntries, sqlInsertPostings, sqlUpdateBalances, sqlUpdateHead,
 }
 
 // writeBatch writes reqs in one transaction and returns each request's
@@ -93,7 +112,7 @@ func (s *Store) writeBatch(ctx context.Context, reqs []*request) ([]result, stag
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
 
-	snap, err := s.read(ctx, tx, k)
+	snap, err := s.read(ctx, tx, &k)
 	if err != nil {
 		return nil, beforeCommit, err
 	}
@@ -128,10 +147,12 @@ func (s *Store) writeBatch(ctx context.Context, reqs []*request) ([]result, stag
 	return p.results, committing, nil
 }
 
-// read locks the chain head, looks up the batch's order keys, creates the
-// accounts not known to exist and locks the balances the batch touches, in
-// one round trip.
-func (s *Store) read(ctx context.Context, tx pgx.Tx, k batchKeys) (snapshot, error) {
+// read locks the chain head, looks up the batch's order and refund keys,
+// creates the accounts not known to exist and locks the balances the batch
+// touches. That is one round trip, or two when the batch holds refunds: the
+// accounts a refund posts to (its payer's wallet) are known only once its
+// payment has been read under the head lock; read adds them to k.accounts.
+func (s *Store) read(ctx context.Context, tx pgx.Tx, k *batchKeys) (snapshot, error) {
 	snap := snapshot{
 		existing: make(map[orderKey]ledger.Recorded),
 		accounts: make(map[accountKey]account, len(k.accounts)),
@@ -140,20 +161,56 @@ func (s *Store) read(ctx context.Context, tx pgx.Tx, k batchKeys) (snapshot, err
 	var head []byte
 	b := &pgx.Batch{}
 	b.Queue(sqlLockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.headSeq, &head) })
-	ms, ords := make([]string, len(k.orders)), make([]string, len(k.orders))
-	for j, o := range k.orders {
-		ms[j], ords[j] = o.merchant, o.order
-	}
-	b.Queue(sqlExisting, ms, ords).Query(func(rows pgx.Rows) error {
+	existing := func(rows pgx.Rows) error {
 		for rows.Next() {
 			rec, err := scanRecorded(rows)
 			if err != nil {
 				return err
 			}
-			snap.existing[orderKey{rec.Merchant, rec.OrderID}] = rec
+			snap.existing[recordKey(rec)] = rec
 		}
 		return rows.Err()
-	})
+	}
+	ms, ids := splitKeys(k.orders, func(o orderKey) string { return o.order })
+	b.Queue(sqlExisting, ms, ids).Query(existing)
+	if len(k.refunds) > 0 {
+		ms, ids := splitKeys(k.refunds, func(o orderKey) string { return o.refund })
+		b.Queue(sqlExistingRefunds, ms, ids).Query(existing)
+	}
+	if len(k.targets) > 0 {
+		snap.targets = make(map[orderKey]ledger.Refundable, len(k.targets))
+		ms, ids := splitKeys(k.targets, func(o orderKey) string { return o.order })
+		b.Queue(sqlRefundTargets, ms, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var t ledger.Refundable
+				var n int32
+				rec, err := scanRecorded(rows, &n, &t.Refunded, &t.RefundedFee)
+				if err != nil {
+					return err
+				}
+				t.Payment, t.Refunds = rec, int(n)
+				snap.targets[orderKey{merchant: rec.Merchant, order: rec.OrderID}] = t
+			}
+			return rows.Err()
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return snapshot{}, err
+		}
+		b = &pgx.Batch{}
+		seen := make(map[accountKey]bool, len(k.accounts))
+		for _, key := range k.accounts {
+			seen[key] = true
+		}
+		for _, t := range snap.targets {
+			p := t.Payment
+			for _, code := range []string{ledger.UserAccount(p.Payer), ledger.MerchantAccount(p.Merchant), ledger.FeesAccount} {
+				if key := (accountKey{code, p.Currency}); !seen[key] {
+					seen[key] = true
+					k.accounts = append(k.accounts, key)
+				}
+			}
+		}
+	}
 
 	var missing []accountKey
 	for _, key := range k.accounts {
@@ -226,6 +283,15 @@ func (s *Store) read(ctx context.Context, tx pgx.Tx, k batchKeys) (snapshot, err
 	return snap, nil
 }
 
+// splitKeys returns the merchants and ids (id(key)) of keys as two arrays.
+func splitKeys(keys []orderKey, id func(orderKey) string) ([]string, []string) {
+	ms, ids := make([]string, len(keys)), make([]string, len(keys))
+	for j, o := range keys {
+		ms[j], ids[j] = o.merchant, id(o)
+	}
+	return ms, ids
+}
+
 // write sends the plan's entries, postings, balance deltas and new head in
 // one pipelined round trip.
 func write(ctx context.Context, tx pgx.Tx, p *plan) error {
@@ -244,15 +310,15 @@ func write(ctx context.Context, tx pgx.Tx, p *plan) error {
 	return tx.SendBatch(ctx, b).Close()
 }
 
-// scanRecorded scans the columns listed in sqlExisting.
-func scanRecorded(row pgx.Row) (ledger.Recorded, error) {
+// scanRecorded scans recordedColumns, then into extra.
+func scanRecorded(row pgx.Row, extra ...any) (ledger.Recorded, error) {
 	var (
 		r        ledger.Recorded
 		kind     string
 		fp, hash []byte
 	)
-	if err := row.Scan(&r.ID, &kind, &r.Merchant, &r.OrderID, &r.Payer, &r.Currency, &r.Amount, &r.Fee,
-		&r.Description, &fp, &hash, &r.CreatedAt); err != nil {
+	if err := row.Scan(append([]any{&r.ID, &kind, &r.Merchant, &r.OrderID, &r.RefundID, &r.Payer, &r.Currency, &r.Amount, &r.Fee,
+		&r.Description, &fp, &hash, &r.CreatedAt}, extra...)...); err != nil {
 		return ledger.Recorded{}, err
 	}
 	if len(fp) != 32 || len(hash) != 32 {

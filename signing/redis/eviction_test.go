@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +77,7 @@ func TestGuardEviction(t *testing.T) {
 
 	// Full under noeviction: the SET is refused (OOM), the claim fails closed.
 	configure(t, c, "4mb", "noeviction")
-	fill(t, c)
+	srv.Fill(t)
 	err = s.Claim(ctx, "M1", "N3", ttl)
 	if !errors.Is(err, signing.ErrUnavailable) || !strings.Contains(err.Error(), "OOM") {
 		t.Fatalf("claim on a full noeviction server = %v, want ErrUnavailable (OOM)", err)
@@ -104,29 +103,5 @@ func configure(tb testing.TB, c *goredis.Client, maxmemory, policy string) {
 	}
 	if err := c.ConfigSet(ctx, "maxmemory", maxmemory).Err(); err != nil {
 		tb.Fatal(err)
-	}
-}
-
-// fill writes values until the server refuses a write for memory: large
-// ones first, then small ones, so that what is left is less than any key.
-func fill(tb testing.TB, c *goredis.Client) {
-	tb.Helper()
-	ctx := context.Background()
-	n := 0
-	for _, size := range []int{64 << 10, 64} {
-		v := strings.Repeat("x", size)
-		for {
-			n++
-			if n > 1_000_000 {
-				tb.Fatal("the server never refused a write for memory")
-			}
-			err := c.Set(ctx, "filler:"+strconv.Itoa(n), v, 0).Err()
-			if err != nil && strings.Contains(err.Error(), "OOM") {
-				break
-			}
-			if err != nil {
-				tb.Fatal(err)
-			}
-		}
 	}
 }

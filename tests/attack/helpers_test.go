@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,7 @@ import (
 	"github.com/quillpay/quill/internal/testenv"
 	"github.com/quillpay/quill/internal/tlsadmin"
 	"github.com/quillpay/quill/keys"
+	"github.com/quillpay/quill/ledger/postgres"
 	"github.com/quillpay/quill/policy"
 	"github.com/quillpay/quill/signing"
 )
@@ -56,6 +58,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if env := os.Getenv(sharedEnv); env != "" {
+		// A fuzzing worker: attack the server its coordinator started.
+		defaultSrv = attach(env)
+		os.Exit(m.Run())
+	}
 	quillBin = filepath.Join(dir, "quill")
 	cmd := exec.Command("go", "build", "-o", quillBin, "github.com/quillpay/quill/cmd/quill")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -63,6 +70,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "attack: build quill:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
+	}
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		// Fuzzing: start the shared server once, here, and let every
+		// worker process (started by m.Run, inheriting the environment)
+		// attach to it rather than start its own.
+		defaultSrv = start(mainTB{}, "shared", sharedFlags...)
+		b, _ := json.Marshal(defaultSrv.shareable())
+		os.Setenv(sharedEnv, string(b))
 	}
 	code := m.Run()
 	startedMu.Lock()
@@ -87,14 +102,14 @@ func TestMain(m *testing.M) {
 
 // processTB gives a shared server's set-up (testenv's database, temporary
 // directories) the process's lifetime instead of the first test's.
-type processTB struct{ *testing.T }
+type processTB struct{ testing.TB }
 
 func (p processTB) Cleanup(f func()) { cleanups = append(cleanups, f) }
 
 func (p processTB) TempDir() string {
 	d, err := os.MkdirTemp("", "quill-attack-")
 	if err != nil {
-		p.T.Fatal(err)
+		p.TB.Fatal(err)
 	}
 	p.Cleanup(func() { os.RemoveAll(d) })
 	return d
@@ -112,7 +127,9 @@ const (
 type server struct {
 	name      string
 	dir       string
-	dsn       string
+	dsn       string    // the test's own connection: the superuser
+	roleDSN   [3]string // the server's: owner (migrations), service, reader (auditors)
+	roles     postgres.Roles
 	base      string // https://127.0.0.1:port
 	ops       string // http://127.0.0.1:port
 	audit     string // https://127.0.0.1:port, the auditor listener
@@ -134,6 +151,9 @@ var (
 	defaultSrv  *server
 )
 
+// sharedFlags: every test's refusals share one failure window.
+var sharedFlags = []string{"--auth-fail-max", "1000000"}
+
 // shared is the server most tests attack: the default configuration but a
 // failure limit out of reach (every test's refusals share its window).
 func shared(t *testing.T) *server {
@@ -141,7 +161,9 @@ func shared(t *testing.T) *server {
 	if testing.Short() {
 		t.Skip("starts the real server")
 	}
-	defaultOnce.Do(func() { defaultSrv = start(t, "shared", "--auth-fail-max", "1000000") })
+	if defaultSrv == nil {
+		defaultOnce.Do(func() { defaultSrv = start(t, "shared", sharedFlags...) })
+	}
 	if defaultSrv == nil {
 		t.Fatal("the shared server did not start")
 	}
@@ -160,7 +182,7 @@ func freeAddr(t testing.TB) string {
 
 // start writes fresh dev material and a fresh database, starts quill serve
 // with the default configuration plus flags and waits until it is ready.
-func start(t *testing.T, name string, flags ...string) *server {
+func start(t testing.TB, name string, flags ...string) *server {
 	t.Helper()
 	tb := processTB{t}
 	ctx := context.Background()
@@ -170,7 +192,8 @@ func start(t *testing.T, name string, flags ...string) *server {
 		t.Fatal(err)
 	}
 	s.dsn = testenv.Postgres(tb)
-	reg, err := devenv.OpenRegistry(ctx, s.dsn)
+	s.leastPrivilege(t)
+	reg, err := devenv.OpenRegistry(ctx, s.roleDSN[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +230,8 @@ func start(t *testing.T, name string, flags ...string) *server {
 	s.prefix = "quill-attack:" + testenv.Random(4) + ":"
 	args := append([]string{"serve",
 		"--addr", addr, "--ops-addr", ops, "--audit-addr", audit, "--data-dir", s.dir,
-		"--pg-dsn", s.dsn, "--redis-addr", testenv.RedisAddr(t), "--redis-prefix", s.prefix,
+		"--pg-migrate-dsn", s.roleDSN[0], "--pg-dsn", s.roleDSN[1], "--pg-audit-dsn", s.roleDSN[2],
+		"--redis-addr", testenv.RedisAddr(t), "--redis-prefix", s.prefix,
 		"--redis-timeout", "2s", "--shutdown-timeout", "5s", "--conn-log-interval", "1s",
 	}, flags...)
 	s.logPath = filepath.Join(s.dir, "quill.log")
@@ -252,6 +276,114 @@ func start(t *testing.T, name string, flags ...string) *server {
 	cleanups = append(cleanups, func() { s.db.Close(context.Background()); s.rdb.Close() })
 	return s
 }
+
+// leastPrivilege gives the server's database its three roles, as the dev
+// stack and production do (docs/OPERATIONS.md "Database roles"): the
+// attacked server runs as the service role, which cannot rewrite history.
+// The database and roles are dropped once the servers have stopped.
+func (s *server) leastPrivilege(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := url.Parse(s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	s.roles, err = postgres.SetupRoles(ctx, testenv.AdminDSN(), db)
+	cleanups = append(cleanups, func() {
+		a, err := pgx.Connect(ctx, testenv.AdminDSN())
+		if err != nil {
+			return
+		}
+		defer a.Close(ctx)
+		for _, q := range []string{"DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", "DROP ROLE IF EXISTS " + s.roles.Service,
+			"DROP ROLE IF EXISTS " + s.roles.Reader, "DROP ROLE IF EXISTS " + s.roles.Owner} {
+			a.Exec(ctx, q)
+		}
+	})
+	if err != nil {
+		t.Fatalf("SetupRoles: %v", err)
+	}
+	for i, role := range []string{s.roles.Owner, s.roles.Service, s.roles.Reader} {
+		if s.roleDSN[i], err = postgres.DSN(testenv.AdminDSN(), role, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sharedEnv carries the fuzzing coordinator's shared server to its workers.
+const sharedEnv = "QUILL_ATTACK_SHARED_SERVER"
+
+// sharedServer is what a fuzzing worker needs to attack a server it did not
+// start.
+type sharedServer struct {
+	Dir, DSN, Base, Ops, Audit, Prefix string
+	RoleDSN                            [3]string
+	Roles                              postgres.Roles
+}
+
+func (s *server) shareable() sharedServer {
+	return sharedServer{s.dir, s.dsn, s.base, s.ops, s.audit, s.prefix, s.roleDSN, s.roles}
+}
+
+// attach connects to the server described by env (a sharedServer).
+func attach(env string) *server {
+	var sh sharedServer
+	if err := json.Unmarshal([]byte(env), &sh); err != nil {
+		panic(err)
+	}
+	s := &server{name: "shared", dir: sh.Dir, dsn: sh.DSN, base: sh.Base, ops: sh.Ops, audit: sh.Audit,
+		prefix: sh.Prefix, roleDSN: sh.RoleDSN, roles: sh.Roles, merchants: map[string]devenv.Merchant{}}
+	var err error
+	if err = s.load(); err == nil {
+		s.db, err = pgx.Connect(context.Background(), s.dsn)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "attack: attach to the shared server:", err)
+		os.Exit(1)
+	}
+	s.rdb = goredis.NewClient(&goredis.Options{Addr: testenv.RedisAddr(mainTB{})})
+	return s
+}
+
+// load reads the dev material: merchants, the CA, the key store.
+func (s *server) load() error {
+	for _, id := range []string{honest, other, flooding, topUp} {
+		m, err := devenv.LoadMerchant(s.dir, id)
+		if err != nil {
+			return err
+		}
+		s.merchants[id] = m
+	}
+	ca, err := os.ReadFile(filepath.Join(s.dir, "ca.pem"))
+	if err != nil {
+		return err
+	}
+	s.roots = x509.NewCertPool()
+	s.roots.AppendCertsFromPEM(ca)
+	s.platform, err = keys.OpenFileStore(filepath.Join(s.dir, "keys"), keys.FileOptions{})
+	return err
+}
+
+// mainTB lets TestMain set up a server with the helpers tests use: a
+// failure ends the process.
+type mainTB struct{ testing.TB }
+
+func (mainTB) Helper()                             {}
+func (mainTB) Name() string                        { return "TestMain" }
+func (mainTB) Cleanup(f func())                    { cleanups = append(cleanups, f) }
+func (mainTB) Logf(format string, args ...any)     { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+func (m mainTB) Errorf(format string, args ...any) { m.Fatalf(format, args...) }
+func (m mainTB) Fatal(args ...any)                 { m.Fatalf("%s", fmt.Sprint(args...)) }
+func (mainTB) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "attack: "+format+"\n", args...)
+	os.Exit(1)
+}
+func (m mainTB) TempDir() string        { return processTB{m}.TempDir() }
+func (mainTB) Context() context.Context { return context.Background() }
+func (mainTB) Setenv(string, string)    {}
+func (mainTB) Skip(...any)              {}
+func (mainTB) Failed() bool             { return false }
 
 // stop sends SIGTERM and waits for the drain (SIGKILL past 20 s).
 func (s *server) stop() {
@@ -495,15 +627,16 @@ func (s *server) send(t testing.TB, merchant, method, target string, body []byte
 
 var orderSeq atomic.Int64
 
+// newOrderID is unique across the processes of a fuzzing run too (the pid).
 func newOrderID() string {
-	return fmt.Sprintf("ORD%d%06d", time.Now().UnixMilli(), orderSeq.Add(1)%1000000)
+	return fmt.Sprintf("ORD%d%05d%06d", time.Now().UnixMilli(), os.Getpid()%100000, orderSeq.Add(1)%1000000)
 }
 
 // wallet funds a fresh wallet with amount and returns its user id and a
 // payer token for it.
 func (s *server) wallet(t testing.TB, amount string) (user, token string) {
 	t.Helper()
-	user = fmt.Sprintf("u%d", time.Now().UnixNano())
+	user = fmt.Sprintf("u%d-%d", os.Getpid(), time.Now().UnixNano())
 	body := fmt.Sprintf(`{"order_id":%q,"user_id":%q,"amount":%q,"currency":"CNY"}`, newOrderID(), user, amount)
 	if r := s.send(t, topUp, "POST", "/v1/deposits", []byte(body)); r.Status != http.StatusOK || !r.Signed {
 		t.Fatalf("deposit: %d signed=%v %s", r.Status, r.Signed, r.Body)

@@ -2,8 +2,10 @@ package attack
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -74,6 +76,22 @@ func TestMTLSMatrix(t *testing.T) {
 			}
 		})
 	}
+	t.Run("plain HTTP on the TLS port", func(t *testing.T) {
+		before := s.state(t)
+		r := s.sign(t, honest, "POST", "/v1/payments", paymentBody(newOrderID(), "1.00", tok))
+		c, err := net.Dial("tcp", hostPort(s.base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(15 * time.Second))
+		io.WriteString(c, r.raw())
+		got, _ := io.ReadAll(c)
+		if bytes.Contains(got, []byte("HTTP/")) {
+			t.Fatalf("answered in HTTP: %q", got)
+		}
+		s.unchanged(t, before)
+	})
 	if r := s.send(t, honest, "POST", "/v1/payments", paymentBody(newOrderID(), "1.00", tok)); r.Status != http.StatusOK || !r.Signed {
 		t.Fatalf("the merchant's own certificate: %d %s", r.Status, r.Body)
 	}
@@ -90,10 +108,5 @@ func (s *server) tryExchange(cert *tls.Certificate, adjust func(*tls.Config), ra
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(15 * time.Second))
 	br := bufio.NewReader(conn)
-	r, err := s.roundTrip(br, conn, raw)
-	if err != nil {
-		return nil, err
-	}
-	io.Copy(io.Discard, br)
-	return r, nil
+	return s.roundTrip(br, conn, raw)
 }

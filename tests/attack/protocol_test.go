@@ -20,12 +20,11 @@ import (
 func TestMethodNotAllowedSaysAllow(t *testing.T) {
 	s := shared(t)
 	for _, c := range []struct{ method, target, allow string }{
-		{"DELETE", "/v1/payments", "POST"},
-		{"GET", "/v1/payments", "POST"},
+		{"DELETE", "/v1/payments", "GET, POST"},
 		{"PUT", "/v1/certificates", "GET"},
 		{"POST", "/v1/payments/ORD100000000001", "GET"},
 		{"PATCH", "/v1/deposits", "POST"},
-		{"OPTIONS", "/v1/payments", "POST"},
+		{"OPTIONS", "/v1/payments", "GET, POST"},
 	} {
 		t.Run(c.method+" "+c.target, func(t *testing.T) {
 			before := s.state(t)
