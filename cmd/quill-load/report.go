@@ -59,13 +59,13 @@ type summary struct {
 
 	// Audit is the auditor side of the mixed scenario; the fields above are
 	// its payments.
-	Audit  *auditResult `json:"audit,omitempty"`
-	CPU    *cpuUse      `json:"cpu,omitempty"`
+	Audit *auditResult `json:"audit,omitempty"`
+	CPU   *cpuUse      `json:"cpu,omitempty"`
 	// LoadAverage is the machine's 1-minute load average when the timed
 	// phase started and when it ended.
-	LoadAverage [2]float64 `json:"load_average_1m"`
-	Idle   *idleResult  `json:"idle,omitempty"`
-	Ledger *checkResult `json:"ledger_check,omitempty"`
+	LoadAverage [2]float64   `json:"load_average_1m"`
+	Idle        *idleResult  `json:"idle,omitempty"`
+	Ledger      *checkResult `json:"ledger_check,omitempty"`
 
 	Passed  bool   `json:"passed"`
 	Failure string `json:"failure,omitempty"`
