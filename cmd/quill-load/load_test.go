@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -286,6 +287,32 @@ func TestSmoke(t *testing.T) {
 		}
 		if sum.Ledger.NewEntries != 150+sum.Setup.Deposits {
 			t.Errorf("ledger %+v", sum.Ledger)
+		}
+	})
+
+	t.Run("statement before the account exists", func(t *testing.T) {
+		o := s.options(scenarioMixed)
+		if err := o.validate(); err != nil {
+			t.Fatal(err)
+		}
+		g, err := newGen(o, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.merchants = []merchant{{Merchant: devenv.Merchant{ID: "NOPOSTING"}}}
+		if err := g.setupAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var cursor string
+		if _, err := g.audit.statement(ctx, &cursor); !errors.Is(err, errNotYet) {
+			t.Fatalf("statement of an account not seen yet: %v, want errNotYet", err)
+		}
+		// Once the account was seen, a 404 is a failure.
+		g.audit.noAccount.Store(false)
+		if _, err := g.audit.statement(ctx, &cursor); errors.Is(err, errNotYet) || err == nil {
+			t.Fatalf("statement of an account seen before: %v, want a not_found failure", err)
+		} else if class, _ := readClass(err); class != "audit: not_found" {
+			t.Fatalf("class %q", class)
 		}
 	})
 

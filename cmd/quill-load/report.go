@@ -220,6 +220,9 @@ func writeText(w io.Writer, s *summary) {
 			r := a.ByRead[k]
 			fmt.Fprintf(w, "    %-14s ok %d (%.1f/s), failed %d, %d items; p50 %.2f  p99 %.2f  max %.2f ms\n",
 				k, r.OK, r.Throughput, r.Failed, r.Items, r.Latency.P50, r.Latency.P99, r.Latency.Max)
+			if r.NotYet > 0 {
+				fmt.Fprintf(w, "    %-14s %d reads before the account's first posting (404, not counted)\n", "", r.NotYet)
+			}
 		}
 		fmt.Fprintf(w, "    (journal: entries %d–%d, %d rows each time)\n", a.ExportRange[0], a.ExportRange[1], a.ExportRows)
 		for _, k := range sortedKeys(a.Errors) {

@@ -44,7 +44,13 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 	}
 	sum.Setup.MerchantsCreated, sum.Setup.OnboardSeconds = created, took.Seconds()
 	sum.Setup.Merchants = len(g.merchants)
-	if err := g.waitReady(ctx); err != nil {
+	probe, err := g.newClient(g.merchants[0].Merchant, 1, o.Scheme)
+	if err != nil {
+		return nil, err
+	}
+	err = waitReady(ctx, probe)
+	probe.http.CloseIdleConnections()
+	if err != nil {
 		return nil, err
 	}
 
