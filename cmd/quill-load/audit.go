@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -32,7 +33,9 @@ import (
 //   - trial-balance: the whole ledger's trial balance as of now, which must
 //     balance in every currency;
 //   - statement: the next page (--statement-limit lines) of the paying
-//     merchant's account statement, from the first page again after the last;
+//     merchant's account statement, from the first page again after the last
+//     (on a fresh ledger the account only exists from the run's first
+//     payment: until then a 404 is counted as "not yet", not as a failure);
 //   - journal: an NDJSON export of the --export-entries entries before the
 //     run, which must hold every row it announced (Quill-Export-Rows, the
 //     Quill-Export-Complete trailer) and the same rows each time: the range
@@ -44,6 +47,9 @@ type auditor struct {
 	reads   []string
 	account string // the statement's account
 	limit   int
+	// noAccount is set while the statement's account has not been seen:
+	// it did not exist at setup and no statement read has found it since.
+	noAccount atomic.Bool
 	// The journal export's entry range and its row count at setup.
 	from, to, rows int64
 }
@@ -68,6 +74,7 @@ type auditResult struct {
 type readResult struct {
 	OK         int64   `json:"ok"`
 	Failed     int64   `json:"failed"`
+	NotYet     int64   `json:"not_yet,omitempty"` // statement reads before the account's first posting
 	Throughput float64 `json:"ok_per_second"`
 	Latency    latency `json:"latency_ms"`
 	Items      int64   `json:"items"` // accounts, statement lines or journal rows received
@@ -108,6 +115,11 @@ func (g *gen) setupAudit(ctx context.Context) error {
 	}
 	a.from, a.to = max(1, head-int64(g.o.ExportEntries)+1), head
 	if a.rows, err = a.journal(ctx); err != nil {
+		return fmt.Errorf("auditor API: %w", err)
+	}
+	var cursor string
+	a.noAccount.Store(true)
+	if _, err := a.statement(ctx, &cursor); err != nil && !errors.Is(err, errNotYet) {
 		return fmt.Errorf("auditor API: %w", err)
 	}
 	g.audit = a
@@ -179,18 +191,29 @@ func (a *auditor) trialBalance(ctx context.Context) (asOf, accounts int64, err e
 	return tb.AsOfEntry, int64(len(tb.Accounts)), nil
 }
 
+// errNotYet is a statement read of an account that did not exist yet.
+var errNotYet = errors.New("the account has no posting yet")
+
 // statement reads the statement page after *cursor (the first page when it
 // is empty) and leaves the next page's cursor there (empty after the last).
+// It returns errNotYet for a 404 not_found sent while the account had not
+// been seen.
 func (a *auditor) statement(ctx context.Context, cursor *string) (int64, error) {
 	target := "/v1/audit/accounts/" + url.PathEscape(a.account) + "/statement?limit=" + strconv.Itoa(a.limit)
 	if *cursor != "" {
 		target += "&cursor=" + url.QueryEscape(*cursor)
 	}
+	missing := a.noAccount.Load()
 	res, err := a.get(ctx, target)
+	var re *readError
+	if missing && errors.As(err, &re) && re.class == "audit: not_found" {
+		return 0, errNotYet
+	}
 	if err != nil {
 		*cursor = "" // start over rather than repeat a refused cursor
 		return 0, err
 	}
+	a.noAccount.Store(false)
 	defer res.Body.Close()
 	var st struct {
 		Lines []json.RawMessage `json:"lines"`
@@ -244,8 +267,8 @@ func (a *auditor) run(ctx context.Context, workers int, stop <-chan struct{}) *a
 	res := &auditResult{Connections: workers, Errors: map[string]int64{}, Examples: map[string]string{}, ByRead: map[string]*readResult{},
 		ExportRange: [2]int64{a.from, a.to}, ExportRows: a.rows}
 	type stats struct {
-		ok, failed, items int64
-		hist              *hdrhistogram.Histogram
+		ok, failed, notYet, items int64
+		hist                      *hdrhistogram.Histogram
 	}
 	all := newHist()
 	by := map[string]*stats{}
@@ -280,6 +303,11 @@ func (a *auditor) run(ctx context.Context, workers int, stop <-chan struct{}) *a
 					n, err = a.journal(ctx)
 				}
 				s := mine[kind]
+				if errors.Is(err, errNotYet) {
+					s.notYet++
+					time.Sleep(10 * time.Millisecond) // the first payments are on their way
+					continue
+				}
 				s.hist.RecordValue(max(1, time.Since(t0).Microseconds()))
 				if err != nil {
 					s.failed++
@@ -297,7 +325,7 @@ func (a *auditor) run(ctx context.Context, workers int, stop <-chan struct{}) *a
 			defer mu.Unlock()
 			for k, s := range mine {
 				t := by[k]
-				t.ok, t.failed, t.items = t.ok+s.ok, t.failed+s.failed, t.items+s.items
+				t.ok, t.failed, t.notYet, t.items = t.ok+s.ok, t.failed+s.failed, t.notYet+s.notYet, t.items+s.items
 				t.hist.Merge(s.hist)
 				all.Merge(s.hist)
 			}
@@ -314,7 +342,7 @@ func (a *auditor) run(ctx context.Context, workers int, stop <-chan struct{}) *a
 	wg.Wait()
 	res.Seconds = time.Since(start).Seconds()
 	for k, s := range by {
-		r := &readResult{OK: s.ok, Failed: s.failed, Items: s.items, Latency: latencyOf(s.hist)}
+		r := &readResult{OK: s.ok, Failed: s.failed, NotYet: s.notYet, Items: s.items, Latency: latencyOf(s.hist)}
 		if res.Seconds > 0 {
 			r.Throughput = float64(s.ok) / res.Seconds
 		}

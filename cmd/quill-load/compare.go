@@ -88,6 +88,7 @@ func writeTable(w io.Writer, runs []named) {
 	if cpu {
 		head += " server CPU µs/ok | generator CPU µs/ok | machine busy |"
 	}
+	head += " load avg |"
 	if idle {
 		head += " server RSS MB | KB/conn |"
 	}
@@ -146,6 +147,11 @@ func writeTable(w io.Writer, runs []named) {
 			} else {
 				fmt.Fprint(w, " – | – | – |")
 			}
+		}
+		if la := s.LoadAverage; la[0] > 0 || la[1] > 0 {
+			fmt.Fprintf(w, " %.1f → %.1f |", la[0], la[1])
+		} else {
+			fmt.Fprint(w, " – |")
 		}
 		if idle {
 			if i := s.Idle; i != nil && i.RSSHeldKB > 0 {

@@ -121,3 +121,22 @@ func machineCPU() (busy, total time.Duration, err error) {
 	}
 	return time.Duration(ticks-idle) * time.Second / userHZ, time.Duration(ticks) * time.Second / userHZ, nil
 }
+
+// loadAverage is the machine's 1-minute load average (/proc/loadavg), or -1
+// when it cannot be read: on a shared machine it says how much of the
+// figure's noise came from elsewhere.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}

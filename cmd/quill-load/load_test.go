@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -167,6 +168,9 @@ func TestSmoke(t *testing.T) {
 		if c := sum.CPU; c == nil || c.GeneratorSeconds <= 0 || c.MachineSeconds < c.GeneratorSeconds {
 			t.Fatalf("cpu %+v", sum.CPU)
 		}
+		if la := sum.LoadAverage; la[0] < 0 || la[1] < 0 {
+			t.Fatalf("load average %v", la)
+		}
 	})
 
 	t.Run("server cpu", func(t *testing.T) {
@@ -283,6 +287,32 @@ func TestSmoke(t *testing.T) {
 		}
 		if sum.Ledger.NewEntries != 150+sum.Setup.Deposits {
 			t.Errorf("ledger %+v", sum.Ledger)
+		}
+	})
+
+	t.Run("statement before the account exists", func(t *testing.T) {
+		o := s.options(scenarioMixed)
+		if err := o.validate(); err != nil {
+			t.Fatal(err)
+		}
+		g, err := newGen(o, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.merchants = []merchant{{Merchant: devenv.Merchant{ID: "NOPOSTING"}}}
+		if err := g.setupAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var cursor string
+		if _, err := g.audit.statement(ctx, &cursor); !errors.Is(err, errNotYet) {
+			t.Fatalf("statement of an account not seen yet: %v, want errNotYet", err)
+		}
+		// Once the account was seen, a 404 is a failure.
+		g.audit.noAccount.Store(false)
+		if _, err := g.audit.statement(ctx, &cursor); errors.Is(err, errNotYet) || err == nil {
+			t.Fatalf("statement of an account seen before: %v, want a not_found failure", err)
+		} else if class, _ := readClass(err); class != "audit: not_found" {
+			t.Fatalf("class %q", class)
 		}
 	})
 
@@ -411,6 +441,7 @@ func TestCompareTable(t *testing.T) {
 	group := &summary{Scenario: "hot", Scheme: schemeA, Mode: "closed", Connections: 64, OK: 8000, Throughput: 400, Ledger: &checkResult{Passed: true}}
 	one := &summary{Scenario: "hot", Mode: "closed", Connections: 64, OK: 2000, Throughput: 100, Ledger: &checkResult{}}
 	open := &summary{Scenario: "hot", Scheme: schemeA, Mode: "open", TargetRate: 200, Connections: 64, OK: 1500, Throughput: 50, Late: 7, Unsent: 500}
+	group.LoadAverage = [2]float64{3.5, 12.25}
 	b := &summary{Scenario: "mixed", Scheme: schemeB, Mode: "closed", Connections: 64, OK: 9000, Throughput: 900,
 		Audit: &auditResult{Connections: 16, OK: 300, Throughput: 30, Latency: latency{P50: 12.34, P99: 56.78}, Failed: 1}}
 	runs := []named{{"group", group}, {"one-commit", one}, {"open", open}, {"group-b", b}}
@@ -426,8 +457,8 @@ func TestCompareTable(t *testing.T) {
 			t.Errorf("row %d = %q, want prefix %q", i, lines[i+2], want)
 		}
 	}
-	if !strings.Contains(lines[2], "| pass | – | – | – | – | – |") || !strings.Contains(lines[3], "| FAIL |") || !strings.Contains(lines[4], "7 (+500 unsent)") ||
-		!strings.HasSuffix(lines[5], "| not run | 16 | 30 | 12.3 | 56.8 | 1 |") {
+	if !strings.Contains(lines[2], "| pass | – | – | – | – | – | 3.5 → 12.2 |") || !strings.Contains(lines[3], "| FAIL |") || !strings.Contains(lines[4], "7 (+500 unsent)") ||
+		!strings.HasSuffix(lines[5], "| not run | 16 | 30 | 12.3 | 56.8 | 1 | – |") {
 		t.Errorf("table:\n%s", w.String())
 	}
 

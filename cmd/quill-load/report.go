@@ -59,10 +59,13 @@ type summary struct {
 
 	// Audit is the auditor side of the mixed scenario; the fields above are
 	// its payments.
-	Audit  *auditResult `json:"audit,omitempty"`
-	CPU    *cpuUse      `json:"cpu,omitempty"`
-	Idle   *idleResult  `json:"idle,omitempty"`
-	Ledger *checkResult `json:"ledger_check,omitempty"`
+	Audit *auditResult `json:"audit,omitempty"`
+	CPU   *cpuUse      `json:"cpu,omitempty"`
+	// LoadAverage is the machine's 1-minute load average when the timed
+	// phase started and when it ended.
+	LoadAverage [2]float64   `json:"load_average_1m"`
+	Idle        *idleResult  `json:"idle,omitempty"`
+	Ledger      *checkResult `json:"ledger_check,omitempty"`
 
 	Passed  bool   `json:"passed"`
 	Failure string `json:"failure,omitempty"`
@@ -200,6 +203,9 @@ func writeText(w io.Writer, s *summary) {
 		}
 		fmt.Fprintln(w)
 	}
+	if s.LoadAverage[0] > 0 || s.LoadAverage[1] > 0 {
+		fmt.Fprintf(w, "  machine load average (1 min): %.2f at the start, %.2f at the end\n", s.LoadAverage[0], s.LoadAverage[1])
+	}
 	for _, k := range sortedKeys(s.Errors) {
 		fmt.Fprintf(w, "  error %-32s %d\n", k, s.Errors[k])
 		if ex := s.Examples[k]; ex != "" {
@@ -214,6 +220,9 @@ func writeText(w io.Writer, s *summary) {
 			r := a.ByRead[k]
 			fmt.Fprintf(w, "    %-14s ok %d (%.1f/s), failed %d, %d items; p50 %.2f  p99 %.2f  max %.2f ms\n",
 				k, r.OK, r.Throughput, r.Failed, r.Items, r.Latency.P50, r.Latency.P99, r.Latency.Max)
+			if r.NotYet > 0 {
+				fmt.Fprintf(w, "    %-14s %d reads before the account's first posting (404, not counted)\n", "", r.NotYet)
+			}
 		}
 		fmt.Fprintf(w, "    (journal: entries %d–%d, %d rows each time)\n", a.ExportRange[0], a.ExportRange[1], a.ExportRows)
 		for _, k := range sortedKeys(a.Errors) {

@@ -44,7 +44,13 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 	}
 	sum.Setup.MerchantsCreated, sum.Setup.OnboardSeconds = created, took.Seconds()
 	sum.Setup.Merchants = len(g.merchants)
-	if err := g.waitReady(ctx); err != nil {
+	probe, err := g.newClient(g.merchants[0].Merchant, 1, o.Scheme)
+	if err != nil {
+		return nil, err
+	}
+	err = waitReady(ctx, probe)
+	probe.http.CloseIdleConnections()
+	if err != nil {
 		return nil, err
 	}
 
@@ -71,9 +77,11 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 		if err := snap(); err != nil {
 			return nil, err
 		}
+		load0 := loadAverage()
 		if err := g.idle(ctx, sum); err != nil {
 			return sum, err
 		}
+		sum.LoadAverage = [2]float64{load0, loadAverage()}
 		return sum, g.finishCheck(ctx, db, before, codes, nil, sum)
 	}
 
@@ -129,6 +137,7 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 		audited = make(chan *auditResult, 1)
 		go func() { audited <- g.audit.run(ctx, o.auditors(), stopAudit) }()
 	}
+	load0 := loadAverage()
 	c0 := sampleCPU(o.ServerPID)
 	d := g.run(ctx)
 	close(stopAudit)
@@ -136,6 +145,7 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*summary, e
 		sum.Audit = <-audited
 	}
 	sum.CPU = cpuBetween(c0, sampleCPU(o.ServerPID), d.ok)
+	sum.LoadAverage = [2]float64{load0, loadAverage()}
 	sum.fill(d, o)
 
 	var want []expected
