@@ -405,3 +405,26 @@ func TestAuditEventsCommand(t *testing.T) {
 		t.Fatalf("bad action: %v", err)
 	}
 }
+
+// TestExportRefusesAFileShorterThanItsState: a file that lost its tail (a
+// system crash after the state was saved) is not extended with zeros.
+func TestExportRefusesAFileShorterThanItsState(t *testing.T) {
+	env := newAuditEnv(t)
+	env.record(t, 40)
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "cut.csv")
+	env.cutAfter.Store(2500)
+	if err := runExport(ctx, env.client, exportOptions{format: "csv", out: out, params: url.Values{}}); err == nil {
+		t.Fatal("the cut export succeeded")
+	}
+	if err := os.Truncate(out, 100); err != nil {
+		t.Fatal(err)
+	}
+	err := runExport(ctx, env.client, exportOptions{format: "csv", out: out, params: url.Values{}})
+	if err == nil || !strings.Contains(err.Error(), "export again") {
+		t.Fatalf("resume over a shortened file: %v", err)
+	}
+	if fi, _ := os.Stat(out); fi.Size() != 100 {
+		t.Fatalf("the refused resume changed the file: %d bytes", fi.Size())
+	}
+}
