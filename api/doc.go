@@ -25,6 +25,12 @@
 // are decoded and checked before any lookup, so no client byte reaches the
 // database as a 500.
 //
+// Payments, deposits and refunds are served by one create handler
+// (handleCreate): decode, field rules, record; whether a request repeats a
+// recorded one is ledger.Matches, applied by the writer when the rules pass
+// and by the handler's retry lookup when they fail for an id already
+// recorded, so the two can never disagree.
+//
 // Refused requests cost a platform signature each; FailureLimiter throttles a
 // merchant's refusals past a limit to one cached, signed 429 (scheme A; a
 // scheme B 429 is signed per request with Ed25519, since it is bound to its

@@ -17,6 +17,7 @@ import (
 // another merchant, nor turned into another listing.
 const (
 	cursorPayments = "merchant.payments"
+	cursorRefunds  = "merchant.refunds"
 )
 
 const (
@@ -183,3 +184,6 @@ func paramMalformed(err error) error {
 
 // paymentItem shows a listed payment as GET /v1/payments/{order_id} does.
 func paymentItem(rec ledger.Record) any { return toResponse(rec.Recorded) }
+
+// refundItem shows a listed refund as GET /v1/refunds/{refund_id} does.
+func refundItem(rec ledger.Record) any { return toRefundResponse(rec.Recorded) }

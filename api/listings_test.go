@@ -197,10 +197,11 @@ func (s *listingServer) get(tb testing.TB, merchant, target string) *httptest.Re
 
 type pageJSON struct {
 	Data []struct {
-		OrderID string `json:"order_id"`
-		EntryID int64  `json:"entry_id"`
-		Kind    string `json:"kind"`
-		Amount  string `json:"amount"`
+		OrderID  string `json:"order_id"`
+		RefundID string `json:"refund_id"`
+		EntryID  int64  `json:"entry_id"`
+		Kind     string `json:"kind"`
+		Amount   string `json:"amount"`
 	} `json:"data"`
 	HasMore    bool   `json:"has_more"`
 	NextCursor string `json:"next_cursor"`
@@ -224,6 +225,10 @@ func decodePage(tb testing.TB, rec *httptest.ResponseRecorder) pageJSON {
 // listAllPages follows next_cursor from target and returns the entry ids.
 func (s *listingServer) listAllPages(tb testing.TB, merchant, target string, limit int) []int64 {
 	tb.Helper()
+	path, kind := "/v1/payments", "payment"
+	if strings.HasPrefix(target, "/v1/refunds") {
+		path, kind = "/v1/refunds", "refund"
+	}
 	var ids []int64
 	p := decodePage(tb, s.get(tb, merchant, target))
 	for pages := 1; ; pages++ {
@@ -231,15 +236,15 @@ func (s *listingServer) listAllPages(tb testing.TB, merchant, target string, lim
 			tb.Fatalf("page %d: %d items with more to come, want %d", pages, len(p.Data), limit)
 		}
 		for _, d := range p.Data {
-			if d.Kind != "payment" {
-				tb.Fatalf("a %s in the payments listing", d.Kind)
+			if d.Kind != kind || (kind == "refund") != (d.RefundID != "") {
+				tb.Fatalf("a %s (refund id %q) in the %s listing", d.Kind, d.RefundID, path)
 			}
 			ids = append(ids, d.EntryID)
 		}
 		if !p.HasMore {
 			return ids
 		}
-		p = decodePage(tb, s.get(tb, merchant, fmt.Sprintf("/v1/payments?limit=%d&cursor=%s", limit, url.QueryEscape(p.NextCursor))))
+		p = decodePage(tb, s.get(tb, merchant, fmt.Sprintf("%s?limit=%d&cursor=%s", path, limit, url.QueryEscape(p.NextCursor))))
 	}
 }
 
@@ -258,6 +263,10 @@ func listingFixture() *memListings {
 			m.add("M2", ledger.KindPayment, fmt.Sprintf("ORD2%012d", i), 500, 5, 495, at)
 		case 3:
 			m.add("M1", ledger.KindDeposit, fmt.Sprintf("DEP1%012d", i), 700, 0, 0, at)
+		}
+		if i%5 == 1 { // a refund of the M1 payment just made
+			r := m.add("M1", ledger.KindRefund, fmt.Sprintf("ORD1%012d", i), 300, 3, -297, at.Add(time.Second))
+			m.recs[len(m.recs)-1].RefundID, r.RefundID = fmt.Sprintf("RF1%012d", i), fmt.Sprintf("RF1%012d", i)
 		}
 	}
 	return m
@@ -288,10 +297,17 @@ func TestListPayments(t *testing.T) {
 		{"M1", "/v1/payments?limit=2&" + q, 2, from, to},
 		{"M2", "/v1/payments?limit=2", 2, time.Time{}, time.Time{}},
 		{"M3", "/v1/payments", 100, time.Time{}, time.Time{}},
+		{"M1", "/v1/refunds?limit=2", 2, time.Time{}, time.Time{}},
+		{"M1", "/v1/refunds?limit=1&" + q, 1, from, to},
+		{"M2", "/v1/refunds", 100, time.Time{}, time.Time{}},
 	} {
 		t.Run(c.merchant+" "+c.target, func(t *testing.T) {
 			got := s.listAllPages(t, c.merchant, c.target, c.limit)
-			want := wantIDs(m, c.merchant, ledger.KindPayment, c.from, c.to)
+			kind := ledger.KindPayment
+			if strings.HasPrefix(c.target, "/v1/refunds") {
+				kind = ledger.KindRefund
+			}
+			want := wantIDs(m, c.merchant, kind, c.from, c.to)
 			if !slices.Equal(got, want) {
 				t.Fatalf("listed %v, want %v", got, want)
 			}
@@ -346,6 +362,7 @@ func TestListPaymentsRefusals(t *testing.T) {
 		{"sealed for M2 under M1's seal", "M2", "/v1/payments?cursor=" + url.QueryEscape((cursorSealer{key: s.cursor}).seal(cursorPayments+"\x00M1", forM2)), "cursor_invalid", ""},
 		{"another listing's cursor", "M1", "/v1/payments?cursor=" + url.QueryEscape((cursorSealer{key: s.cursor}).seal(cursorStatement, c)), "cursor_invalid", ""},
 		{"another server's cursor", "M1", "/v1/payments?cursor=" + url.QueryEscape(otherCur), "cursor_invalid", ""},
+		{"a payments cursor for refunds", "M1", "/v1/refunds?cursor=" + url.QueryEscape(cur), "cursor_invalid", ""},
 		{"cursor with a filter", "M1", "/v1/payments?status=succeeded&cursor=" + url.QueryEscape(cur), "malformed_request", "status"},
 		{"unknown parameter", "M1", "/v1/payments?form=2026-01-01T00:00:00Z", "malformed_request", "unknown query parameter form"},
 		{"limit zero", "M1", "/v1/payments?limit=0", "malformed_request", "limit"},

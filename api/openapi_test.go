@@ -430,6 +430,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Refund", reflect.TypeFor[refundResponse](), false},
 		{"Certificate", reflect.TypeFor[certificate](), false},
 		{"PaymentList", reflect.TypeFor[listPage](), false},
+		{"RefundList", reflect.TypeFor[listPage](), false},
 		{"Problem", reflect.TypeFor[Problem](), false},
 		{"FieldError", reflect.TypeFor[policy.FieldError](), false},
 	} {
@@ -487,10 +488,11 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /v1/payments/{order_id}": "Payment",
 		"POST /v1/deposits":           "Payment",
 		"GET /v1/certificates":        "CertificateList",
-		"POST /v1/refunds":            "Refund",
-		"GET /v1/refunds/{refund_id}": "Refund",
 		"GET /v1/payments":            "PaymentList",
 		"GET /v1/statements/{date}":   "", // text/csv
+		"POST /v1/refunds":            "Refund",
+		"GET /v1/refunds/{refund_id}": "Refund",
+		"GET /v1/refunds":             "RefundList",
 	}
 	ops := d.operations(t)
 	if got, want := sortedKeys(ops), sortedKeys(okBodies); !slices.Equal(got, want) {

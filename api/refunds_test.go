@@ -85,6 +85,24 @@ func TestRefundHandler(t *testing.T) {
 			}
 		})
 	}
+	// Rules changed since (refund ids must now look otherwise): a retry is
+	// answered from the record, a changed one still conflicts, a new refund
+	// id under the old pattern is refused.
+	f.dir.set(policy.Merchant{ID: "M1", FeeBps: 100, CanDeposit: true, Rules: policy.Rules{OrderIDPattern: `^(ORD0[0-9]{12}|NEW[0-9]{12})$`}})
+	before := f.l.records
+	if r := f.post(t, "/v1/refunds", refundBody("ORD900000000001", order, "4.00", "CNY", "cup broken")); r.Code != 200 || r.Body.String() != first.Body.String() {
+		t.Fatalf("retry after a pattern change: %d %s", r.Code, r.Body)
+	}
+	if r := f.post(t, "/v1/refunds", refundBody("ORD900000000001", order, "3.00", "CNY", "cup broken")); r.Code != 409 {
+		t.Fatalf("changed retry after a pattern change: %d %s", r.Code, r.Body)
+	}
+	if r := f.post(t, "/v1/refunds", refundBody("ORD900000000012", order, "1.00", "CNY", "")); r.Code != 422 {
+		t.Fatalf("new refund id off the new pattern: %d %s", r.Code, r.Body)
+	}
+	if f.l.records != before {
+		t.Fatal("a refund whose rules fail reached the writer")
+	}
+	f.dir.set(policy.Merchant{ID: "M1", FeeBps: 100, CanDeposit: true})
 	// The rest, then nothing more.
 	last := f.post(t, "/v1/refunds", refundBody("ORD900000000010", order, "6.00", "CNY", ""))
 	if last.Code != 200 || !strings.Contains(last.Body.String(), `"fee":"0.06"`) {

@@ -88,6 +88,8 @@ func NewHandler(d Deps) http.Handler {
 		r.Method(http.MethodGet, "/v1/certificates", handleCertificates(d.Platform))
 		r.Method(http.MethodGet, "/v1/payments", handleList(d.Listings, cursors, listing{
 			kind: ledger.KindPayment, cursor: cursorPayments, statuses: []string{"succeeded"}, item: paymentItem}))
+		r.Method(http.MethodGet, "/v1/refunds", handleList(d.Listings, cursors, listing{
+			kind: ledger.KindRefund, cursor: cursorRefunds, statuses: []string{"succeeded"}, item: refundItem}))
 		r.Method(http.MethodGet, "/v1/statements/{date}", handleMerchantStatement(d.Listings))
 	})
 	return r

@@ -127,7 +127,7 @@ func (s statement) write(ctx context.Context, w io.Writer) error {
 	totals := map[string]map[ledger.Kind]*dayTotal{} // currency → kind ("total" too)
 	row := make([]string, len(StatementColumns))
 	err := s.listings.EachRecord(ctx, s.merchant, ledger.MerchantKinds, s.span, func(rec ledger.Record) error {
-		row[0], row[1] = rec.OrderID, ""
+		row[0], row[1] = rec.OrderID, rec.RefundID // a refund's order id is its payment's
 		row[2], row[3] = strconv.FormatInt(rec.ID, 10), string(rec.Kind)
 		row[4], row[5], row[6] = money(rec.Amount, rec.Currency), money(rec.Fee, rec.Currency), money(rec.Net, rec.Currency)
 		row[7], row[8] = rec.Currency, rec.CreatedAt.In(s.loc).Format(time.RFC3339Nano)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -96,14 +97,14 @@ func TestStatement(t *testing.T) {
 				if err != nil || !at.Equal(r.CreatedAt) || !strings.HasSuffix(rows[i][8], c.zone) {
 					t.Errorf("row %d time %q, want %v in %s", i, rows[i][8], r.CreatedAt, c.zone)
 				}
-				wantRow := []string{r.OrderID, "", strconv.FormatInt(r.ID, 10), string(r.Kind),
+				wantRow := []string{r.OrderID, r.RefundID, strconv.FormatInt(r.ID, 10), string(r.Kind),
 					policy.FormatAmount(r.Amount, "CNY"), policy.FormatAmount(r.Fee, "CNY"), policy.FormatAmount(r.Net, "CNY"), "CNY", rows[i][8]}
 				if !slices.Equal(rows[i], wantRow) {
 					t.Errorf("row %d = %v, want %v", i, rows[i], wantRow)
 				}
 			}
 			var wantSummary [][]string
-			for _, k := range []string{"payment", "deposit", "total"} {
+			for _, k := range []string{"payment", "refund", "deposit", "total"} {
 				if tt := totals[k]; tt != nil && tt.count > 0 {
 					wantSummary = append(wantSummary, []string{c.date, c.zone, "CNY", k, strconv.FormatInt(tt.count, 10),
 						policy.FormatAmount(tt.amount, "CNY"), policy.FormatAmount(tt.fee, "CNY"), policy.FormatAmount(tt.net, "CNY")})
@@ -115,8 +116,8 @@ func TestStatement(t *testing.T) {
 			if !slices.EqualFunc(summary, wantSummary, slices.Equal) {
 				t.Errorf("summary %v, want %v", summary, wantSummary)
 			}
-			if c.name != "a day without entries" && (totals["payment"] == nil || totals["deposit"] == nil) {
-				t.Errorf("the day should have payments and deposits: %v", totals)
+			if c.name != "a day without entries" && (totals["payment"] == nil || totals["deposit"] == nil || totals["refund"] == nil) {
+				t.Errorf("the day should have payments, refunds and deposits: %v", totals)
 			}
 		})
 	}
@@ -224,6 +225,32 @@ func TestStatementRefusals(t *testing.T) {
 		var p Problem
 		if err := jsonUnmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != http.StatusServiceUnavailable || p.Reason != "signer_unavailable" {
 			t.Fatalf("%d %+v, want 503 signer_unavailable", rec.Code, p)
+		}
+	})
+}
+
+// FuzzParseOffset: whatever the input, parseOffset accepts exactly Z and
+// ±HH:MM within ±14:00, and an accepted offset names the zone it reads.
+func FuzzParseOffset(f *testing.F) {
+	for _, s := range []string{"Z", "+08:00", "-05:30", "+14:00", "+14:01", "+8", "+08:-1", "-00:00", "+٠٨:٠٠", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		loc, ok := parseOffset(s)
+		if !ok {
+			return
+		}
+		_, off := time.Date(2026, 1, 1, 0, 0, 0, 0, loc).Zone()
+		want := "Z"
+		if s != "Z" {
+			sign, a := "+", off
+			if off < 0 || s[0] == '-' {
+				sign, a = "-", -off
+			}
+			want = fmt.Sprintf("%s%02d:%02d", sign, a/3600, a%3600/60)
+		}
+		if want != s || off > 14*3600 || off < -14*3600 {
+			t.Fatalf("parseOffset(%q) accepted, offset %d s reads as %q", s, off, want)
 		}
 	})
 }

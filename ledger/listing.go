@@ -7,7 +7,7 @@ import (
 
 // MerchantKinds are the entry kinds a merchant's statement lists, in the
 // order its footer sums them.
-var MerchantKinds = []Kind{KindPayment, KindDeposit}
+var MerchantKinds = []Kind{KindPayment, KindRefund, KindDeposit}
 
 // Span is a resolved listing range: the entries with FromEntry <= id <=
 // ToEntry (none when ToEntry < FromEntry) whose created_at is in [From, To)
@@ -36,7 +36,8 @@ type ListQuery struct {
 // Record is one of a merchant's entries as its listings and statements show
 // it: the stored entry and Net, the change it made to the merchant's own
 // account (merchant:ID in the entry's currency) in that account's normal
-// sign: a payment credits amount-fee (Net > 0), an entry that does not touch
+// sign: a payment credits amount-fee (Net > 0), a refund debits what it
+// returns less its share of the fee (Net < 0), an entry that does not touch
 // the merchant's account (a deposit into a wallet) has Net 0.
 type Record struct {
 	Recorded

@@ -13,8 +13,11 @@
 //     pattern (Rules, DefaultRules), compiled once (Compile) and cached by
 //     the Checker.
 //   - Checker: validator/v10 struct tags plus the rules above, turning a
-//     PaymentRequest or DepositRequest into a Payment or Deposit, or into one
-//     *ValidationError listing every failing field (JSON names, stable codes).
+//     PaymentRequest, DepositRequest or RefundRequest into a Payment, Deposit
+//     or Refund, or into one *ValidationError listing every failing field
+//     (JSON names, stable codes). A refund id follows the merchant's order-id
+//     pattern; a refund is not held to the merchant's currency list or
+//     amount range (its payment bounds it, in the ledger).
 //   - TokenVerifier: payer JWT verification with a pinned algorithm, issuer,
 //     audience, expiry and a revocation Denylist; IssuePayerToken for dev tools.
 //   - ValidateMerchant: a whole merchant profile (package merchant owns the
@@ -30,8 +33,8 @@
 //
 // Field error codes: "required" and "max" (struct tags); "format",
 // "precision", "zero", "too_large", "too_small" (amount); "unsupported"
-// (currency); "pattern" (order_id, user_id); "invalid" (payer_token,
-// description).
+// (currency); "pattern" (order_id, user_id, refund_id); "invalid"
+// (payer_token, description, reason).
 //
 // Security: payer token errors wrap ErrPayerToken with a reason meant for logs;
 // the client only sees the "payer_token"/"invalid" field error. Tokens are

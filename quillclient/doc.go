@@ -83,8 +83,9 @@
 // # Listings and statements
 //
 // Client (NewClient over a Transport) reads the routes that return many
-// records: ListPayments returns a page of the merchant's own payments and
-// Payments iterates over a whole listing, following its sealed cursors;
+// records: ListPayments (ListRefunds) returns a page of the merchant's own
+// payments (refunds) and Payments (Refunds) iterates over a whole listing,
+// following its sealed cursors;
 // Statement writes a daily statement (CSV) to an io.Writer as it arrives, in
 // constant memory, checking the platform signature over every byte (scheme
 // A: the SHA-256 of TIMESTAMP\nNONCE\nBODY\n, scheme B: Content-Digest) and

@@ -136,6 +136,20 @@ func (c *Client) Payments(ctx context.Context, q ListQuery) iter.Seq2[Payment, e
 	return all(ctx, q, c.ListPayments)
 }
 
+// ListRefunds returns one page of the merchant's own refunds, oldest first,
+// as ListPayments does for payments (with the same errors).
+func (c *Client) ListRefunds(ctx context.Context, q ListQuery) (Page[Refund], error) {
+	var p Page[Refund]
+	err := c.getJSON(ctx, "/v1/refunds?"+q.values().Encode(), &p)
+	return p, err
+}
+
+// Refunds iterates over every refund of the listing q starts, as Payments
+// does.
+func (c *Client) Refunds(ctx context.Context, q ListQuery) iter.Seq2[Refund, error] {
+	return all(ctx, q, c.ListRefunds)
+}
+
 func all[T any](ctx context.Context, q ListQuery, list func(context.Context, ListQuery) (Page[T], error)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		for {

@@ -25,6 +25,7 @@ TARGETS=(
   ./api:FuzzDecodeStrict
   ./api:FuzzCursorOpen
   ./api:FuzzParseAfter
+  ./api:FuzzParseOffset
   ./audit:FuzzParseScope
   ./certs:FuzzMerchantID
   ./certs:FuzzParseCRL

@@ -36,6 +36,9 @@ if ! _have_libcrypto3 && ! { _apt_install libssl3 || _apt_install libssl3t64; };
 fi
 # The topology tests (tests/dist, signing/redis cluster tests) start their own
 # Redis Cluster nodes and pg_auto_failover formation on loopback ports.
+# The fault tests (tests/fault) start private postgres and redis-server
+# processes too: postgresql-15-auto-failover pulls in postgresql-15, whose
+# /usr/lib/postgresql/15/bin has initdb and postgres.
 command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || _apt_install redis-server redis-tools ||
   echo "WARNING: could not install redis-server/redis-tools: the Redis Cluster tests will fail" >&2
 command -v pg_autoctl >/dev/null 2>&1 || _apt_install postgresql-15-auto-failover ||

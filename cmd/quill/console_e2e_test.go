@@ -97,17 +97,30 @@ func TestConsoleDevMode(t *testing.T) {
 func TestAuditEntryVerification(t *testing.T) {
 	a := startAuditServer(t)
 	a.seedPayments()
+	// A refund is verified like any entry (its refund id is in its digests);
+	// as the last of M100's entries it is also the one tampered with below.
+	order := newOrderID()
+	if r := a.do(demoMerchant, "POST", "/v1/payments", paymentBody(order, "3.00", a.token("a1"))); r.Status != http.StatusOK {
+		t.Fatalf("payment: %d %s", r.Status, r.Body)
+	}
+	if r := a.do(demoMerchant, "POST", "/v1/refunds", refundBody(newOrderID(), order, "1.00")); r.Status != http.StatusOK {
+		t.Fatalf("refund: %d %s", r.Status, r.Body)
+	}
 	all := a.auditorToken(audit.All)
 	var tb struct {
 		AsOfEntry int64 `json:"as_of_entry"`
 	}
 	a.getJSON(all, "/v1/audit/trial-balance", &tb)
 	var m100, m200 int64
+	refunds := 0
 	for id := int64(1); id <= tb.AsOfEntry; id++ {
 		var v api.EntryVerificationJSON
 		a.getJSON(all, "/v1/audit/entries/"+strconv.FormatInt(id, 10)+"/verification", &v)
 		if !v.OK || !v.Fingerprint.OK || !v.Hash.OK || !v.Signature.OK || len(v.Failures) != 0 {
 			t.Fatalf("entry %d: %+v", id, v)
+		}
+		if v.Entry.Kind == "refund" {
+			refunds++
 		}
 		switch v.Entry.Merchant {
 		case demoMerchant:
@@ -116,8 +129,8 @@ func TestAuditEntryVerification(t *testing.T) {
 			m200 = id
 		}
 	}
-	if m100 == 0 || m200 == 0 {
-		t.Fatalf("no payments of both merchants (%d, %d)", m100, m200)
+	if m100 == 0 || m200 == 0 || refunds != 1 {
+		t.Fatalf("no payments of both merchants (%d, %d), or not one refund (%d)", m100, m200, refunds)
 	}
 	scoped := a.auditorToken(audit.Merchants(otherMerch))
 	if r := a.get(scoped, "/v1/audit/entries/"+strconv.FormatInt(m200, 10)+"/verification"); r.status != http.StatusOK {

@@ -44,17 +44,31 @@ func (h *harness) listingClient(t *testing.T, merchant string, schemeB bool) *qu
 }
 
 // TestMerchantListingsEndToEnd: over mTLS, with every response's signature
-// checked by quillclient, a merchant lists exactly its own payments page by
-// page, cannot use another merchant's cursor, and downloads a statement
-// whose rows and totals match the ledger as the test sums it from SQL.
+// checked by quillclient, in both schemes, a merchant lists exactly its own
+// payments and refunds page by page, cannot use another merchant's cursor,
+// and downloads a statement whose rows and totals match the ledger as the
+// test sums it from SQL, and whose net total is the merchant's balance.
 func TestMerchantListingsEndToEnd(t *testing.T) {
-	h := startServer(t)
+	// As production runs: the service role, which may read but not change
+	// the journal, serves the listings and statements.
+	h := startServer(t, func(h *harness, c *config) { leastPrivilege(t, c, h.dsn) })
 	ctx := context.Background()
 	h.deposit("42", "1000.00")
 	amounts := []string{"12.34", "0.01", "99.99", "5.00", "1.50", "250.00", "7.77"}
+	refunds, refundOf := 0, map[string]string{}
 	for i, a := range amounts {
-		if r := h.do(demoMerchant, "POST", "/v1/payments", paymentBody(newOrderID(), a, h.token("42"))); r.Status != http.StatusOK {
+		order := newOrderID()
+		if r := h.do(demoMerchant, "POST", "/v1/payments", paymentBody(order, a, h.token("42"))); r.Status != http.StatusOK {
 			t.Fatalf("payment: %d %s", r.Status, r.Body)
+		}
+		if i%2 == 0 { // refund part of it (all of the one-cent payment), fee share returned
+			part := map[bool]string{true: a, false: "0.01"}[a == "0.01"]
+			refundOf[order] = newOrderID() // refund ids follow the order id pattern
+			body := fmt.Sprintf(`{"refund_id":%q,"order_id":%q,"amount":%q,"currency":"CNY","reason":"e2e"}`, refundOf[order], order, part)
+			if r := h.do(demoMerchant, "POST", "/v1/refunds", []byte(body)); r.Status != http.StatusOK {
+				t.Fatalf("refund: %d %s", r.Status, r.Body)
+			}
+			refunds++
 		}
 		if i%3 == 0 {
 			if r := h.do(otherMerch, "POST", "/v1/payments", paymentBody(newOrderID(), "3.00", h.token("42"))); r.Status != http.StatusOK {
@@ -94,6 +108,22 @@ func TestMerchantListingsEndToEnd(t *testing.T) {
 			}
 			if want := sqlOrders(demoMerchant, "payment"); !slices.Equal(got, want) || len(want) != len(amounts) {
 				t.Fatalf("listed %v, the ledger has %v", got, want)
+			}
+			got = nil
+			for r, err := range m100.Refunds(ctx, quillclient.ListQuery{Limit: 2}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.MerchantID != demoMerchant || r.Kind != "refund" || r.RefundID != refundOf[r.OrderID] {
+					t.Fatalf("listed %+v", r)
+				}
+				got = append(got, r.OrderID)
+			}
+			if want := sqlOrders(demoMerchant, "refund"); !slices.Equal(got, want) || len(want) != refunds {
+				t.Fatalf("listed refunds of %v, the ledger has %v", got, want)
+			}
+			if other, err := h.listingClient(t, otherMerch, schemeB).ListRefunds(ctx, quillclient.ListQuery{}); err != nil || len(other.Data) != 0 {
+				t.Fatalf("M200 lists refunds %+v, %v: it made none", other, err)
 			}
 
 			// M200 replaying M100's cursor gets a refusal, not M100's payments.
@@ -154,7 +184,7 @@ func checkStatementAgainstLedger(t *testing.T, h *harness, merchant, day string,
 		t.Fatalf("statement layout:\n%s", body)
 	}
 	rows, summary := recs[1:split], recs[split+1:]
-	q, err := h.db.Query(context.Background(), `SELECT id, order_id, kind, amount, fee FROM entries WHERE merchant_id = $1 ORDER BY id`, merchant)
+	q, err := h.db.Query(context.Background(), `SELECT id, order_id, coalesce(refund_id, ''), kind, amount, fee FROM entries WHERE merchant_id = $1 ORDER BY id`, merchant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,17 +194,17 @@ func checkStatementAgainstLedger(t *testing.T, h *harness, merchant, day string,
 	i := 0
 	for q.Next() {
 		var (
-			id               int64
-			order, kind      string
-			amount, feeMinor int64
+			id                  int64
+			order, refund, kind string
+			amount, feeMinor    int64
 		)
-		if err := q.Scan(&id, &order, &kind, &amount, &feeMinor); err != nil {
+		if err := q.Scan(&id, &order, &refund, &kind, &amount, &feeMinor); err != nil {
 			t.Fatal(err)
 		}
 		if i >= len(rows) {
 			t.Fatalf("entry %d is not in the statement", id)
 		}
-		if row := rows[i]; row[0] != order || row[2] != strconv.FormatInt(id, 10) || row[3] != kind ||
+		if row := rows[i]; row[0] != order || row[1] != refund || row[2] != strconv.FormatInt(id, 10) || row[3] != kind ||
 			row[4] != policy.FormatAmount(amount, "CNY") || row[5] != policy.FormatAmount(feeMinor, "CNY") {
 			t.Errorf("row %v, want entry %d %s %s %d %d", row, id, order, kind, amount, feeMinor)
 		}

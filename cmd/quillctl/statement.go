@@ -18,7 +18,7 @@ func statementCmd(a *app) *cobra.Command {
 		Use:   "statement DATE",
 		Short: "Download a merchant's daily statement (CSV), streamed, and verify its signature",
 		Long: `Download the merchant's statement of DATE (YYYY-MM-DD): one CSV row per
-payment and deposit it recorded that day in the time zone --tz (a UTC offset;
+payment, refund and deposit it recorded that day in the time zone --tz (a UTC offset;
 the server's default is +08:00), then a blank line and the summary (counts and
 totals per currency and kind). The body streams in constant memory and its
 platform signature is checked over every byte (docs/PROTOCOL.md "Statements").

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -162,11 +163,31 @@ func (p *Postgres) Kill() {
 		p.proc.Kill()
 	}
 	// A postmaster that left its process group would outlive that kill.
-	if b, err := os.ReadFile(filepath.Join(p.dir, "data", "postmaster.pid")); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+	lock := filepath.Join(p.dir, "data", "postmaster.pid")
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		return
 	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || pid <= 1 {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	// Its parent (runuser) died with it, and where nothing reaps orphans
+	// (a container's init may not) it stays a zombie, which the next
+	// postmaster takes for a live one holding the lock files. A zombie holds
+	// no shared memory and no socket: its lock files are stale.
+	_ = poll(10*time.Second, 10*time.Millisecond, func() error {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil // gone
+		}
+		if _, rest, ok := strings.Cut(string(stat), ") "); ok && strings.HasPrefix(rest, "Z") {
+			os.Remove(filepath.Join(p.dir, fmt.Sprintf(".s.PGSQL.%d.lock", p.Port)))
+			return os.Remove(lock)
+		}
+		return errors.New("postmaster still exiting")
+	})
 }
 
 // Addr is host:port of the server.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,14 +39,47 @@ type Material struct {
 	profiles   []policy.Merchant
 	loaded     map[string]devenv.Merchant
 	roots      *x509.CertPool
+	mu         sync.Mutex
 	registered map[string]bool // databases the profiles were added to
+}
+
+var (
+	sharedMu       sync.Mutex
+	sharedMaterial = map[int]*Material{}
+)
+
+// SharedMaterial is NewMaterial made once per test process (per number of
+// payees) and kept until Main returns: generating the keys is the slow part
+// of a start, and Quill processes only read the material. Each database a
+// process uses is still registered once (Register).
+func SharedMaterial(tb testing.TB, payees int) *Material {
+	tb.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if m := sharedMaterial[payees]; m != nil {
+		return m
+	}
+	if state.dir == "" {
+		tb.Fatal("sandbox: call sandbox.Main from TestMain")
+	}
+	dir, err := os.MkdirTemp(state.dir, "material-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := newMaterial(tb, dir, payees)
+	sharedMaterial[payees] = m
+	return m
 }
 
 // NewMaterial writes dev material with payees payee merchants (fee 0.60%)
 // and the top-up client TopUp.
 func NewMaterial(tb testing.TB, payees int) *Material {
 	tb.Helper()
-	dir := tb.TempDir()
+	return newMaterial(tb, tb.TempDir(), payees)
+}
+
+func newMaterial(tb testing.TB, dir string, payees int) *Material {
+	tb.Helper()
 	now := time.Now()
 	if err := devenv.Init(dir, now.Add(-time.Hour)); err != nil {
 		tb.Fatal(err)
@@ -80,6 +114,8 @@ func NewMaterial(tb testing.TB, payees int) *Material {
 // profiles to its registry (StartQuill does it for its --pg-dsn).
 func (m *Material) Register(tb testing.TB, dsn string) {
 	tb.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.registered[dsn] {
 		return
 	}
@@ -139,6 +175,7 @@ type Quill struct {
 	Audit string // https://127.0.0.1:port, bearer JWT
 
 	mat     *Material
+	logDir  string
 	o       QuillOptions
 	args    []string
 	proc    *cluster.Proc
@@ -191,7 +228,10 @@ func StartQuill(tb testing.TB, m *Material, o QuillOptions) *Quill {
 // waits as StartQuill does.
 func (q *Quill) Start(tb testing.TB) {
 	tb.Helper()
-	q.proc = cluster.Start(tb, q.mat.Dir, "quill", nil, QuillBinary(tb), q.args...)
+	if q.logDir == "" {
+		q.logDir = tb.TempDir()
+	}
+	q.proc = cluster.Start(tb, q.logDir, "quill", nil, QuillBinary(tb), q.args...)
 	if q.o.ExitsAtStart {
 		err := poll(2*time.Minute, 50*time.Millisecond, func() error {
 			if q.proc.Exited() {

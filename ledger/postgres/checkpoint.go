@@ -19,7 +19,7 @@ var _ ledger.Checkpoints = (*Store)(nil)
 
 // auditChunk is how many entries AuditChain reads per round trip (a variable
 // so tests can make every range span many chunks and both readers).
-var auditChunk int64 = 2000
+var auditChunk int64 = 5000
 
 // CreateCheckpoint implements ledger.Checkpoints. Before signing it recomputes
 // the chain from the newest checkpoint to the head (and checks that

@@ -22,7 +22,7 @@ const maxListPage = 1000
 // minus the sum of its postings), read through postings_pkey and the
 // accounts key: one index probe per entry, whatever the ledger's size.
 // $2 is the merchant account prefix (ledger.MerchantAccount("")).
-const listCols = `e.id, e.kind, e.merchant_id, e.order_id, e.payer, e.currency, e.amount, e.fee,
+const listCols = `e.id, e.kind, e.merchant_id, e.order_id, coalesce(e.refund_id, ''), e.payer, e.currency, e.amount, e.fee,
 	e.description, e.fingerprint, e.hash, e.created_at,
 	coalesce((SELECT -sum(p.amount) FROM postings p
 		JOIN accounts a ON a.id = p.account_id AND a.code = $2 || e.merchant_id AND a.currency = e.currency
@@ -47,22 +47,26 @@ var (
 	WHERE e.merchant_id = $1 AND e.kind = $3 AND ` + spanFilter(4) + ` AND e.id > $8
 	ORDER BY e.id LIMIT $9`
 
-	// sqlEachRecord: the span of every merchant kind, merged in id order
-	// (one ordered index scan per kind under a Merge Append, no sort).
+	// sqlEachRecord: a chunk of the span of every merchant kind, merged in
+	// id order (one ordered index scan per kind under a Merge Append, no
+	// sort).
 	sqlEachRecord = eachRecordSQL(len(ledger.MerchantKinds))
 )
 
 // eachRecordSQL is sqlEachRecord for n kinds: $1 merchant, $2 account
-// prefix, $3..$6 span, $7.. the kinds.
+// prefix, $3..$6 span, $7 after, $8 limit, $9.. the kinds.
 func eachRecordSQL(n int) string {
 	branches := make([]string, n)
 	for i := range branches {
 		branches[i] = `(SELECT ` + listCols + ` FROM entries e
-		WHERE e.merchant_id = $1 AND e.kind = $` + strconv.Itoa(7+i) + ` AND ` + spanFilter(3) + `
-		ORDER BY e.id)`
+		WHERE e.merchant_id = $1 AND e.kind = $` + strconv.Itoa(9+i) + ` AND ` + spanFilter(3) + ` AND e.id > $7
+		ORDER BY e.id LIMIT $8)`
 	}
-	return `SELECT * FROM (` + strings.Join(branches, "\n\tUNION ALL\n\t") + `) r ORDER BY 1`
+	return `SELECT * FROM (` + strings.Join(branches, "\n\tUNION ALL\n\t") + `) r ORDER BY 1 LIMIT $8`
 }
+
+// eachChunk is how many records EachRecord reads per query.
+const eachChunk = 1000
 
 // listingSQL lists the listing statements, for TestWritePathPlans.
 var listingSQL = []string{sqlListRecords, sqlEachRecord}
@@ -125,11 +129,17 @@ func (s *Store) ListRecords(ctx context.Context, q ledger.ListQuery) (ledger.Lis
 	return page, nil
 }
 
-// EachRecord implements ledger.Listings: one query, its rows streamed as
-// they arrive (pgx reads them off the socket as Next asks), so memory does
-// not grow with the span. kinds must be ledger.MerchantKinds' length or
-// fewer; missing kinds are padded with one that matches nothing.
+// EachRecord implements ledger.Listings. It reads the span in keyset chunks
+// of eachChunk records and emits each chunk with no connection held, so
+// memory stays bounded and a slow consumer (a client downloading a
+// statement) never keeps a pool connection from the writer. kinds must be
+// ledger.MerchantKinds' length or fewer; missing kinds are padded with one
+// that matches nothing.
 func (s *Store) EachRecord(ctx context.Context, merchant string, kinds []ledger.Kind, sp ledger.Span, emit func(ledger.Record) error) error {
+	return s.eachRecord(ctx, merchant, kinds, sp, eachChunk, emit)
+}
+
+func (s *Store) eachRecord(ctx context.Context, merchant string, kinds []ledger.Kind, sp ledger.Span, size int, emit func(ledger.Record) error) error {
 	if len(kinds) > len(ledger.MerchantKinds) {
 		return fmt.Errorf("%w: %d kinds, at most %d", ledger.ErrInvalidEntry, len(kinds), len(ledger.MerchantKinds))
 	}
@@ -137,6 +147,7 @@ func (s *Store) EachRecord(ctx context.Context, merchant string, kinds []ledger.
 		return nil
 	}
 	args := append([]any{merchant, ledger.MerchantAccount("")}, spanArgs(sp)...)
+	args = append(args, int64(0), size)
 	for i := range ledger.MerchantKinds {
 		k := "" // no entry has an empty kind
 		if i < len(kinds) {
@@ -144,21 +155,35 @@ func (s *Store) EachRecord(ctx context.Context, merchant string, kinds []ledger.
 		}
 		args = append(args, k)
 	}
-	rows, err := s.pool.Query(ctx, sqlEachRecord, args...)
-	if err != nil {
-		return translate(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanListed(rows)
+	chunk := make([]ledger.Record, 0, size)
+	for {
+		rows, err := s.pool.Query(ctx, sqlEachRecord, args...)
 		if err != nil {
 			return translate(err)
 		}
-		if err := emit(r); err != nil {
-			return err
+		chunk = chunk[:0]
+		for rows.Next() {
+			r, err := scanListed(rows)
+			if err != nil {
+				rows.Close()
+				return translate(err)
+			}
+			chunk = append(chunk, r)
 		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return translate(err)
+		}
+		for _, r := range chunk {
+			if err := emit(r); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < size {
+			return nil
+		}
+		args[6] = chunk[len(chunk)-1].ID
 	}
-	return translate(rows.Err())
 }
 
 func scanListed(row pgx.Row) (ledger.Record, error) {
@@ -167,7 +192,7 @@ func scanListed(row pgx.Row) (ledger.Record, error) {
 		kind     string
 		fp, hash []byte
 	)
-	if err := row.Scan(&r.ID, &kind, &r.Merchant, &r.OrderID, &r.Payer, &r.Currency, &r.Amount, &r.Fee,
+	if err := row.Scan(&r.ID, &kind, &r.Merchant, &r.OrderID, &r.RefundID, &r.Payer, &r.Currency, &r.Amount, &r.Fee,
 		&r.Description, &fp, &hash, &r.CreatedAt, &r.Net); err != nil {
 		return ledger.Record{}, err
 	}

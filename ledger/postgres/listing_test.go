@@ -30,7 +30,11 @@ func listingLedger(tb testing.TB, s *Store) []ledger.Recorded {
 		if i%4 == 1 {
 			rec(ledger.Deposit("M1", fmt.Sprintf("D1-%02d", i), "3", "CNY", 700, ev(fmt.Sprint("d1", i))))
 		}
+		if i%3 == 1 { // a partial refund of the payment before
+			rec(ledger.Refund("M1", fmt.Sprintf("R1-%02d", i), fmt.Sprintf("P1-%02d", i-1), "CNY", int64(300+i), "refund", ev(fmt.Sprint("r1", i))))
+		}
 	}
+	rec(ledger.Refund("M2", "R2-00", "P2-00", "CNY", 500, "whole", ev("r2")))
 	return recs
 }
 
@@ -47,11 +51,15 @@ func wantRecords(recs []ledger.Recorded, merchant string, kinds []ledger.Kind, s
 }
 
 // wantNet is what a record's Net must be, from the entry's own figures: a
-// payment credits its merchant amount-fee, a deposit does not touch the
-// depositing merchant's account.
+// payment credits its merchant amount-fee, a refund debits it what it
+// returns less its share of the fee, a deposit does not touch the depositing
+// merchant's account.
 func wantNet(r ledger.Recorded) int64 {
-	if r.Kind == ledger.KindPayment {
+	switch r.Kind {
+	case ledger.KindPayment:
 		return r.Amount - r.Fee
+	case ledger.KindRefund:
+		return -(r.Amount - r.Fee)
 	}
 	return 0
 }
@@ -130,7 +138,7 @@ func TestListRecords(t *testing.T) {
 				t.Errorf("open span %+v, want entries 1..%d", sp, last.ID)
 			}
 			for _, m := range []string{"M1", "M2", "TOP"} {
-				for _, k := range []ledger.Kind{ledger.KindPayment, ledger.KindDeposit} {
+				for _, k := range ledger.MerchantKinds {
 					for _, limit := range []int{1, 2, 5, 1000} {
 						got := listAll(t, s, ledger.ListQuery{Merchant: m, Kind: k, Span: sp, Limit: limit})
 						want := wantRecords(recs, m, []ledger.Kind{k}, sp)
@@ -269,6 +277,18 @@ func TestEachRecord(t *testing.T) {
 	}
 	got := read()
 	want := wantRecords(recs, "M1", ledger.MerchantKinds, sp)
+	for _, size := range []int{1, 3, len(want), len(want) + 1} { // chunk boundaries
+		var chunked []ledger.Record
+		if err := s.eachRecord(ctx, "M1", ledger.MerchantKinds, sp, size, func(r ledger.Record) error {
+			chunked = append(chunked, r)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.EqualFunc(chunked, got, func(a, b ledger.Record) bool { return a.ID == b.ID && a.Net == b.Net }) {
+			t.Errorf("chunks of %d: %d records, want the %d of one chunk", size, len(chunked), len(got))
+		}
+	}
 	if len(got) != len(want) || len(want) < 10 {
 		t.Fatalf("%d records, want %d (of %d entries)", len(got), len(want), len(recs))
 	}
@@ -277,8 +297,13 @@ func TestEachRecord(t *testing.T) {
 		checkRecord(t, got[i], want[i])
 		kinds[got[i].Kind]++
 	}
-	if kinds[ledger.KindPayment] == 0 || kinds[ledger.KindDeposit] == 0 {
-		t.Errorf("kinds %v: the span should mix payments and deposits", kinds)
+	if kinds[ledger.KindPayment] == 0 || kinds[ledger.KindDeposit] == 0 || kinds[ledger.KindRefund] == 0 {
+		t.Errorf("kinds %v: the span should mix payments, refunds and deposits", kinds)
+	}
+	for _, r := range got {
+		if (r.Kind == ledger.KindRefund) != (r.RefundID != "") {
+			t.Errorf("entry %d, a %s, has refund id %q", r.ID, r.Kind, r.RefundID)
+		}
 	}
 	again := read()
 	if !slices.EqualFunc(got, again, func(a, b ledger.Record) bool { return a.ID == b.ID && a.Hash == b.Hash && a.Net == b.Net }) {

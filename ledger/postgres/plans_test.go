@@ -68,7 +68,7 @@ func TestWritePathPlans(t *testing.T) {
 			sqlRefund:         "('M1', 'R1')",
 			sqlBalance:        "('merchant:M1', 'CNY')",
 			sqlListRecords:    "('M1', 'merchant:', 'payment', 1, 100000, NULL, '2030-01-01T00:00:00Z', 0, 101)",
-			sqlEachRecord:     "('M1', 'merchant:', 1, 100000, '2020-01-01T00:00:00Z', NULL, 'payment', 'deposit')",
+			sqlEachRecord:     "('M1', 'merchant:', 1, 100000, '2020-01-01T00:00:00Z', NULL, 0, 1000, 'payment', 'refund', 'deposit')",
 		}
 		if _, err := db.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
 			t.Fatal(err)

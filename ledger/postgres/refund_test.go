@@ -72,6 +72,18 @@ func TestRefunds(t *testing.T) {
 		}
 	}
 
+	// A refused refund creates nothing, not even in a batch that commits: a
+	// refund of another merchant's deposit, batched with a payment.
+	mustRecord(t, s, ledger.Deposit("TOPUP", "TD1", "44", "CNY", 500, ev("td1")))
+	reqs := []*request{newRequest(payment("ORD3", "42", 10, 0)), newRequest(ledger.Refund("TOPUP", "RT1", "TD1", "CNY", 1, "", ev("rt1")))}
+	res, _, err := s.writeBatch(ctx, reqs)
+	if err != nil || res[0].err != nil || !errors.Is(res[1].err, ledger.ErrNotRefundable) {
+		t.Fatalf("batch: %v; %+v", err, res)
+	}
+	if _, err := s.Balance(ctx, "merchant:TOPUP", "CNY"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("a refused refund created merchant:TOPUP: %v", err)
+	}
+
 	// The rest of ORD1 returns the rest of its fee: 6 in all.
 	last := mustRecord(t, s, refund("RF8", "ORD1", 500))
 	if last.Fee != 6-2-1 {

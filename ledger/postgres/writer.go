@@ -201,9 +201,17 @@ func (s *Store) read(ctx context.Context, tx pgx.Tx, k *batchKeys) (snapshot, er
 		for _, key := range k.accounts {
 			seen[key] = true
 		}
-		for _, t := range snap.targets {
+		for _, tk := range k.targets {
+			t, ok := snap.targets[tk]
+			if !ok || t.Payment.Kind != ledger.KindPayment {
+				continue // refused in decide: no account of it is read, none created
+			}
 			p := t.Payment
-			for _, code := range []string{ledger.UserAccount(p.Payer), ledger.MerchantAccount(p.Merchant), ledger.FeesAccount} {
+			codes := []string{ledger.UserAccount(p.Payer), ledger.MerchantAccount(p.Merchant)}
+			if p.Fee > 0 {
+				codes = append(codes, ledger.FeesAccount)
+			}
+			for _, code := range codes {
 				if key := (accountKey{code, p.Currency}); !seen[key] {
 					seen[key] = true
 					k.accounts = append(k.accounts, key)

@@ -45,7 +45,7 @@ type env struct {
 
 // envOptions vary newEnv's stack.
 type envOptions struct {
-	payees int      // payee merchants; default 1
+	payees int      // payee merchants; default 3
 	proxy  bool     // quill reaches PostgreSQL through a sandbox.Proxy
 	args   []string // extra quill flags
 }
@@ -57,9 +57,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Skip("starts PostgreSQL, Redis and quill processes")
 	}
 	if o.payees == 0 {
-		o.payees = 1
+		o.payees = 3 // one shared material for every test
 	}
-	e := &env{pg: sandbox.StartPostgres(t), redis: sandbox.StartRedis(t), mat: sandbox.NewMaterial(t, o.payees)}
+	e := &env{pg: sandbox.StartPostgres(t), redis: sandbox.StartRedis(t), mat: sandbox.SharedMaterial(t, o.payees)}
 	e.dsn = e.pg.CreateDatabase(t, "quill")
 	qdsn := e.dsn
 	if o.proxy {
@@ -67,6 +67,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 		qdsn = "postgres://postgres@" + e.proxy.Addr + "/quill?sslmode=disable&connect_timeout=5"
 	}
 	e.q = sandbox.StartQuill(t, e.mat, sandbox.QuillOptions{DSN: qdsn, Redis: e.redis.Addr, Args: o.args})
+	// Each client fetches the platform keys once, now, rather than hundreds
+	// of concurrent first answers each fetching them.
+	for _, m := range append([]string{sandbox.TopUp}, e.mat.Payees...) {
+		if r := do(e.q, m, "GET", "/v1/certificates", nil); r.Status != http.StatusOK || r.Verified != nil {
+			t.Fatalf("GET /v1/certificates as %s: %d %s (%v)", m, r.Status, r.Body, r.Verified)
+		}
+	}
 	return e
 }
 
@@ -325,3 +332,19 @@ func (run *orderRun) check(t *testing.T, dsn string) (transport, unavailable, un
 	}
 	return
 }
+
+// do sends a signed request like q.Do and, as a client would, sends it again
+// (freshly signed: the order id makes it idempotent) when the connection
+// failed without an answer, a few times. It counts the resends in resent.
+func do(q *sandbox.Quill, merchant, method, target string, body []byte) *client.Response {
+	r := q.Do(merchant, method, target, body)
+	for i := 0; r.Status == 0 && i < 5; i++ {
+		resent.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		r = q.Do(merchant, method, target, body)
+	}
+	return r
+}
+
+// resent counts the requests do sent again.
+var resent atomic.Int64

@@ -18,13 +18,14 @@ import (
 	"github.com/quillpay/quill/policy"
 )
 
-// TestBankInvariant: concurrent random payments between many wallets and
+// TestBankInvariant: concurrent random payments and refunds between many wallets and
 // three merchants while readers take snapshot sums (one REPEATABLE READ
 // transaction each) and trial balances from the auditor API. Every read must
 // find the seeded total, no wallet below zero and every entry balanced; the
 // number of reads that did not is the violations figure, which must be 0.
 // Money only moves by the API: deposits seed the wallets, payments move it
-// to the merchants (less the fee, to platform:fees).
+// to the merchants (less the fee, to platform:fees), and partial refunds of a
+// third of the payments move some of it back.
 func TestBankInvariant(t *testing.T) {
 	e := newEnv(t, envOptions{payees: 3})
 	const wallets = 24
@@ -43,9 +44,9 @@ func TestBankInvariant(t *testing.T) {
 
 	workers, perWorker := 6, scale(40)
 	var (
-		ok, poor, violations, snapshots, trials atomic.Int64
-		done                                    = make(chan struct{})
-		writers, readers                        sync.WaitGroup
+		ok, poor, refunds, violations, snapshots, trials atomic.Int64
+		done                                             = make(chan struct{})
+		writers, readers                                 sync.WaitGroup
 	)
 	violate := func(format string, args ...any) {
 		if violations.Add(1) <= 5 {
@@ -61,15 +62,35 @@ func TestBankInvariant(t *testing.T) {
 			for range perWorker {
 				wallet := r.IntN(wallets)
 				payee := e.mat.Payees[r.IntN(len(e.mat.Payees))]
-				amount := policy.FormatAmount(1+r.Int64N(2000), "CNY") // 0.01 … 20.00
-				res := e.q.Do(payee, "POST", "/v1/payments", paymentBody(orderID(), amount, tokens[wallet]))
+				paid := 1 + r.Int64N(2000) // 0.01 … 20.00
+				amount := policy.FormatAmount(paid, "CNY")
+				order := orderID()
+				res := do(e.q, payee, "POST", "/v1/payments", paymentBody(order, amount, tokens[wallet]))
 				switch {
 				case res.Status == http.StatusOK && res.Verified == nil:
 					ok.Add(1)
 				case res.Status == http.StatusUnprocessableEntity && problemCode(res) == "insufficient_funds":
 					poor.Add(1)
+					continue
 				default:
 					t.Errorf("payment of %s from w%d: %d %s (%v)", amount, wallet, res.Status, res.Body, res.Verified)
+					continue
+				}
+				if r.IntN(3) != 0 {
+					continue
+				}
+				// A third of the payments are partly refunded: money flows
+				// back from the merchant (and the fee's share from
+				// platform:fees) to the wallet.
+				back := policy.FormatAmount(1+r.Int64N(paid), "CNY")
+				res = do(e.q, payee, "POST", "/v1/refunds", []byte(fmt.Sprintf(
+					`{"refund_id":%q,"order_id":%q,"amount":%q,"currency":"CNY","reason":"fault test"}`, orderID(), order, back)))
+				switch {
+				case res.Status == http.StatusOK && res.Verified == nil:
+					refunds.Add(1)
+				case res.Status == http.StatusUnprocessableEntity && problemCode(res) == "insufficient_funds":
+				default:
+					t.Errorf("refund of %s of %s: %d %s (%v)", back, order, res.Status, res.Body, res.Verified)
 				}
 			}
 		}()
@@ -115,11 +136,11 @@ func TestBankInvariant(t *testing.T) {
 	if err := snapshot(connect(t, e.dsn), seeded); err != nil {
 		t.Errorf("final snapshot: %v", err)
 	}
-	if ok.Load() == 0 || poor.Load() == 0 {
-		t.Errorf("%d payments accepted and %d refused for funds: the load must do both", ok.Load(), poor.Load())
+	if ok.Load() == 0 || poor.Load() == 0 || refunds.Load() == 0 {
+		t.Errorf("%d payments accepted, %d refused for funds, %d refunds: the load must do all three", ok.Load(), poor.Load(), refunds.Load())
 	}
-	t.Logf("bank invariant: %d payments accepted (%.0f transfers/s), %d refused insufficient_funds, %d snapshot sums and %d trial balances read during the load, %d violations (load %s)",
-		ok.Load(), float64(ok.Load())/elapsed.Seconds(), poor.Load(), snapshots.Load(), trials.Load(), violations.Load(), load())
+	t.Logf("bank invariant: %d payments accepted (%.0f transfers/s), %d refused insufficient_funds, %d refunds, %d snapshot sums and %d trial balances read during the load, %d violations (load %s)",
+		ok.Load(), float64(ok.Load()+refunds.Load())/elapsed.Seconds(), poor.Load(), refunds.Load(), snapshots.Load(), trials.Load(), violations.Load(), load())
 }
 
 // snapshot checks, in one REPEATABLE READ snapshot, that the debit-normal
@@ -138,15 +159,15 @@ func snapshot(c *pgx.Conn, seeded int64) error {
 		(SELECT COALESCE(SUM(p.amount), 0) FROM postings p JOIN accounts a ON a.id = p.account_id WHERE a.type IN ('asset','expense')),
 		(SELECT COALESCE(-SUM(p.amount), 0) FROM postings p JOIN accounts a ON a.id = p.account_id WHERE a.type NOT IN ('asset','expense')),
 		(SELECT count(*) FROM (SELECT a.id FROM accounts a JOIN postings p ON p.account_id = a.id
-			WHERE a.code LIKE 'user:%' GROUP BY a.id HAVING -SUM(p.amount) < 0) x),
-		(SELECT count(*) FROM balances b JOIN accounts a ON a.id = b.account_id WHERE a.code LIKE 'user:%' AND b.balance < 0),
+			WHERE a.code LIKE 'user:%' OR a.code LIKE 'merchant:%' GROUP BY a.id HAVING -SUM(p.amount) < 0) x),
+		(SELECT count(*) FROM balances b JOIN accounts a ON a.id = b.account_id WHERE (a.code LIKE 'user:%' OR a.code LIKE 'merchant:%') AND b.balance < 0),
 		(SELECT count(*) FROM (SELECT entry_id FROM postings GROUP BY entry_id HAVING SUM(amount) <> 0) x)`).
 		Scan(&debits, &credits, &negative, &negativeStored, &unbalanced)
 	if err != nil {
 		return err
 	}
 	if debits != seeded || credits != seeded || negative != 0 || negativeStored != 0 || unbalanced != 0 {
-		return fmt.Errorf("debit-normal accounts sum to %d and credit-normal ones to %d (seeded %d); %d wallets below zero by postings, %d by stored balance; %d entries unbalanced",
+		return fmt.Errorf("debit-normal accounts sum to %d and credit-normal ones to %d (seeded %d); %d wallets or merchants below zero by postings, %d by stored balance; %d entries unbalanced",
 			debits, credits, seeded, negative, negativeStored, unbalanced)
 	}
 	return nil
@@ -188,7 +209,7 @@ func trialBalance(e *env, seeded int64) error {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(a.Account, "user:") && b < 0 {
+		if (strings.HasPrefix(a.Account, "user:") || strings.HasPrefix(a.Account, "merchant:")) && b < 0 {
 			return fmt.Errorf("wallet %s at %s", a.Account, a.Balance)
 		}
 	}

@@ -20,7 +20,7 @@ func TestRedisDownAtStart(t *testing.T) {
 	}
 	pg := sandbox.StartPostgres(t)
 	rd := sandbox.NewRedis(t) // not started
-	mat := sandbox.NewMaterial(t, 1)
+	mat := sandbox.SharedMaterial(t, 3)
 	dsn := pg.CreateDatabase(t, "quill")
 	q := sandbox.StartQuill(t, mat, sandbox.QuillOptions{DSN: dsn, Redis: rd.Addr, NotReady: true})
 	e := &env{pg: pg, redis: rd, mat: mat, q: q, dsn: dsn}

@@ -40,7 +40,7 @@ func TestDoubleSpend(t *testing.T) {
 					defer wg.Done()
 					body := paymentBody(orderID(), policy.FormatAmount(tc.amount, "CNY"), token)
 					start.Wait()
-					res[j] = e.q.Do(payee, "POST", "/v1/payments", body)
+					res[j] = do(e.q, payee, "POST", "/v1/payments", body)
 				}()
 			}
 			start.Done()
@@ -86,6 +86,7 @@ func TestDuplicateStorm(t *testing.T) {
 		which[i*copies/different] = 1
 	}
 	res := make([]*client.Response, copies)
+	resentBefore := resent.Load()
 	var start, wg sync.WaitGroup
 	start.Add(1)
 	for i := range copies {
@@ -93,7 +94,7 @@ func TestDuplicateStorm(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			start.Wait()
-			res[i] = e.q.Do(payee, "POST", "/v1/payments", bodies[which[i]])
+			res[i] = do(e.q, payee, "POST", "/v1/payments", bodies[which[i]])
 		}()
 	}
 	start.Done()
@@ -139,8 +140,10 @@ func TestDuplicateStorm(t *testing.T) {
 			fresh++
 		}
 	}
-	if fresh != 1 {
-		t.Errorf("%d copies answered as the write, want exactly 1", fresh)
+	// A copy whose answer was lost and that was sent again is answered from
+	// the record: then the write's own answer may be the one lost.
+	if lost := resent.Load() - resentBefore; fresh != 1 && !(fresh == 0 && lost > 0) {
+		t.Errorf("%d copies answered as the write (%d sent again), want exactly 1", fresh, lost)
 	}
 	if b := balance(t, db, "user:storm"); b != 100000-amount {
 		t.Errorf("wallet at %d, want %d", b, 100000-amount)
