@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +27,18 @@ var ErrEvictingPolicy = errors.New("redis nonce store: eviction policy can drop 
 // wrapping signing.ErrUnavailable and ErrEvictingPolicy naming the server and
 // its policy when one may; and an error wrapping signing.ErrUnavailable when
 // the question cannot be answered (unreachable, INFO refused).
+//
+// With GuardEviction on, a pass is remembered by the guard, so the check at
+// start and /readyz's checks count as its recent passes.
 func (s *NonceStore) CheckEviction(ctx context.Context) error {
+	err := s.checkEviction(ctx)
+	if err == nil && s.guard != nil {
+		s.guard.passed.Store(time.Now().UnixNano())
+	}
+	return err
+}
+
+func (s *NonceStore) checkEviction(ctx context.Context) error {
 	if cc, ok := s.c.(*goredis.ClusterClient); ok {
 		// A master that cannot be asked is skipped: claims on its slots fail
 		// anyway, and the other masters' merchants must keep working.
@@ -70,45 +80,55 @@ func checkEviction(ctx context.Context, c goredis.Cmdable, name string) error {
 
 // evictionGuard remembers when CheckEviction last passed.
 type evictionGuard struct {
-	every    time.Duration
-	passed   atomic.Int64 // time.Now().UnixNano() of the last pass; 0 none
-	checking sync.Mutex   // one check at a time
+	every  time.Duration
+	passed atomic.Int64  // time.Now().UnixNano() of the last pass; 0 none
+	check  chan struct{} // a one-slot semaphore: one check at a time
 }
 
 // GuardEviction makes Claim fail closed (an error wrapping
 // signing.ErrUnavailable) unless CheckEviction passed recently: when the last
-// pass is older than every, the next claim runs the check first (claims
-// arriving during that check still pass if the last pass is younger than
-// 2×every, and are refused otherwise). So a server started or reconfigured
-// (CONFIG SET) with an evicting policy stops nonce claims within 2×every, and
-// one unreachable at start is checked as soon as it answers. every <= 0 turns
-// the guard off. It returns s.
+// pass is older than every, the next claim runs the check first. Claims
+// arriving during that check pass if the last pass is younger than 2×every;
+// otherwise they wait for it (within their context) and follow its result,
+// so a burst after a quiet spell is delayed by one INFO, never refused. A
+// server started or reconfigured (CONFIG SET) with an evicting policy stops
+// nonce claims within 2×every, and one unreachable at start is checked as
+// soon as it answers. every <= 0 turns the guard off. It returns s.
 func (s *NonceStore) GuardEviction(every time.Duration) *NonceStore {
 	if every <= 0 {
 		s.guard = nil
 		return s
 	}
-	s.guard = &evictionGuard{every: every}
+	s.guard = &evictionGuard{every: every, check: make(chan struct{}, 1)}
 	return s
+}
+
+// fresh reports whether the last pass is younger than d.
+func (g *evictionGuard) fresh(d time.Duration) bool {
+	last := g.passed.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < d
 }
 
 // allow runs the guard for one claim.
 func (g *evictionGuard) allow(ctx context.Context, s *NonceStore) error {
-	last := g.passed.Load()
-	age := time.Since(time.Unix(0, last))
-	if last != 0 && age < g.every {
+	if g.fresh(g.every) {
 		return nil
 	}
-	if !g.checking.TryLock() {
-		if last != 0 && age < 2*g.every {
-			return nil
+	select {
+	case g.check <- struct{}{}:
+	default:
+		if g.fresh(2 * g.every) {
+			return nil // a check is running and the last pass is recent
 		}
-		return fmt.Errorf("%w: redis: eviction policy not verified yet", signing.ErrUnavailable)
+		select {
+		case g.check <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: redis: eviction policy not verified yet: %w", signing.ErrUnavailable, ctx.Err())
+		}
 	}
-	defer g.checking.Unlock()
-	if err := s.CheckEviction(ctx); err != nil {
-		return err
+	defer func() { <-g.check }()
+	if g.fresh(g.every) { // the check this claim waited for passed
+		return nil
 	}
-	g.passed.Store(time.Now().UnixNano())
-	return nil
+	return s.CheckEviction(ctx)
 }

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,51 @@ func configure(tb testing.TB, c *goredis.Client, maxmemory, policy string) {
 	}
 	if err := c.ConfigSet(ctx, "maxmemory", maxmemory).Err(); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// A burst of concurrent claims is never refused for want of a recent check:
+// not right after the check at start (it counts as a pass), and not after a
+// quiet spell longer than twice the re-check interval, when the first claim
+// re-checks and the others wait for its result instead of failing 503.
+func TestGuardEvictionBursts(t *testing.T) {
+	srv := sandbox.StartRedis(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	configure(t, c, "64mb", "noeviction")
+	const every = 20 * time.Millisecond
+	s := redis.NewNonceStore(c, "burst:").GuardEviction(every)
+	if err := s.CheckEviction(ctx); err != nil { // what cmd/quill does at start
+		t.Fatal(err)
+	}
+	burst := func(round int) {
+		t.Helper()
+		errs := make(chan error, 64)
+		for i := range cap(errs) {
+			go func() { errs <- s.Claim(ctx, "M1", fmt.Sprintf("R%d-N%d", round, i), time.Minute) }()
+		}
+		for range cap(errs) {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: a claim in a burst was refused: %v", round, err)
+			}
+		}
+	}
+	burst(0)
+	for round := 1; round <= 3; round++ {
+		time.Sleep(3 * every) // older than 2×every: the next claim must re-check
+		burst(round)
+	}
+	// The waiting claims follow the check's result: on an evicting server
+	// every one of them fails closed.
+	time.Sleep(3 * every)
+	configure(t, c, "64mb", "allkeys-lru")
+	errs := make(chan error, 32)
+	for i := range cap(errs) {
+		go func() { errs <- s.Claim(ctx, "M1", fmt.Sprintf("E-N%d", i), time.Minute) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; !errors.Is(err, signing.ErrUnavailable) {
+			t.Fatalf("claim on an evicting server after a quiet spell = %v, want ErrUnavailable", err)
+		}
 	}
 }
