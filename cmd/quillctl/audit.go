@@ -811,15 +811,3 @@ func ndjsonPosition(line []byte) (int64, int32, bool) {
 	}
 	return *pos.EntryID, *pos.Seq, true
 }
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
