@@ -5,8 +5,10 @@ import (
 	"embed"
 	"encoding/json"
 	"io/fs"
+	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -42,7 +44,6 @@ func Handler(o Options) http.Handler {
 	if err != nil {
 		panic(err) // the embedded tree always has assets/
 	}
-	files := http.FileServerFS(static)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /console", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
@@ -87,10 +88,7 @@ func Handler(o Options) http.Handler {
 			problem(w, http.StatusNotFound, "not_found", "No such page")
 			return
 		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = p
-		w.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r2)
+		serveAsset(w, r, static, p)
 	})
 	return secure(mux)
 }
@@ -102,6 +100,27 @@ func serveIndex(w http.ResponseWriter, r *http.Request, static fs.FS) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(b)
+	}
+}
+
+// serveAsset answers one embedded asset, whole. It is not http.FileServer:
+// the assets are small, so Range requests (whose parsing is the costly part
+// of ServeContent, GO-2026-6609 on the Go this machine runs) and directory
+// listings have no use here.
+func serveAsset(w http.ResponseWriter, r *http.Request, static fs.FS, p string) {
+	name := strings.TrimPrefix(path.Clean(p), "/")
+	ctype := mime.TypeByExtension(path.Ext(name))
+	b, err := fs.ReadFile(static, name)
+	if !fs.ValidPath(name) || err != nil || ctype == "" {
+		problem(w, http.StatusNotFound, "not_found", "No such page")
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(b)

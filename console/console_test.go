@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io/fs"
@@ -39,6 +40,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		{"/console/config.json", 200, "application/json"},
 		{"/console/nope.js", 404, ""},
 		{"/console/js/", 404, ""},
+		{"/console/js", 404, ""}, // a directory is not an asset
 		{"/console/dev-token", 404, "application/problem+json"},
 	} {
 		t.Run(c.target, func(t *testing.T) {
@@ -75,6 +77,23 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 }
 
 // The pages carry no inline script or style and load nothing from elsewhere.
+// A Range header is ignored: an asset is always answered whole (the assets
+// are small, and Range parsing is what GO-2026-6609 makes costly).
+func TestAssetIgnoresRange(t *testing.T) {
+	h := Handler(Options{Log: zerolog.Nop()})
+	r := httptest.NewRequest("GET", "/console/js/app.js", nil)
+	r.Header.Set("Range", "bytes=0-0,1-1,2-2")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	want, err := assets.ReadFile("assets/js/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != http.StatusOK || !bytes.Equal(w.Body.Bytes(), want) {
+		t.Fatalf("status %d, %d bytes; want 200 and the whole %d-byte file", w.Code, w.Body.Len(), len(want))
+	}
+}
+
 func TestAssetsAreSelfContained(t *testing.T) {
 	inline := regexp.MustCompile(`(?i)<script(?:\s[^>]*)?>\s*[^<\s]|\son[a-z]+\s*=|<style|style\s*=|javascript:`)
 	external := regexp.MustCompile(`(?i)(?:src|href)\s*=\s*["']?(?:https?:)?//`)
